@@ -1,0 +1,1 @@
+//! dockwarm: keeps Docker builds warm across the git worktrees of one developer.
