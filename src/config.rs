@@ -1,0 +1,649 @@
+//! The resolved configuration of one workspace, and where each value came from.
+//!
+//! `dockwarm.toml` at the repository root wins; whatever it leaves out is derived from the
+//! compose file, then from defaults. Every value carries its origin so that `dockwarm config`
+//! can answer "why is it building *that*?".
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::compose::{self, ComposeError, ComposeFile};
+use crate::workspace::{Workspace, WorkspaceError};
+
+pub const FILE_NAME: &str = "dockwarm.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}:{line}:{column}: {message}")]
+    Toml {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error("no image to prebuild in {root}: add a compose file whose services have `build:`, or [[image]] to {FILE_NAME}")]
+    NoImages { root: String },
+    #[error("no image named `{name}`; configured images: {known}")]
+    UnknownImage { name: String, known: String },
+}
+
+/// A value and where it came from ("dockwarm.toml", "compose.yaml services.web.build", ...).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub from: String,
+}
+
+fn sourced<T>(value: T, from: impl Into<String>) -> Sourced<T> {
+    Sourced {
+        value,
+        from: from.into(),
+    }
+}
+
+/// Which client builds the dependency stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// buildx when `docker buildx` answers, else bollard.
+    Auto,
+    Buildx,
+    Bollard,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Backend::Auto),
+            "buildx" => Ok(Backend::Buildx),
+            "bollard" => Ok(Backend::Bollard),
+            other => Err(format!(
+                "unknown backend `{other}` (expected auto, buildx or bollard)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The workspace root (this checkout).
+    pub root: PathBuf,
+    /// The file the configuration was read from, if any.
+    pub file: Option<PathBuf>,
+    pub compose_file: Option<PathBuf>,
+    /// The prefix of everything shared by the repository's workspaces.
+    pub project: Sourced<String>,
+    /// This workspace's compose project (names its containers and images).
+    pub compose_project: Sourced<String>,
+    pub volumes: Vec<VolumeSpec>,
+    pub images: Vec<ImageSpec>,
+    pub backend: Sourced<Backend>,
+    pub debounce_ms: Sourced<u64>,
+    pub prune_keep: Sourced<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeSpec {
+    /// The key in `[volumes]` (or compose's top-level volume key).
+    pub key: String,
+    /// The engine's name of the volume.
+    pub name: String,
+    /// Where services mount it, when known.
+    pub target: Option<String>,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageSpec {
+    pub name: String,
+    pub from: String,
+    /// Relative to the workspace root.
+    pub context: Sourced<PathBuf>,
+    /// Relative to the workspace root.
+    pub dockerfile: Sourced<PathBuf>,
+    pub target: Sourced<Option<String>>,
+    pub deps_target: Sourced<Option<String>>,
+    pub args: BTreeMap<String, Sourced<String>>,
+    pub inputs: Sourced<Vec<String>>,
+    pub services: Sourced<Vec<String>>,
+}
+
+impl ImageSpec {
+    pub fn arg_values(&self) -> BTreeMap<String, String> {
+        self.args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect()
+    }
+}
+
+impl Config {
+    /// Selects images by name; all of them when `names` is empty.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&ImageSpec>, ConfigError> {
+        if names.is_empty() {
+            return Ok(self.images.iter().collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.images
+                    .iter()
+                    .find(|i| &i.name == n)
+                    .ok_or_else(|| ConfigError::UnknownImage {
+                        name: n.clone(),
+                        known: self
+                            .images
+                            .iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    project: Option<RawProject>,
+    volumes: Option<BTreeMap<String, String>>,
+    #[serde(rename = "image")]
+    images: Option<Vec<RawImage>>,
+    build: Option<RawBuild>,
+    watch: Option<RawWatch>,
+    prune: Option<RawPrune>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    name: String,
+    context: Option<String>,
+    dockerfile: Option<String>,
+    target: Option<String>,
+    deps_target: Option<String>,
+    #[serde(default)]
+    args: BTreeMap<String, String>,
+    #[serde(default)]
+    inputs: Vec<String>,
+    #[serde(default)]
+    services: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    backend: Option<Backend>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    debounce_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrune {
+    keep: Option<u32>,
+}
+
+/// Loads the configuration of the checkout containing `dir`.
+pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+    let ws = Workspace::discover(dir)?;
+    resolve(&ws)
+}
+
+pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
+    let toml_path = ws.root.join(FILE_NAME);
+    let (raw, file) = match std::fs::read_to_string(&toml_path) {
+        Ok(text) => (parse_toml(&text, &toml_path)?, Some(toml_path.clone())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (RawConfig::default(), None),
+        Err(e) => {
+            return Err(ConfigError::Unreadable {
+                path: toml_path.display().to_string(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let vars = compose::environment(&ws.root);
+    let compose_path = compose::find(&ws.root);
+    let compose = compose_path
+        .as_deref()
+        .map(|p| compose::load(p, &vars))
+        .transpose()?;
+    let compose_name = compose_path
+        .as_deref()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    let project = match raw.project.as_ref().and_then(|p| p.name.clone()) {
+        Some(name) => {
+            let normal = compose::normalize_project_name(&name);
+            if normal != name || name.is_empty() {
+                return Err(ConfigError::Invalid {
+                    path: toml_path.display().to_string(),
+                    message: format!("project.name `{name}` must be lower case letters, digits, `_` or `-` (e.g. `{normal}`)"),
+                });
+            }
+            sourced(name, format!("{FILE_NAME} [project] name"))
+        }
+        None => sourced(
+            compose::normalize_project_name(&ws.main_dir_name()),
+            "the main worktree's directory name",
+        ),
+    };
+
+    let compose_project = if let Some(name) = std::env::var("COMPOSE_PROJECT_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        sourced(
+            compose::normalize_project_name(&name),
+            "COMPOSE_PROJECT_NAME",
+        )
+    } else if let Some(name) = vars.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()) {
+        sourced(
+            compose::normalize_project_name(name),
+            "COMPOSE_PROJECT_NAME in .env",
+        )
+    } else if let Some(name) = compose.as_ref().and_then(|c| c.name.clone()) {
+        sourced(
+            compose::normalize_project_name(&name),
+            format!("{compose_name} name"),
+        )
+    } else {
+        sourced(
+            compose::normalize_project_name(&ws.dir_name()),
+            "the workspace's directory name",
+        )
+    };
+
+    let volumes = resolve_volumes(&raw, compose.as_ref(), &project.value, &compose_name);
+    let images = resolve_images(&raw, compose.as_ref(), &compose_name, ws, &toml_path)?;
+
+    let backend = match std::env::var("DOCKWARM_BACKEND")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        Some(b) => sourced(
+            b.parse().map_err(|m| ConfigError::Invalid {
+                path: "DOCKWARM_BACKEND".into(),
+                message: m,
+            })?,
+            "DOCKWARM_BACKEND",
+        ),
+        None => match raw.build.as_ref().and_then(|b| b.backend) {
+            Some(b) => sourced(b, format!("{FILE_NAME} [build] backend")),
+            None => sourced(Backend::Auto, "default"),
+        },
+    };
+    let debounce_ms = match raw.watch.as_ref().and_then(|w| w.debounce_ms) {
+        Some(ms) => sourced(ms, format!("{FILE_NAME} [watch] debounce_ms")),
+        None => sourced(500, "default"),
+    };
+    let prune_keep = match raw.prune.as_ref().and_then(|p| p.keep) {
+        Some(k) => sourced(k, format!("{FILE_NAME} [prune] keep")),
+        None => sourced(3, "default"),
+    };
+    Ok(Config {
+        root: ws.root.clone(),
+        file,
+        compose_file: compose_path,
+        project,
+        compose_project,
+        volumes,
+        images,
+        backend,
+        debounce_ms,
+        prune_keep,
+    })
+}
+
+fn parse_toml(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        ConfigError::Toml {
+            path: path.display().to_string(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+fn resolve_volumes(
+    raw: &RawConfig,
+    compose: Option<&ComposeFile>,
+    project: &str,
+    compose_name: &str,
+) -> Vec<VolumeSpec> {
+    if let Some(vols) = &raw.volumes {
+        return vols
+            .iter()
+            .map(|(key, target)| VolumeSpec {
+                key: key.clone(),
+                name: format!("{project}_{key}"),
+                target: Some(target.clone()),
+                from: format!("{FILE_NAME} [volumes] {key}"),
+            })
+            .collect();
+    }
+    // Without [volumes], the compose file's external volumes are the shared ones: compose
+    // refuses to start without them, and they are the only ones not made per workspace.
+    compose
+        .map(|c| {
+            c.volumes
+                .iter()
+                .filter(|v| v.external)
+                .map(|v| VolumeSpec {
+                    key: v.key.clone(),
+                    name: v.name.clone().unwrap_or_else(|| v.key.clone()),
+                    target: None,
+                    from: format!("{compose_name} volumes.{} (external)", v.key),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn resolve_images(
+    raw: &RawConfig,
+    compose: Option<&ComposeFile>,
+    compose_name: &str,
+    ws: &Workspace,
+    toml_path: &Path,
+) -> Result<Vec<ImageSpec>, ConfigError> {
+    let compose_dir = compose
+        .and_then(|c| c.path.parent())
+        .unwrap_or(&ws.root)
+        .strip_prefix(&ws.root)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let from_compose = |b: &compose::Build| -> (PathBuf, PathBuf) {
+        let context = clean(&compose_dir.join(&b.context));
+        let dockerfile = clean(&context.join(&b.dockerfile));
+        (context, dockerfile)
+    };
+    if let Some(raws) = &raw.images {
+        let mut images = Vec::new();
+        for (i, r) in raws.iter().enumerate() {
+            let here = format!("{FILE_NAME} image[{i}]");
+            if r.name.is_empty() || images.iter().any(|x: &ImageSpec| x.name == r.name) {
+                return Err(ConfigError::Invalid {
+                    path: toml_path.display().to_string(),
+                    message: format!("[[image]] #{} needs a unique, non-empty `name`", i + 1),
+                });
+            }
+            // Fields the toml leaves out come from the first listed service's `build:`.
+            let svc = r.services.first().and_then(|s| {
+                compose?
+                    .services
+                    .iter()
+                    .find(|x| &x.name == s)?
+                    .build
+                    .as_ref()
+                    .map(|b| (s, b))
+            });
+            let svc_from = |field: &str| {
+                svc.map(|(s, _)| format!("{compose_name} services.{s}.build{field}"))
+                    .unwrap_or_else(|| "default".into())
+            };
+            let context = match &r.context {
+                Some(c) => sourced(clean(Path::new(c)), format!("{here} context")),
+                None => sourced(
+                    svc.map(|(_, b)| from_compose(b).0).unwrap_or_default(),
+                    svc_from(".context"),
+                ),
+            };
+            let dockerfile = match &r.dockerfile {
+                Some(d) => sourced(clean(&context.value.join(d)), format!("{here} dockerfile")),
+                None => match svc {
+                    Some((_, b)) if r.context.is_none() => {
+                        sourced(from_compose(b).1, svc_from(".dockerfile"))
+                    }
+                    _ => sourced(clean(&context.value.join("Dockerfile")), "default"),
+                },
+            };
+            let target = match &r.target {
+                Some(t) => sourced(Some(t.clone()), format!("{here} target")),
+                None => sourced(svc.and_then(|(_, b)| b.target.clone()), svc_from(".target")),
+            };
+            let mut args: BTreeMap<String, Sourced<String>> = svc
+                .map(|(_, b)| {
+                    b.args
+                        .iter()
+                        .map(|(k, v)| (k.clone(), sourced(v.clone(), svc_from(".args"))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (k, v) in &r.args {
+                args.insert(k.clone(), sourced(v.clone(), format!("{here} args")));
+            }
+            images.push(ImageSpec {
+                name: r.name.clone(),
+                from: here.clone(),
+                context,
+                dockerfile,
+                target,
+                deps_target: sourced(
+                    r.deps_target.clone(),
+                    if r.deps_target.is_some() {
+                        format!("{here} deps_target")
+                    } else {
+                        "derived from the Dockerfile".into()
+                    },
+                ),
+                args,
+                inputs: sourced(
+                    r.inputs.clone(),
+                    if r.inputs.is_empty() {
+                        "default".into()
+                    } else {
+                        format!("{here} inputs")
+                    },
+                ),
+                services: sourced(
+                    r.services.clone(),
+                    if r.services.is_empty() {
+                        "default".into()
+                    } else {
+                        format!("{here} services")
+                    },
+                ),
+            });
+        }
+        return Ok(images);
+    }
+
+    // One image per distinct `build:`, named after the first service that uses it.
+    let mut images: Vec<ImageSpec> = Vec::new();
+    let mut seen: Vec<compose::Build> = Vec::new();
+    for svc in compose.map(|c| c.services.as_slice()).unwrap_or_default() {
+        let Some(build) = &svc.build else { continue };
+        if let Some(i) = seen.iter().position(|b| b == build) {
+            images[i].services.value.push(svc.name.clone());
+            continue;
+        }
+        seen.push(build.clone());
+        let (context, dockerfile) = from_compose(build);
+        let at = format!("{compose_name} services.{}.build", svc.name);
+        images.push(ImageSpec {
+            name: svc.name.clone(),
+            from: at.clone(),
+            context: sourced(context, format!("{at}.context")),
+            dockerfile: sourced(dockerfile, format!("{at}.dockerfile")),
+            target: sourced(build.target.clone(), format!("{at}.target")),
+            deps_target: sourced(None, "derived from the Dockerfile"),
+            args: build
+                .args
+                .iter()
+                .map(|(k, v)| (k.clone(), sourced(v.clone(), format!("{at}.args"))))
+                .collect(),
+            inputs: sourced(Vec::new(), "default"),
+            services: sourced(vec![svc.name.clone()], format!("{compose_name} services")),
+        });
+    }
+    if images.is_empty() && compose.is_none() && ws.root.join("Dockerfile").is_file() {
+        images.push(ImageSpec {
+            name: "app".into(),
+            from: "the Dockerfile at the workspace root".into(),
+            context: sourced(PathBuf::new(), "default"),
+            dockerfile: sourced(PathBuf::from("Dockerfile"), "default"),
+            target: sourced(None, "default"),
+            deps_target: sourced(None, "derived from the Dockerfile"),
+            args: BTreeMap::new(),
+            inputs: sourced(Vec::new(), "default"),
+            services: sourced(Vec::new(), "default"),
+        });
+    }
+    if images.is_empty() {
+        return Err(ConfigError::NoImages {
+            root: ws.root.display().to_string(),
+        });
+    }
+    Ok(images)
+}
+
+/// Lexically normalises a relative path (`./a/../b` → `b`), so that equal builds compare equal
+/// and paths print the way users wrote them.
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn make_ws(files: &[(&str, &str)]) -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("My Repo");
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        for (name, text) in files {
+            let p = root.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let ws = Workspace {
+            root: root.clone(),
+            main_root: root,
+        };
+        (dir, ws)
+    }
+
+    #[test]
+    fn images_are_derived_from_compose_builds() {
+        let (_d, ws) = make_ws(&[(
+            "compose.yaml",
+            "services:\n  web:\n    build: .\n  worker:\n    build: .\n  api:\n    build:\n      context: ./api\n      target: runtime\n      args: {PY: '3.12'}\n",
+        )]);
+        let c = resolve(&ws).unwrap();
+        assert_eq!(c.project.value, "myrepo");
+        assert_eq!(c.images.len(), 2);
+        assert_eq!(c.images[0].name, "web");
+        assert_eq!(c.images[0].services.value, vec!["web", "worker"]);
+        assert_eq!(c.images[0].dockerfile.value, PathBuf::from("Dockerfile"));
+        assert_eq!(c.images[1].context.value, PathBuf::from("api"));
+        assert_eq!(
+            c.images[1].dockerfile.value,
+            PathBuf::from("api/Dockerfile")
+        );
+        assert_eq!(c.images[1].target.value.as_deref(), Some("runtime"));
+        assert_eq!(c.images[1].args["PY"].value, "3.12");
+        assert!(c.images[1].args["PY"].from.contains("services.api.build"));
+    }
+
+    #[test]
+    fn toml_overrides_and_fills_from_compose() {
+        let (_d, ws) = make_ws(&[
+            ("compose.yaml", "services:\n  web:\n    build:\n      context: .\n      dockerfile: docker/Dockerfile\n      target: runtime\n"),
+            ("dockwarm.toml", "[project]\nname = \"adcp\"\n[volumes]\nuv = \"/cache/uv\"\n[[image]]\nname = \"app\"\nservices = [\"web\"]\ndeps_target = \"deps\"\nargs = { A = \"1\" }\n[watch]\ndebounce_ms = 200\n"),
+        ]);
+        let c = resolve(&ws).unwrap();
+        assert_eq!(c.project.value, "adcp");
+        assert_eq!(c.volumes[0].name, "adcp_uv");
+        let app = &c.images[0];
+        assert_eq!(app.dockerfile.value, PathBuf::from("docker/Dockerfile"));
+        assert_eq!(app.target.value.as_deref(), Some("runtime"));
+        assert_eq!(app.deps_target.value.as_deref(), Some("deps"));
+        assert_eq!(c.debounce_ms.value, 200);
+    }
+
+    #[test]
+    fn malformed_toml_names_file_line_and_column() {
+        let (_d, ws) = make_ws(&[(
+            "dockwarm.toml",
+            "[project]\nname = \"a\"\n[[image]]\nname = 3\n",
+        )]);
+        let err = resolve(&ws).unwrap_err().to_string();
+        assert!(err.contains("dockwarm.toml:4:8:"), "{err}");
+        let (_d, ws) = make_ws(&[("dockwarm.toml", "[project]\nnmae = \"a\"\n")]);
+        let err = resolve(&ws).unwrap_err().to_string();
+        assert!(
+            err.contains("dockwarm.toml:2:1:") && err.contains("nmae"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn external_compose_volumes_are_the_shared_ones() {
+        let (_d, ws) = make_ws(&[(
+            "docker-compose.yml",
+            "name: demo\nservices:\n  a:\n    build: .\nvolumes:\n  uv:\n    external: true\n    name: demo_uv\n  data: {}\n",
+        )]);
+        let c = resolve(&ws).unwrap();
+        assert_eq!(c.compose_project.value, "demo");
+        assert_eq!(c.volumes.len(), 1);
+        assert_eq!(c.volumes[0].name, "demo_uv");
+    }
+
+    #[test]
+    fn nothing_to_build_is_explained() {
+        let (_d, ws) = make_ws(&[("compose.yaml", "services:\n  db:\n    image: postgres\n")]);
+        assert!(matches!(resolve(&ws), Err(ConfigError::NoImages { .. })));
+    }
+}

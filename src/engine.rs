@@ -1,0 +1,306 @@
+//! The connection to the Docker engine.
+//!
+//! dockwarm finds the engine the way the docker CLI does, so that it builds on the same engine
+//! the user's own `docker compose build` talks to: `DOCKER_HOST`, else the current docker context
+//! (`DOCKER_CONTEXT`, else `currentContext` in `~/.docker/config.json`), else the default socket
+//! paths of Linux, Docker Desktop, Colima and OrbStack.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+use sha2::{Digest, Sha256};
+
+/// Labels that mark what dockwarm created; nothing without `MANAGED` is ever removed.
+pub mod labels {
+    pub const MANAGED: &str = "dev.dockwarm.managed";
+    pub const PROJECT: &str = "dev.dockwarm.project";
+    pub const FINGERPRINT: &str = "dev.dockwarm.fingerprint";
+    pub const IMAGE: &str = "dev.dockwarm.image";
+}
+
+/// How long a request may take before we call the engine unreachable. Generous enough for a
+/// loaded laptop, short enough that a stopped Docker Desktop is reported instead of hanging.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {endpoint} ({source_desc}): {reason}; {hint}")]
+    Unreachable {
+        endpoint: String,
+        source_desc: String,
+        reason: String,
+        hint: String,
+    },
+    #[error(
+        "DOCKER_HOST={0} uses a scheme dockwarm does not support (use unix://, tcp:// or http://)"
+    )]
+    UnsupportedScheme(String),
+    #[error("docker context `{name}` named by {origin} has no metadata in {dir}; run `docker context ls` to check it")]
+    UnknownContext {
+        name: String,
+        origin: String,
+        dir: String,
+    },
+    #[error("cannot read {path}: {reason}")]
+    DockerConfig { path: String, reason: String },
+    #[error("Docker engine request failed: {0}")]
+    Api(#[from] bollard::errors::Error),
+}
+
+/// Where the engine endpoint came from, for `doctor` and for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `unix:///var/run/docker.sock` or `tcp://host:port`.
+    pub host: String,
+    /// "DOCKER_HOST", "docker context `colima`", "default socket (Docker Desktop)", ...
+    pub origin: String,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (from {})", self.host, self.origin)
+    }
+}
+
+/// Resolves the endpoint without touching the network.
+pub fn resolve_endpoint() -> Result<Endpoint, EngineError> {
+    if let Some(host) = non_empty_env("DOCKER_HOST") {
+        return Ok(Endpoint {
+            host,
+            origin: "DOCKER_HOST".into(),
+        });
+    }
+    let config_dir = docker_config_dir();
+    let (context, origin) = match non_empty_env("DOCKER_CONTEXT") {
+        Some(name) => (Some(name), "DOCKER_CONTEXT".to_string()),
+        None => (
+            current_context(&config_dir.join("config.json"))?,
+            format!("{}", config_dir.join("config.json").display()),
+        ),
+    };
+    if let Some(name) = context.filter(|n| n != "default") {
+        return context_endpoint(&config_dir, &name, &origin);
+    }
+    Ok(default_socket())
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+fn docker_config_dir() -> PathBuf {
+    non_empty_env("DOCKER_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(".docker"))
+}
+
+fn current_context(config_json: &Path) -> Result<Option<String>, EngineError> {
+    let text = match std::fs::read_to_string(config_json) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(EngineError::DockerConfig {
+                path: config_json.display().to_string(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| EngineError::DockerConfig {
+            path: config_json.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(value
+        .get("currentContext")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string))
+}
+
+/// Context metadata lives in `contexts/meta/<sha256 of the name>/meta.json`, as the CLI stores it.
+fn context_endpoint(config_dir: &Path, name: &str, origin: &str) -> Result<Endpoint, EngineError> {
+    let dir = config_dir
+        .join("contexts/meta")
+        .join(hex::encode(Sha256::digest(name.as_bytes())));
+    let meta = dir.join("meta.json");
+    let text = std::fs::read_to_string(&meta).map_err(|_| EngineError::UnknownContext {
+        name: name.into(),
+        origin: origin.into(),
+        dir: dir.display().to_string(),
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| EngineError::DockerConfig {
+            path: meta.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let host = value
+        .pointer("/Endpoints/docker/Host")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| EngineError::DockerConfig {
+            path: meta.display().to_string(),
+            reason: "no Endpoints.docker.Host".into(),
+        })?;
+    Ok(Endpoint {
+        host: host.to_string(),
+        origin: format!("docker context `{name}`"),
+    })
+}
+
+/// The first default socket that exists; Linux's path when none does, so the error names it.
+fn default_socket() -> Endpoint {
+    let home = home();
+    let candidates = [
+        (PathBuf::from("/var/run/docker.sock"), "default socket"),
+        (
+            home.join(".docker/run/docker.sock"),
+            "Docker Desktop socket",
+        ),
+        (home.join(".colima/default/docker.sock"), "Colima socket"),
+        (home.join(".colima/docker.sock"), "Colima socket"),
+        (home.join(".orbstack/run/docker.sock"), "OrbStack socket"),
+    ];
+    let (path, origin) = candidates
+        .iter()
+        .find(|(p, _)| p.exists())
+        .unwrap_or(&candidates[0]);
+    Endpoint {
+        host: format!("unix://{}", path.display()),
+        origin: origin.to_string(),
+    }
+}
+
+fn start_hint(endpoint: &Endpoint) -> String {
+    if endpoint.origin.contains("Desktop") {
+        "start Docker Desktop".into()
+    } else if endpoint.origin.contains("Colima") {
+        "run `colima start`".into()
+    } else if endpoint.origin.contains("OrbStack") {
+        "start OrbStack".into()
+    } else if cfg!(target_os = "macos") {
+        "start Docker Desktop, Colima or OrbStack, or set DOCKER_HOST".into()
+    } else {
+        "start it with `sudo systemctl start docker` (or `sudo dockerd &`), or set DOCKER_HOST"
+            .into()
+    }
+}
+
+/// A connected engine: the client, where it points, and the API version both sides speak.
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    pub endpoint: Endpoint,
+}
+
+impl Engine {
+    /// Connects and negotiates the API version; fails fast with a one-line hint when the engine
+    /// does not answer.
+    pub async fn connect() -> Result<Engine, EngineError> {
+        let endpoint = resolve_endpoint()?;
+        Self::connect_to(endpoint).await
+    }
+
+    pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
+        let unreachable = |reason: String| EngineError::Unreachable {
+            endpoint: endpoint.host.clone(),
+            source_desc: endpoint.origin.clone(),
+            reason,
+            hint: start_hint(&endpoint),
+        };
+        let timeout = CONNECT_TIMEOUT.as_secs();
+        let version = bollard::API_DEFAULT_VERSION;
+        let host = endpoint.host.as_str();
+        let docker = if let Some(path) = host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, timeout, version)
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            Docker::connect_with_http(host, timeout, version)
+        } else if host.starts_with('/') {
+            Docker::connect_with_unix(host, timeout, version)
+        } else {
+            return Err(EngineError::UnsupportedScheme(host.to_string()));
+        }
+        .map_err(|e| unreachable(short_reason(&e)))?;
+        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable("no answer within 5 s".into()))?
+            .map_err(|e| unreachable(short_reason(&e)))?;
+        // Builds and long listings must not be cut off by the connect timeout.
+        let docker = docker.with_timeout(Duration::from_secs(3600));
+        Ok(Engine { docker, endpoint })
+    }
+
+    /// The API version negotiated with the engine, e.g. "1.41".
+    pub fn api_version(&self) -> String {
+        let v = self.docker.client_version();
+        format!("{}.{}", v.major_version, v.minor_version)
+    }
+
+    /// The ID of a local image, or None when the engine does not have it.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(image.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// True for the engine's 404: a missing image, volume or container.
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn short_reason(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::SocketNotFoundError(path) => format!("no socket at {path}"),
+        other => {
+            let text = other.to_string();
+            text.lines().next().unwrap_or_default().to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_metadata_is_found_by_the_hash_of_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = hex::encode(Sha256::digest(b"colima"));
+        let meta = dir.path().join("contexts/meta").join(hash);
+        std::fs::create_dir_all(&meta).unwrap();
+        std::fs::write(
+            meta.join("meta.json"),
+            r#"{"Name":"colima","Endpoints":{"docker":{"Host":"unix:///Users/me/.colima/default/docker.sock"}}}"#,
+        )
+        .unwrap();
+        let e = context_endpoint(dir.path(), "colima", "test").unwrap();
+        assert_eq!(e.host, "unix:///Users/me/.colima/default/docker.sock");
+        assert!(context_endpoint(dir.path(), "nope", "test").is_err());
+    }
+
+    #[test]
+    fn current_context_is_read_from_config_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        assert_eq!(current_context(&path).unwrap(), None);
+        std::fs::write(&path, r#"{"auths":{},"currentContext":"orbstack"}"#).unwrap();
+        assert_eq!(current_context(&path).unwrap().as_deref(), Some("orbstack"));
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(current_context(&path).is_err());
+    }
+}

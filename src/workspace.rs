@@ -1,0 +1,139 @@
+//! Which checkout we are in: the workspace root and the repository's main worktree.
+//!
+//! Read straight from the `.git` file/dir rather than through libgit2, because this runs in every
+//! git hook and must cost microseconds. A linked worktree's `.git` is a file naming its private
+//! git dir, whose `commondir` names the main repository's git dir.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error(
+        "{0} is not inside a git repository; run dockwarm from a checkout (or `git init` first)"
+    )]
+    NotARepository(String),
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// The top of this checkout (where `dockwarm.toml` and the compose file live).
+    pub root: PathBuf,
+    /// The top of the repository's main worktree (equal to `root` outside linked worktrees).
+    pub main_root: PathBuf,
+}
+
+impl Workspace {
+    /// Finds the checkout containing `start`.
+    pub fn discover(start: &Path) -> Result<Workspace, WorkspaceError> {
+        let start = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
+        let mut dir = start.as_path();
+        loop {
+            let dotgit = dir.join(".git");
+            if dotgit.is_dir() {
+                return Ok(Workspace {
+                    root: dir.to_path_buf(),
+                    main_root: dir.to_path_buf(),
+                });
+            }
+            if dotgit.is_file() {
+                let main_root = main_root_of_linked(&dotgit)?.unwrap_or_else(|| dir.to_path_buf());
+                return Ok(Workspace {
+                    root: dir.to_path_buf(),
+                    main_root,
+                });
+            }
+            match dir.parent() {
+                Some(parent) => dir = parent,
+                None => return Err(WorkspaceError::NotARepository(start.display().to_string())),
+            }
+        }
+    }
+
+    /// The name of the directory of this checkout.
+    pub fn dir_name(&self) -> String {
+        dir_name(&self.root)
+    }
+
+    pub fn main_dir_name(&self) -> String {
+        dir_name(&self.main_root)
+    }
+}
+
+fn dir_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// `gitdir: <path>` → `<path>/commondir` → the main git dir, whose parent is the main worktree.
+/// Submodules also have a `.git` file but no `commondir`: they are their own main worktree.
+fn main_root_of_linked(dotgit: &Path) -> Result<Option<PathBuf>, WorkspaceError> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| WorkspaceError::Unreadable {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })
+    };
+    let text = read(dotgit)?;
+    let Some(gitdir) = text.trim().strip_prefix("gitdir:") else {
+        return Ok(None);
+    };
+    let base = dotgit.parent().unwrap_or(Path::new("/"));
+    let gitdir = base.join(gitdir.trim());
+    let commondir = gitdir.join("commondir");
+    if !commondir.exists() {
+        return Ok(None);
+    }
+    let common = gitdir.join(read(&commondir)?.trim());
+    let common = common.canonicalize().unwrap_or(common);
+    Ok(common.parent().map(Path::to_path_buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let ok = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(ok.status.success(), "{ok:?}");
+    }
+
+    #[test]
+    fn a_linked_worktree_knows_its_main_checkout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let main = tmp.path().join("my repo");
+        std::fs::create_dir(&main).unwrap();
+        git(&main, &["init", "-q"]);
+        git(&main, &["commit", "-q", "--allow-empty", "-m", "x"]);
+        git(&main, &["worktree", "add", "-q", "../wörk tree", "-b", "b"]);
+        let wt = tmp.path().join("wörk tree");
+        std::fs::create_dir(wt.join("sub")).unwrap();
+        let ws = Workspace::discover(&wt.join("sub")).unwrap();
+        assert_eq!(ws.root, wt);
+        assert_eq!(ws.main_root, main.canonicalize().unwrap());
+        assert_eq!(ws.main_dir_name(), "my repo");
+        let ws = Workspace::discover(&main).unwrap();
+        assert_eq!(ws.root, ws.main_root);
+    }
+
+    #[test]
+    fn outside_a_repository_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Workspace::discover(tmp.path()),
+            Err(WorkspaceError::NotARepository(_))
+        ));
+    }
+}
