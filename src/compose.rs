@@ -157,7 +157,7 @@ pub fn parse(
                 .to_string(),
         }
     })?;
-    let interp = |s: &str| interpolate(s, vars).map_err(|m| invalid(m));
+    let interp = |s: &str| interpolate(s, vars).map_err(&invalid);
     let top = match &doc {
         Value::Mapping(m) => m,
         Value::Null => return Err(invalid("the file is empty; expected `services:`".into())),

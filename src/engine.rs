@@ -252,6 +252,60 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// A raw GET of an API path, for responses whose shape changed across API versions in ways
+    /// bollard's typed models (written for the newest API) no longer read: `/system/df` lists
+    /// volume sizes under `Volumes` up to API 1.51 and under `VolumeUsage.Items` after.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, EngineError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let fail = |reason: String| EngineError::Unreachable {
+            endpoint: self.endpoint.host.clone(),
+            source_desc: self.endpoint.origin.clone(),
+            reason,
+            hint: start_hint(&self.endpoint),
+        };
+        let request = format!(
+            "GET /v{}{path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: dockwarm\r\n\r\n",
+            self.api_version()
+        );
+        let host = self.endpoint.host.as_str();
+        let mut response = Vec::new();
+        if let Some(path) = host
+            .strip_prefix("unix://")
+            .or(host.starts_with('/').then_some(host))
+        {
+            let mut s = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            s.write_all(request.as_bytes())
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            s.read_to_end(&mut response)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        } else {
+            let addr = host
+                .trim_start_matches("tcp://")
+                .trim_start_matches("http://");
+            let mut s = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            s.write_all(request.as_bytes())
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            s.read_to_end(&mut response)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let body_at = response
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| i + 4)
+            .ok_or_else(|| fail("malformed HTTP response".into()))?;
+        serde_json::from_slice(&response[body_at..]).map_err(|e| fail(format!("{path}: {e}")))
+    }
+}
+
 /// True for the engine's 404: a missing image, volume or container.
 pub fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(

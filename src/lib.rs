@@ -2,8 +2,17 @@
 //!
 //! A library of small modules, one concept each; `main.rs` only parses and dispatches.
 
+pub mod build;
+pub mod commands;
 pub mod compose;
 pub mod config;
+pub mod context;
+pub mod dockerfile;
 pub mod engine;
+pub mod fingerprint;
+pub mod ignore;
+pub mod prebuild;
+pub mod progress;
 pub mod state;
+pub mod volumes;
 pub mod workspace;

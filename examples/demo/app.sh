@@ -1,0 +1,1 @@
+echo "app starting with $(ls /app/deps | wc -l) dependencies"

@@ -1,0 +1,139 @@
+//! `docker buildx build`, the way compose v2 builds.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use super::{BuildFailure, Request};
+use crate::progress::BuildLog;
+
+/// The docker CLI, when its buildx plugin answers.
+pub async fn find() -> Option<PathBuf> {
+    version().await.map(|_| PathBuf::from("docker"))
+}
+
+/// `docker buildx version`'s version field, e.g. "0.13.1+ds1".
+pub async fn version() -> Option<String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        Command::new("docker")
+            .args(["buildx", "version"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        text.split_whitespace()
+            .nth(1)
+            .unwrap_or("unknown")
+            .to_string(),
+    )
+}
+
+pub async fn build(
+    docker: &Path,
+    req: &Request<'_>,
+    log: &mut BuildLog,
+) -> Result<(), BuildFailure> {
+    let fail = |message: String| BuildFailure {
+        step: None,
+        message,
+        tail: Vec::new(),
+    };
+    let dockerfile = match req.dockerfile_text {
+        None => req.dockerfile_path.to_path_buf(),
+        Some(text) => {
+            // buildx looks for `<Dockerfile>.dockerignore` beside the Dockerfile before the
+            // context's `.dockerignore`: carry the user's over so both see the same files.
+            std::fs::create_dir_all(req.scratch_dir)
+                .map_err(|e| fail(format!("{}: {e}", req.scratch_dir.display())))?;
+            let generated = req.scratch_dir.join("Dockerfile");
+            std::fs::write(&generated, text)
+                .map_err(|e| fail(format!("{}: {e}", generated.display())))?;
+            let own_ignore =
+                PathBuf::from(format!("{}.dockerignore", req.dockerfile_path.display()));
+            let copied = req.scratch_dir.join("Dockerfile.dockerignore");
+            if own_ignore.is_file() {
+                std::fs::copy(&own_ignore, &copied)
+                    .map_err(|e| fail(format!("{}: {e}", own_ignore.display())))?;
+            } else {
+                let _ = std::fs::remove_file(&copied);
+            }
+            generated
+        }
+    };
+    let mut cmd = Command::new(docker);
+    cmd.args(["buildx", "build", "--progress=plain"]);
+    cmd.arg("--file").arg(&dockerfile);
+    if let Some(target) = req.target {
+        cmd.args(["--target", target]);
+    }
+    for (k, v) in req.args {
+        cmd.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    for (k, v) in req.labels {
+        cmd.arg("--label").arg(format!("{k}={v}"));
+    }
+    for tag in req.tags {
+        cmd.arg("--tag").arg(tag);
+    }
+    // `--load` makes builders other than the engine's own hand the image to the engine.
+    cmd.arg("--load").arg(req.context_dir);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    log.line(&format!(
+        "# docker buildx build --file {} {}",
+        dockerfile.display(),
+        req.context_dir.display()
+    ));
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| fail(format!("cannot run docker buildx: {e}")))?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(fail("docker buildx: no output pipes".into()));
+    };
+    let mut out = BufReader::new(stdout).lines();
+    let mut err = BufReader::new(stderr).lines();
+    let (mut out_done, mut err_done) = (false, false);
+    let mut last_error = None;
+    while !(out_done && err_done) {
+        tokio::select! {
+            line = out.next_line(), if !out_done => match line {
+                Ok(Some(l)) => log.line(&l),
+                _ => out_done = true,
+            },
+            line = err.next_line(), if !err_done => match line {
+                Ok(Some(l)) => {
+                    if let Some(msg) = l.strip_prefix("ERROR: ") {
+                        last_error = Some(msg.to_string());
+                    }
+                    log.line(&l);
+                }
+                _ => err_done = true,
+            },
+        }
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| fail(format!("docker buildx: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        let message =
+            last_error.unwrap_or_else(|| format!("docker buildx build exited with {status}"));
+        Err(BuildFailure::from_log(log, message))
+    }
+}

@@ -1,0 +1,94 @@
+//! The two ways dockwarm asks BuildKit for a build, behind one small interface.
+//!
+//! - `buildx`: `docker buildx build`, exactly what compose v2 runs on users' machines, so the
+//!   context transfer, `.dockerignore` handling and cache keys are the user's own, on whatever
+//!   builder the user has selected.
+//! - `bollard`: the engine's `/build` endpoint with BuildKit and a session, from a context tar
+//!   dockwarm writes itself; needs no CLI at all.
+//!
+//! `auto` picks buildx when `docker buildx version` answers.
+
+mod bollard_backend;
+mod buildx;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::Backend;
+use crate::engine::Engine;
+use crate::progress::BuildLog;
+
+/// One build: a Dockerfile (or a generated prefix of one) in a context, tagged and labelled.
+pub struct Request<'a> {
+    pub context_dir: &'a Path,
+    /// The user's Dockerfile: its `.dockerignore` companion and directory matter.
+    pub dockerfile_path: &'a Path,
+    /// When set, build this text instead of the file (a truncated dependency stage).
+    pub dockerfile_text: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub args: &'a BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
+    pub tags: &'a [String],
+    /// A directory the backend may write generated files to.
+    pub scratch_dir: &'a Path,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}{message}", step.as_ref().map(|s| format!("step `{s}` failed: ")).unwrap_or_default())]
+pub struct BuildFailure {
+    pub step: Option<String>,
+    pub message: String,
+    pub tail: Vec<String>,
+}
+
+impl BuildFailure {
+    fn from_log(log: &BuildLog, message: impl Into<String>) -> BuildFailure {
+        BuildFailure {
+            step: log.failed_step(),
+            message: message.into(),
+            tail: log.tail(),
+        }
+    }
+}
+
+pub enum Builder {
+    Buildx { docker: PathBuf },
+    Bollard(Engine),
+}
+
+impl Builder {
+    /// Resolves `auto` to a concrete backend.
+    pub async fn choose(kind: Backend, engine: &Engine) -> Result<Builder, BuildFailure> {
+        match kind {
+            Backend::Bollard => Ok(Builder::Bollard(engine.clone())),
+            Backend::Buildx => match buildx::find().await {
+                Some(docker) => Ok(Builder::Buildx { docker }),
+                None => Err(BuildFailure {
+                    step: None,
+                    message: "backend `buildx` chosen but `docker buildx version` does not answer; install the buildx plugin or set backend = \"bollard\"".into(),
+                    tail: Vec::new(),
+                }),
+            },
+            Backend::Auto => Ok(match buildx::find().await {
+                Some(docker) => Builder::Buildx { docker },
+                None => Builder::Bollard(engine.clone()),
+            }),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Builder::Buildx { .. } => "buildx",
+            Builder::Bollard(_) => "bollard",
+        }
+    }
+
+    pub async fn build(&self, req: &Request<'_>, log: &mut BuildLog) -> Result<(), BuildFailure> {
+        match self {
+            Builder::Buildx { docker } => buildx::build(docker, req, log).await,
+            Builder::Bollard(engine) => bollard_backend::build(engine, req, log).await,
+        }
+    }
+}
+
+pub use buildx::version as buildx_version;

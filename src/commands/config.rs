@@ -1,0 +1,110 @@
+//! `dockwarm config [--json]`.
+
+use std::path::Path;
+
+use crate::config::{self, Sourced};
+
+pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let c = config::load(dir)?;
+    if json {
+        return super::print_json(&c);
+    }
+    let from = |s: &str| super::paint(&format!("({s})"), "2");
+    let show =
+        |label: &str, v: &Sourced<String>| println!("{label:<16}{:<28} {}", v.value, from(&v.from));
+    println!("{:<16}{}", "workspace", c.root.display());
+    println!(
+        "{:<16}{}",
+        "config file",
+        c.file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none: derived)".into())
+    );
+    println!(
+        "{:<16}{}",
+        "compose file",
+        c.compose_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none)".into())
+    );
+    show("project", &c.project);
+    show("compose project", &c.compose_project);
+    println!(
+        "{:<16}{:<28} {}",
+        "backend",
+        format!("{:?}", c.backend.value).to_lowercase(),
+        from(&c.backend.from)
+    );
+    println!(
+        "{:<16}{:<28} {}",
+        "watch debounce",
+        format!("{} ms", c.debounce_ms.value),
+        from(&c.debounce_ms.from)
+    );
+    println!(
+        "{:<16}{:<28} {}",
+        "prune keep",
+        c.prune_keep.value,
+        from(&c.prune_keep.from)
+    );
+    if c.volumes.is_empty() {
+        println!("volumes         (none)");
+    }
+    for v in &c.volumes {
+        let target = v
+            .target
+            .as_deref()
+            .map(|t| format!(" -> {t}"))
+            .unwrap_or_default();
+        println!(
+            "{:<16}{:<28} {}",
+            "volume",
+            format!("{}{target}", v.name),
+            from(&v.from)
+        );
+    }
+    for i in &c.images {
+        println!("image {:<10}{:<28} {}", i.name, "", from(&i.from));
+        let row = |k: &str, v: String, f: &str| println!("  {k:<14}{v:<28} {}", from(f));
+        row("context", display_path(&i.context.value), &i.context.from);
+        row(
+            "dockerfile",
+            display_path(&i.dockerfile.value),
+            &i.dockerfile.from,
+        );
+        row(
+            "target",
+            i.target
+                .value
+                .clone()
+                .unwrap_or_else(|| "(last stage)".into()),
+            &i.target.from,
+        );
+        row(
+            "deps_target",
+            i.deps_target
+                .value
+                .clone()
+                .unwrap_or_else(|| "(derived)".into()),
+            &i.deps_target.from,
+        );
+        for (k, v) in &i.args {
+            row("arg", format!("{k}={}", v.value), &v.from);
+        }
+        if !i.inputs.value.is_empty() {
+            row("inputs", i.inputs.value.join(", "), &i.inputs.from);
+        }
+        row("services", i.services.value.join(", "), &i.services.from);
+    }
+    Ok(())
+}
+
+fn display_path(p: &Path) -> String {
+    if p.as_os_str().is_empty() {
+        ".".into()
+    } else {
+        p.display().to_string()
+    }
+}

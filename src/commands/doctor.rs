@@ -1,0 +1,244 @@
+//! `dockwarm doctor`: one line per check, each failure with its fix.
+
+use std::path::Path;
+
+use crate::compose;
+use crate::config::{self, Config};
+use crate::dockerfile::{self, DepsError};
+use crate::engine::{self, Engine};
+use crate::fingerprint::{self, FingerprintError};
+
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn line(&mut self, level: Level, what: &str, detail: &str, fix: Option<&str>) {
+        let tag = match level {
+            Level::Ok => super::paint("ok  ", "32"),
+            Level::Warn => super::paint("warn", "33"),
+            Level::Fail => {
+                self.failed = true;
+                super::paint("FAIL", "31")
+            }
+        };
+        println!("{tag} {what}: {detail}");
+        if let Some(fix) = fix {
+            println!("     fix: {fix}");
+        }
+    }
+}
+
+pub fn run(dir: &Path) -> anyhow::Result<bool> {
+    let mut r = Report { failed: false };
+    let rt = super::runtime()?;
+    let engine = rt.block_on(async {
+        match engine::resolve_endpoint() {
+            Err(e) => {
+                r.line(Level::Fail, "engine reachable", &e.to_string(), None);
+                None
+            }
+            Ok(endpoint) => match Engine::connect_to(endpoint.clone()).await {
+                Ok(engine) => {
+                    r.line(Level::Ok, "engine reachable", &endpoint.to_string(), None);
+                    Some(engine)
+                }
+                Err(e) => {
+                    r.line(Level::Fail, "engine reachable", &e.to_string(), None);
+                    None
+                }
+            },
+        }
+    });
+    if let Some(engine) = &engine {
+        rt.block_on(engine_checks(engine, &mut r));
+    }
+    match config::load(dir) {
+        Err(e) => r.line(Level::Fail, "configuration", &e.to_string(), None),
+        Ok(c) => {
+            let from = c
+                .file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "derived from compose".into());
+            r.line(
+                Level::Ok,
+                "configuration",
+                &format!(
+                    "{} image(s), project `{}` ({from})",
+                    c.images.len(),
+                    c.project.value
+                ),
+                None,
+            );
+            if let Some(engine) = &engine {
+                rt.block_on(volume_checks(engine, &c, &mut r));
+            }
+            compose_sharing(&c, &mut r);
+            dockerfile_checks(&c, &mut r);
+        }
+    }
+    Ok(!r.failed)
+}
+
+async fn engine_checks(engine: &Engine, r: &mut Report) {
+    let api = engine.api_version();
+    let server = engine.docker.version().await.ok();
+    let engine_version = server
+        .as_ref()
+        .and_then(|v| v.version.clone())
+        .unwrap_or_else(|| "?".into());
+    let minor: u32 = api
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if minor < 39 {
+        r.line(
+            Level::Fail,
+            "API version",
+            &format!("{api} (engine {engine_version}): BuildKit needs API 1.39 or newer"),
+            Some("upgrade Docker Engine to 18.09 or newer"),
+        );
+    } else {
+        r.line(
+            Level::Ok,
+            "API version",
+            &format!("{api} (engine {engine_version})"),
+            None,
+        );
+    }
+    match crate::build::buildx_version().await {
+        Some(v) => r.line(Level::Ok, "BuildKit usable", &format!("docker buildx {v} (backend `auto` uses buildx)"), None),
+        None if minor >= 53 => r.line(
+            Level::Fail,
+            "BuildKit usable",
+            &format!("no docker buildx, and API {api} deprecates the /session endpoint the bollard backend needs"),
+            Some("install the buildx plugin (Docker Desktop ships it; Debian: docker-buildx)"),
+        ),
+        None => r.line(
+            Level::Warn,
+            "BuildKit usable",
+            "no docker buildx plugin: dockwarm builds through the engine's BuildKit (bollard); compose v2 needs buildx for its own builds",
+            Some("install the buildx plugin (Docker Desktop ships it; Debian: docker-buildx)"),
+        ),
+    }
+    if std::env::var("DOCKER_BUILDKIT").as_deref() == Ok("0") {
+        r.line(Level::Warn, "BuildKit usable", "DOCKER_BUILDKIT=0 makes your own builds use the legacy builder, which never reuses dockwarm's BuildKit cache", Some("unset DOCKER_BUILDKIT"));
+    }
+}
+
+async fn volume_checks(engine: &Engine, c: &Config, r: &mut Report) {
+    if c.volumes.is_empty() {
+        r.line(
+            Level::Ok,
+            "volumes present",
+            "no shared volumes configured",
+            None,
+        );
+        return;
+    }
+    for v in &c.volumes {
+        match engine.docker.inspect_volume(&v.name).await {
+            Ok(found) => {
+                let ours = found
+                    .labels
+                    .get(engine::labels::MANAGED)
+                    .map(String::as_str)
+                    == Some("true");
+                let detail = if ours {
+                    format!("{} exists", v.name)
+                } else {
+                    format!("{} exists (created outside dockwarm)", v.name)
+                };
+                r.line(Level::Ok, "volumes present", &detail, None);
+            }
+            Err(e) if engine::is_not_found(&e) => r.line(
+                Level::Fail,
+                "volumes present",
+                &format!("{} is missing", v.name),
+                Some("run `dockwarm volumes ensure`"),
+            ),
+            Err(e) => r.line(
+                Level::Fail,
+                "volumes present",
+                &format!("{}: {e}", v.name),
+                None,
+            ),
+        }
+    }
+}
+
+/// A shared volume only stays shared if compose mounts it by its full name; a plain top-level
+/// key gets the workspace's project prefix, one copy per workspace.
+fn compose_sharing(c: &Config, r: &mut Report) {
+    let Some(path) = &c.compose_file else { return };
+    let Ok(file) = compose::load(path, &compose::environment(&c.root)) else {
+        return;
+    };
+    for v in &c.volumes {
+        let Some(top) = file
+            .volumes
+            .iter()
+            .find(|t| t.key == v.key || t.name.as_deref() == Some(v.name.as_str()))
+        else {
+            continue;
+        };
+        if top.name.as_deref() == Some(v.name.as_str()) {
+            continue;
+        }
+        let per_workspace = format!("{}_{}", c.compose_project.value, top.key);
+        r.line(
+            Level::Fail,
+            "volumes shared",
+            &format!(
+                "{} volumes.{} becomes `{per_workspace}`, one per workspace, not the shared `{}`",
+                path.display(),
+                top.key,
+                v.name
+            ),
+            Some(&format!(
+                "in {}, set volumes.{}: {{ name: {}, external: true }}",
+                path.display(),
+                top.key,
+                v.name
+            )),
+        );
+    }
+}
+
+fn dockerfile_checks(c: &Config, r: &mut Report) {
+    for image in &c.images {
+        match fingerprint::plan(c, image) {
+            Ok(plan) => r.line(Level::Ok, "dependency stage", &format!("image `{}`: {}", image.name, plan.deps.description), None),
+            Err(FingerprintError::Deps { path, source: DepsError::NoDependencyStage { .. } }) => r.line(
+                Level::Fail,
+                "dependency stage",
+                &format!("image `{}`: {path}: the source is copied before the dependencies are installed, so every source change reinstalls them", image.name),
+                Some("copy only the lockfiles first and install, then copy the source:\n       COPY pyproject.toml uv.lock ./\n       RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-install-project\n       COPY . ."),
+            ),
+            Err(e) => r.line(Level::Fail, "dependency stage", &format!("image `{}`: {e}", image.name), None),
+        }
+        let path = c.root.join(&image.dockerfile.value);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let Ok(df) = dockerfile::parse(&text) else {
+            continue;
+        };
+        for a in dockerfile::advice(&df) {
+            r.line(
+                Level::Warn,
+                "Dockerfile",
+                &format!("{}:{}: {}", path.display(), a.line, a.message),
+                Some(&a.fix),
+            );
+        }
+    }
+}

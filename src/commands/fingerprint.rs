@@ -1,0 +1,84 @@
+//! `dockwarm fingerprint [--json]`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config;
+use crate::engine::Engine;
+use crate::fingerprint::{BaseImage, InputFile};
+use crate::prebuild;
+
+/// The stable `--json` shape: one object per image.
+#[derive(Serialize)]
+struct Row {
+    image: String,
+    fingerprint: String,
+    tag: String,
+    built: bool,
+    dependency_stage: String,
+    build_target: Option<String>,
+    truncated: bool,
+    bases: Vec<BaseImage>,
+    args: BTreeMap<String, String>,
+    inputs: Vec<InputFile>,
+}
+
+pub fn run(dir: &Path, images: &[String], json: bool) -> anyhow::Result<()> {
+    let config = config::load(dir)?;
+    let selected = config.select(images)?;
+    let rt = super::runtime()?;
+    let rows = rt.block_on(async {
+        let engine = Engine::connect().await?;
+        let mut rows = Vec::new();
+        for image in selected {
+            let fp = prebuild::fingerprint_image(&engine, &config, image).await?;
+            let tag = fp.tag(&config.project.value);
+            rows.push(Row {
+                image: image.name.clone(),
+                built: prebuild::built_image(&engine, &tag, &fp.hex).await?,
+                fingerprint: fp.hex.clone(),
+                tag,
+                dependency_stage: fp.plan.deps.description.clone(),
+                build_target: fp.plan.deps.build_target.clone(),
+                truncated: fp.plan.deps.truncated,
+                bases: fp.bases.clone(),
+                args: fp.plan.args.clone(),
+                inputs: fp.plan.inputs.clone(),
+            });
+        }
+        anyhow::Ok(rows)
+    })?;
+    if json {
+        return super::print_json(&rows);
+    }
+    for r in rows {
+        let state = if r.built {
+            super::paint("built", "32")
+        } else {
+            super::paint("not built", "33")
+        };
+        println!("{}  {}  {} ({state})", r.image, r.fingerprint, r.tag);
+        println!("  dependency stage  {}", r.dependency_stage);
+        for b in &r.bases {
+            println!(
+                "  base   {}  {}",
+                b.reference,
+                b.id.as_deref().unwrap_or("(not present locally)")
+            );
+        }
+        for (k, v) in &r.args {
+            println!("  arg    {k}={v}");
+        }
+        for i in &r.inputs {
+            println!(
+                "  input  {}  {} bytes  sha256:{}",
+                i.path,
+                i.size,
+                &i.sha256[..16]
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! The CLI's commands: each turns the library's answers into what the user reads.
+
+pub mod config;
+pub mod doctor;
+pub mod fingerprint;
+pub mod prebuild;
+pub mod volumes;
+
+use std::io::IsTerminal;
+
+/// Whether to colour output: only on a terminal, never with `NO_COLOR`.
+pub fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// `text` in a colour (an ANSI SGR code) when colour is on.
+pub fn paint(text: &str, code: &str) -> String {
+    if color() {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// A tokio runtime for one command. Current-thread: commands are sequential, and it starts in
+/// microseconds, which the hot paths (hooks, already-built prebuilds) need.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// 2 for usage and configuration errors (the user must edit something), 1 for failures.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    let is_usage = |cause: &(dyn std::error::Error + 'static)| {
+        cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::compose::ComposeError>()
+            || cause
+                .downcast_ref::<crate::fingerprint::FingerprintError>()
+                .is_some_and(|f| f.is_usage())
+            || matches!(
+                cause.downcast_ref::<crate::prebuild::PrebuildError>(),
+                Some(crate::prebuild::PrebuildError::Fingerprint(f)) if f.is_usage()
+            )
+    };
+    if e.chain().any(is_usage) {
+        2
+    } else {
+        1
+    }
+}

@@ -1,0 +1,77 @@
+//! `dockwarm volumes ensure|ls|rm`.
+
+use std::path::Path;
+
+use crate::config;
+use crate::engine::Engine;
+use crate::volumes::{self, human_size, Ensured};
+
+pub enum Action {
+    Ensure,
+    Ls,
+    Rm(Vec<String>),
+}
+
+pub fn run(dir: &Path, action: Action, json: bool) -> anyhow::Result<()> {
+    let config = config::load(dir)?;
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let engine = Engine::connect().await?;
+        match action {
+            Action::Ensure => {
+                let done = volumes::ensure(&engine, &config).await?;
+                if json {
+                    return super::print_json(&done);
+                }
+                if done.is_empty() {
+                    println!("no shared volumes configured (add [volumes] to dockwarm.toml)");
+                }
+                for (name, what) in done {
+                    let what = match what {
+                        Ensured::Created => "created",
+                        Ensured::Present => "present",
+                        Ensured::PresentForeign => {
+                            "present (not created by dockwarm; left as it is)"
+                        }
+                    };
+                    println!("{name}: {what}");
+                }
+            }
+            Action::Ls => {
+                let rows = volumes::list(&engine, &config).await?;
+                if json {
+                    return super::print_json(&rows);
+                }
+                println!("{:<32} {:>10}  {:<8} MOUNTED AT", "VOLUME", "SIZE", "STATE");
+                for r in rows {
+                    let size = r.size.map(human_size).unwrap_or_else(|| "-".into());
+                    let state = match (r.exists, r.managed) {
+                        (false, _) => "missing",
+                        (true, true) => "ok",
+                        (true, false) => "foreign",
+                    };
+                    println!(
+                        "{:<32} {size:>10}  {state:<8} {}",
+                        r.name,
+                        r.target.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+            Action::Rm(names) => {
+                let names = if names.is_empty() {
+                    config.volumes.iter().map(|v| v.name.clone()).collect()
+                } else {
+                    names
+                };
+                let removed = volumes::remove(&engine, &names).await?;
+                if json {
+                    return super::print_json(&removed);
+                }
+                for name in removed {
+                    println!("removed {name}");
+                }
+            }
+        }
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,730 @@
+//! The build context as BuildKit sees it, and the files that COPY/ADD sources bring in.
+//!
+//! dockwarm sends its own tar of the context, and a prebuilt `COPY` layer is only reused by
+//! the user's `docker build` when BuildKit computes the same content checksum for the
+//! copied files. What goes into that checksum decides what the tar must keep:
+//!
+//! * BuildKit hashes each file with `cache/contenthash` `NewFromStat` + `WriteV1TarsumHeaders`
+//!   (`tarsum.go`): the v1 tarsum header set is name (blank), mode, uid, gid, size, typeflag,
+//!   linkname, uname, gname, devmajor, devminor and some xattrs, then the content. `v1` is
+//!   `v0` *minus `mtime`*: modification times never reach a cache key. So the tar fixes
+//!   mtimes (and the user's own build, with real mtimes, still gets the same key).
+//! * uid/gid are hashed, but the user's build sends its context through the session with
+//!   buildkit `client/solve.go` `resetUIDAndGID`, which sets both to 0 on every file; our tar
+//!   says 0 too. `uname`/`gname` are never filled from a `fsutil.Stat`, so they stay empty.
+//! * mode (permission bits incl. setuid/setgid/sticky), size, type, symlink target (byte
+//!   for byte) and content are hashed: the tar keeps them from the file system.
+//! * directories are hashed as well (their header and the names below them), so their
+//!   modes are kept and excluded directories that hold a re-included file appear, as fsutil
+//!   sends them.
+//!
+//! Not reproduced: extended attributes (hashed by BuildKit for `user.*` and
+//! `security.capability`, absent from this tar) and hard links (sent as separate regular
+//! files; their hash is the same as on disk, where each name is hashed as a regular file).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::ignore::{go_clean, go_match_regex, IgnoreRules, MatchState};
+
+/// Modification time written for every entry: 1980-01-01T00:00:00Z.
+///
+/// Any constant keeps the tar deterministic and cache keys ignore mtimes; not 0, because
+/// ZIP-based tools that may run in the dependency stage (Python wheels, jars) reject
+/// timestamps before 1980.
+pub const FIXED_MTIME: u64 = 315_532_800;
+
+/// Errors while reading the context or writing its tar.
+#[derive(Debug, Error)]
+pub enum ContextError {
+    #[error("cannot read {path} in the build context: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not valid UTF-8; rename it or add it to .dockerignore")]
+    NonUtf8Path { path: PathBuf },
+    #[error("{path} changed while it was being archived; retry once the files are stable")]
+    FileChanged { path: PathBuf },
+    #[error("generated file path {path:?} {reason}")]
+    BadExtraPath { path: String, reason: String },
+    #[error(
+        "failed to compute cache key: \"/{src}\" not found: COPY/ADD source {src:?} is \
+         not in the build context{}; check the path or the ignore rules",
+        ignore_hint(.ignore_file)
+    )]
+    SourceNotFound {
+        src: String,
+        ignore_file: Option<PathBuf>,
+    },
+    #[error("COPY/ADD source {src:?} is not a valid pattern: {reason}")]
+    BadSource { src: String, reason: String },
+    #[error("cannot write the context tar: {0}")]
+    Write(#[source] io::Error),
+}
+
+fn ignore_hint(file: &Option<PathBuf>) -> String {
+    match file {
+        Some(f) => format!(" (missing, or excluded by {})", f.display()),
+        None => String::new(),
+    }
+}
+
+/// What [`write_tar`] put into the archive.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ContextStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Bytes of file content (headers and padding not counted).
+    pub content_bytes: u64,
+    /// Sockets, FIFOs and device nodes, which are left out.
+    pub skipped_special: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Dir { mode: u32 },
+    File { abs: PathBuf, mode: u32 },
+    Symlink { target: PathBuf, mode: u32 },
+    Extra { index: usize },
+}
+
+/// Context entries keyed by path components, so iteration is the walk order (a directory,
+/// then its subtree, names compared bytewise), which is deterministic and parent-first.
+type Tree = BTreeMap<Vec<String>, Node>;
+
+struct Walk<'a> {
+    root: &'a Path,
+    rules: &'a IgnoreRules,
+    tree: Tree,
+    /// Excluded directories on the current path, added only if something below is kept.
+    pending: Vec<(Vec<String>, Node)>,
+    skipped_special: Vec<String>,
+}
+
+impl Walk<'_> {
+    fn keep(&mut self, key: Vec<String>, node: Node) {
+        for (k, n) in self.pending.drain(..) {
+            self.tree.entry(k).or_insert(n);
+        }
+        self.tree.insert(key, node);
+    }
+
+    fn dir(&mut self, rel: &[String], state: &MatchState) -> Result<(), ContextError> {
+        let abs = rel.iter().fold(self.root.to_path_buf(), |p, c| p.join(c));
+        let io_err = |source| ContextError::Io {
+            path: abs.clone(),
+            source,
+        };
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&abs).map_err(io_err)? {
+            let entry = entry.map_err(io_err)?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(ContextError::NonUtf8Path { path: entry.path() });
+            };
+            names.push(name.to_string());
+        }
+        names.sort();
+        for name in names {
+            let path = abs.join(&name);
+            let meta = fs::symlink_metadata(&path).map_err(|source| ContextError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let mut key = rel.to_vec();
+            key.push(name);
+            let rel_str = key.join("/");
+            let (excluded, child_state) = self.rules.match_with_parent(&rel_str, state);
+            let mode = permission_bits(&meta);
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                let node = Node::Dir { mode };
+                let pending_len = self.pending.len();
+                if excluded {
+                    if !self.rules.must_enter_excluded_dir(&rel_str) {
+                        continue;
+                    }
+                    self.pending.push((key.clone(), node));
+                } else {
+                    self.keep(key.clone(), node);
+                }
+                self.dir(&key, &child_state)?;
+                self.pending.truncate(pending_len);
+            } else if excluded {
+                continue;
+            } else if ft.is_file() {
+                self.keep(key, Node::File { abs: path, mode });
+            } else if ft.is_symlink() {
+                let target = fs::read_link(&path).map_err(|source| ContextError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.keep(key, Node::Symlink { target, mode });
+            } else {
+                self.skipped_special.push(rel_str);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn permission_bits(meta: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}
+
+#[cfg(not(unix))]
+fn permission_bits(meta: &fs::Metadata) -> u32 {
+    if meta.is_dir() {
+        0o755
+    } else if meta.permissions().readonly() {
+        0o444
+    } else {
+        0o644
+    }
+}
+
+/// The context after the ignore rules, as fsutil would send it.
+fn collect(context_dir: &Path, rules: &IgnoreRules) -> Result<(Tree, Vec<String>), ContextError> {
+    let mut walk = Walk {
+        root: context_dir,
+        rules,
+        tree: Tree::new(),
+        pending: Vec::new(),
+        skipped_special: Vec::new(),
+    };
+    walk.dir(&[], &MatchState::default())?;
+    Ok((walk.tree, walk.skipped_special))
+}
+
+fn split_extra_path(path: &str) -> Result<Vec<String>, ContextError> {
+    let bad = |reason: &str| ContextError::BadExtraPath {
+        path: path.to_string(),
+        reason: reason.to_string(),
+    };
+    if path.starts_with('/') {
+        return Err(bad("must be relative to the context"));
+    }
+    let parts: Vec<String> = path.split('/').map(str::to_string).collect();
+    if parts.iter().any(|p| p.is_empty() || p == "." || p == "..") {
+        return Err(bad(
+            "must be a plain relative path (no empty, '.' or '..' parts)",
+        ));
+    }
+    Ok(parts)
+}
+
+/// Deterministic tar of the build context: entries in walk order, ignored paths left out,
+/// uid/gid 0, no user/group names, mtime [`FIXED_MTIME`], permission bits and symlinks
+/// kept, directories included. `extra` adds or replaces files (mode 0644) at relative paths,
+/// regardless of the ignore rules, creating missing parent directories with mode 0755.
+pub fn write_tar<W: Write>(
+    context_dir: &Path,
+    rules: &IgnoreRules,
+    extra: &[(String, Vec<u8>)],
+    out: W,
+) -> Result<ContextStats, ContextError> {
+    let (mut tree, skipped_special) = collect(context_dir, rules)?;
+    for (index, (path, _)) in extra.iter().enumerate() {
+        let key = split_extra_path(path)?;
+        for depth in 1..key.len() {
+            let parent = key[..depth].to_vec();
+            match tree.get(&parent) {
+                None => {
+                    tree.insert(parent, Node::Dir { mode: 0o755 });
+                }
+                Some(Node::Dir { .. }) => {}
+                Some(_) => {
+                    return Err(ContextError::BadExtraPath {
+                        path: path.clone(),
+                        reason: format!("needs {} to be a directory", parent.join("/")),
+                    })
+                }
+            }
+        }
+        if let Some(Node::Dir { .. }) = tree.get(&key) {
+            return Err(ContextError::BadExtraPath {
+                path: path.clone(),
+                reason: "is a directory in the context".to_string(),
+            });
+        }
+        tree.insert(key, Node::Extra { index });
+    }
+
+    let mut stats = ContextStats {
+        skipped_special,
+        ..ContextStats::default()
+    };
+    let mut builder = tar::Builder::new(out);
+    for (key, node) in &tree {
+        let name = key.join("/");
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(FIXED_MTIME);
+        match node {
+            Node::Dir { mode } => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(*mode);
+                header.set_size(0);
+                builder
+                    .append_data(&mut header, &name, io::empty())
+                    .map_err(ContextError::Write)?;
+                stats.dirs += 1;
+            }
+            Node::File { abs, mode } => {
+                let io_err = |source| ContextError::Io {
+                    path: abs.clone(),
+                    source,
+                };
+                let file = File::open(abs).map_err(io_err)?;
+                let size = file.metadata().map_err(io_err)?.len();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(*mode);
+                header.set_size(size);
+                let mut reader = CountingReader {
+                    inner: file.take(size),
+                    count: 0,
+                };
+                builder
+                    .append_data(&mut header, &name, &mut reader)
+                    .map_err(ContextError::Write)?;
+                if reader.count != size {
+                    return Err(ContextError::FileChanged { path: abs.clone() });
+                }
+                stats.files += 1;
+                stats.content_bytes += size;
+            }
+            Node::Extra { index } => {
+                let data = &extra[*index].1;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(data.len() as u64);
+                builder
+                    .append_data(&mut header, &name, data.as_slice())
+                    .map_err(ContextError::Write)?;
+                stats.files += 1;
+                stats.content_bytes += data.len() as u64;
+            }
+            Node::Symlink { target, mode } => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(*mode);
+                header.set_size(0);
+                set_link_target(&mut builder, &mut header, target)?;
+                builder
+                    .append_data(&mut header, &name, io::empty())
+                    .map_err(ContextError::Write)?;
+                stats.symlinks += 1;
+            }
+        }
+    }
+    builder
+        .into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(ContextError::Write)?;
+    Ok(stats)
+}
+
+/// Writes the symlink target byte for byte: the tar crate's own setter re-joins path
+/// components (dropping `./` and trailing `/`), which would change the hashed linkname.
+fn set_link_target<W: Write>(
+    builder: &mut tar::Builder<W>,
+    header: &mut tar::Header,
+    target: &Path,
+) -> Result<(), ContextError> {
+    let bytes = link_bytes(target)?;
+    let field = &mut header.as_old_mut().linkname;
+    if bytes.len() <= field.len() {
+        field.fill(0);
+        field[..bytes.len()].copy_from_slice(&bytes);
+        return Ok(());
+    }
+    // GNU long link name entry, as GNU tar and Go's reader expect.
+    let mut long = tar::Header::new_gnu();
+    long.as_gnu_mut()
+        .map(|g| {
+            g.name[..13].copy_from_slice(b"././@LongLink");
+        })
+        .ok_or_else(|| ContextError::Write(io::Error::other("not a GNU header")))?;
+    long.set_mode(0o644);
+    long.set_uid(0);
+    long.set_gid(0);
+    long.set_mtime(0);
+    long.set_size(bytes.len() as u64 + 1);
+    long.set_entry_type(tar::EntryType::GNULongLink);
+    long.set_cksum();
+    let mut data = bytes.clone();
+    data.push(0);
+    builder
+        .append(&long, data.as_slice())
+        .map_err(ContextError::Write)?;
+    let field = &mut header.as_old_mut().linkname;
+    let n = field.len();
+    field.copy_from_slice(&bytes[..n]);
+    Ok(())
+}
+
+#[cfg(unix)]
+fn link_bytes(target: &Path) -> Result<Vec<u8>, ContextError> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(target.as_os_str().as_bytes().to_vec())
+}
+
+#[cfg(not(unix))]
+fn link_bytes(target: &Path) -> Result<Vec<u8>, ContextError> {
+    target
+        .to_str()
+        .map(|s| s.replace('\\', "/").into_bytes())
+        .ok_or_else(|| ContextError::NonUtf8Path {
+            path: target.to_path_buf(),
+        })
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Whether a COPY source is a pattern: BuildKit treats unescaped `*`, `?` and `[` as
+/// wildcards.
+fn has_wildcard(source: &str) -> bool {
+    let mut escaped = false;
+    for c in source.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '*' | '?' | '[' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Expands COPY/ADD sources (files, directories, globs with `*`, `?`, `[...]`, as written in
+/// the Dockerfile) against the context after the ignore rules, into the sorted list of
+/// files and symlinks (relative, '/'-separated) they bring in.
+///
+/// Sources are taken relative to the context root whatever their leading `/` or `..`, as
+/// BuildKit does. A plain path that is missing (or ignored) is an error naming it, as in
+/// `docker build`; a wildcard that matches nothing brings in nothing, also as in BuildKit.
+pub fn expand_sources(
+    context_dir: &Path,
+    rules: &IgnoreRules,
+    sources: &[String],
+) -> Result<Vec<String>, ContextError> {
+    let (tree, _) = collect(context_dir, rules)?;
+    let mut files = BTreeSet::new();
+    for source in sources {
+        let cleaned = go_clean(&format!("/{source}"));
+        let rel = cleaned.trim_start_matches('/');
+        let matched: Vec<Vec<String>> = if rel.is_empty() {
+            vec![Vec::new()]
+        } else if has_wildcard(rel) {
+            let re = go_match_regex(rel).map_err(|reason| ContextError::BadSource {
+                src: source.clone(),
+                reason,
+            })?;
+            tree.keys()
+                .filter(|k| re.is_match(&k.join("/")))
+                .cloned()
+                .collect()
+        } else {
+            let key: Vec<String> = rel.split('/').map(str::to_string).collect();
+            if tree.contains_key(&key) {
+                vec![key]
+            } else {
+                Vec::new()
+            }
+        };
+        // BuildKit copies nothing for a wildcard that matches nothing (the Dockerfile
+        // frontend sets AllowEmptyWildcard; checked against the engine), but a plain path
+        // must exist.
+        if matched.is_empty() && !has_wildcard(rel) {
+            return Err(ContextError::SourceNotFound {
+                src: source.clone(),
+                ignore_file: rules.source_file().map(Path::to_path_buf),
+            });
+        }
+        for key in matched {
+            let is_dir = key.is_empty() || matches!(tree.get(&key), Some(Node::Dir { .. }));
+            if !is_dir {
+                files.insert(key.join("/"));
+                continue;
+            }
+            for (k, node) in tree.range(key.clone()..) {
+                if !k.starts_with(&key) {
+                    break;
+                }
+                if !matches!(node, Node::Dir { .. }) {
+                    files.insert(k.join("/"));
+                }
+            }
+        }
+    }
+    Ok(files.into_iter().collect())
+}
+
+/// Whether `rel` is a directory in the context (not following a final symlink), so callers
+/// can tell `COPY dir` from `COPY file` without walking the whole context.
+pub fn is_dir(context_dir: &Path, rel: &str) -> bool {
+    let cleaned = go_clean(&format!("/{rel}"));
+    let rel = cleaned.trim_start_matches('/');
+    let path = if rel.is_empty() {
+        context_dir.to_path_buf()
+    } else {
+        context_dir.join(rel)
+    };
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// The entries a tar made by [`write_tar`] holds, in order, with a trailing `/` on
+/// directories: handy for comparing with what a build sees.
+pub fn list_tar<R: Read>(tar: R) -> io::Result<Vec<String>> {
+    let mut archive = tar::Archive::new(tar);
+    let mut names = Vec::new();
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let is_dir = entry.header().entry_type().is_dir();
+        names.push(if is_dir && !path.ends_with('/') {
+            format!("{path}/")
+        } else {
+            path
+        });
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn make_tree(root: &Path) {
+        let w = |p: &str, data: &str| {
+            let path = root.join(p);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(path, data).expect("write");
+        };
+        w("Dockerfile", "FROM scratch\n");
+        w(".dockerignore", "**/*.pyc\nbuild\n!build/keep.txt\n*.log\n");
+        w("src/main.py", "print(1)\n");
+        w("src/cache.pyc", "junk");
+        w("src/pkg/mod.py", "x = 1\n");
+        w("build/out.bin", "bin");
+        w("build/keep.txt", "keep");
+        w("build/deep/x", "x");
+        w("app.log", "log");
+        w("pyproject.toml", "[project]\n");
+        w("requirements.txt", "flask\n");
+        w("reqs/dev.txt", "pytest\n");
+        fs::set_permissions(root.join("src/main.py"), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        fs::create_dir(root.join("empty")).expect("mkdir");
+        symlink("../pyproject.toml", root.join("src/link")).expect("symlink");
+        symlink("./a//b/", root.join("oddlink")).expect("symlink");
+        let long = "t".repeat(150);
+        symlink(&long, root.join("longlink")).expect("symlink");
+        w(
+            &format!("{}/{}", "d".repeat(90), "f".repeat(90)),
+            "long path",
+        );
+    }
+
+    fn rules_for(root: &Path) -> IgnoreRules {
+        IgnoreRules::load(root, Path::new("Dockerfile")).expect("rules")
+    }
+
+    fn tar_of(root: &Path, extra: &[(String, Vec<u8>)]) -> (Vec<u8>, ContextStats) {
+        let mut out = Vec::new();
+        let stats = write_tar(root, &rules_for(root), extra, &mut out).expect("tar");
+        (out, stats)
+    }
+
+    #[test]
+    fn tar_holds_what_buildkit_would_send() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make_tree(dir.path());
+        let (bytes, stats) = tar_of(dir.path(), &[]);
+        let names = list_tar(bytes.as_slice()).expect("list");
+        let long_dir = format!("{}/", "d".repeat(90));
+        let long_file = format!("{}{}", long_dir, "f".repeat(90));
+        let mut want = vec![
+            ".dockerignore",
+            "Dockerfile",
+            "build/",
+            "build/keep.txt",
+            long_dir.as_str(),
+            long_file.as_str(),
+            "empty/",
+            "longlink",
+            "oddlink",
+            "pyproject.toml",
+            "reqs/",
+            "reqs/dev.txt",
+            "requirements.txt",
+            "src/",
+            "src/link",
+            "src/main.py",
+            "src/pkg/",
+            "src/pkg/mod.py",
+        ];
+        want.sort_by_key(|n| {
+            n.trim_end_matches('/')
+                .split('/')
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(names, want);
+        assert_eq!((stats.files, stats.symlinks), (9, 3));
+
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        for entry in archive.entries().expect("entries") {
+            let entry = entry.expect("entry");
+            let h = entry.header();
+            let path = entry.path().expect("path").to_string_lossy().into_owned();
+            assert_eq!((h.uid().ok(), h.gid().ok()), (Some(0), Some(0)), "{path}");
+            assert_eq!(h.mtime().ok(), Some(FIXED_MTIME), "{path}");
+            assert_eq!(h.username().ok().flatten(), Some(""), "{path}");
+            match path.as_str() {
+                "src/main.py" => assert_eq!(h.mode().ok(), Some(0o755)),
+                "oddlink" => assert_eq!(entry.link_name_bytes().as_deref(), Some(&b"./a//b/"[..])),
+                "longlink" => assert_eq!(entry.link_name_bytes().map(|b| b.len()), Some(150)),
+                "src/link" => assert_eq!(
+                    entry.link_name_bytes().as_deref(),
+                    Some(&b"../pyproject.toml"[..])
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn tar_is_byte_identical_across_copies() {
+        let a = tempfile::tempdir().expect("tempdir");
+        let b = tempfile::tempdir().expect("tempdir");
+        make_tree(a.path());
+        make_tree(b.path());
+        // Different mtimes on one copy; owners differ when run as root.
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        for p in ["pyproject.toml", "src/main.py", "build/keep.txt"] {
+            let f = File::options()
+                .write(true)
+                .open(b.path().join(p))
+                .expect("open");
+            f.set_modified(old).expect("set mtime");
+        }
+        #[cfg(unix)]
+        if std::os::unix::fs::chown(b.path().join("requirements.txt"), Some(1234), Some(4321))
+            .is_err()
+        {
+            eprintln!("not root: owners left equal");
+        }
+        let extra = vec![(
+            ".dockwarm/Dockerfile.deps".to_string(),
+            b"FROM scratch\n".to_vec(),
+        )];
+        assert_eq!(tar_of(a.path(), &extra).0, tar_of(b.path(), &extra).0);
+    }
+
+    #[test]
+    fn extra_files_add_and_replace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make_tree(dir.path());
+        let extra = vec![
+            (
+                ".dockwarm/Dockerfile.deps".to_string(),
+                b"FROM a\n".to_vec(),
+            ),
+            ("Dockerfile".to_string(), b"FROM b\n".to_vec()),
+        ];
+        let (bytes, _) = tar_of(dir.path(), &extra);
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut seen = BTreeMap::new();
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("entry");
+            let path = entry.path().expect("path").to_string_lossy().into_owned();
+            let mut s = String::new();
+            if entry.header().entry_type().is_file() {
+                entry.read_to_string(&mut s).expect("read");
+            }
+            assert!(seen.insert(path, s).is_none(), "duplicate entry");
+        }
+        assert_eq!(seen[".dockwarm/Dockerfile.deps"], "FROM a\n");
+        assert_eq!(seen["Dockerfile"], "FROM b\n");
+        assert!(seen.contains_key(".dockwarm"));
+        for bad in ["/abs", "a/../b", "", "src/main.py/x", "src"] {
+            let err = write_tar(
+                dir.path(),
+                &rules_for(dir.path()),
+                &[(bad.to_string(), vec![])],
+                io::sink(),
+            )
+            .expect_err(bad);
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn sources_expand_like_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        make_tree(dir.path());
+        let rules = rules_for(dir.path());
+        let expand = |s: &[&str]| {
+            expand_sources(
+                dir.path(),
+                &rules,
+                &s.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(
+            expand(&["pyproject.toml", "requirements.txt"]).expect("ok"),
+            vec!["pyproject.toml", "requirements.txt"]
+        );
+        assert_eq!(
+            expand(&["src/"]).expect("ok"),
+            vec!["src/link", "src/main.py", "src/pkg/mod.py"]
+        );
+        assert_eq!(
+            expand(&["/req*.txt", "reqs/*.tx?"]).expect("ok"),
+            vec!["reqs/dev.txt", "requirements.txt"]
+        );
+        assert_eq!(expand(&["build"]).expect("ok"), vec!["build/keep.txt"]);
+        assert_eq!(expand(&["[p]y*"]).expect("ok"), vec!["pyproject.toml"]);
+        assert!(expand(&["empty"]).expect("ok").is_empty());
+        let all = expand(&["."]).expect("ok");
+        assert!(
+            all.contains(&"src/pkg/mod.py".to_string()) && !all.contains(&"app.log".to_string())
+        );
+        assert_eq!(
+            expand(&["pyproject.toml", "*.nothing"]).expect("ok"),
+            vec!["pyproject.toml"]
+        );
+        for missing in ["app.log", "nope.txt", "src/cache.pyc", "build/out.bin"] {
+            let err = expand(&["pyproject.toml", missing]).expect_err(missing);
+            let msg = err.to_string();
+            assert!(msg.contains("not found") && msg.contains(missing), "{msg}");
+        }
+        assert!(matches!(
+            expand(&["src/[x"]),
+            Err(ContextError::BadSource { .. })
+        ));
+        assert!(is_dir(dir.path(), "src") && !is_dir(dir.path(), "src/main.py"));
+    }
+}

@@ -1,0 +1,268 @@
+//! The fingerprint of an image's dependency stage: what must be equal for one prebuild to serve
+//! every workspace.
+//!
+//! sha256 over the dependency stage's definition (its instructions, target, build args and the
+//! local image ID of each base image) and each input file's path relative to the repository and
+//! its bytes. Paths are repository-relative, so the same inputs in two worktrees give the same
+//! fingerprint; base images count by ID, so a re-pulled `python:3.12-slim` gives a new one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, ImageSpec};
+use crate::context::{self, ContextError};
+use crate::dockerfile::{self, DepsError, DepsPlan, ParseError};
+use crate::ignore::{IgnoreError, IgnoreRules};
+
+/// Bump when the hashed layout changes, so old tags are never mistaken for new ones.
+const VERSION: &str = "dockwarm-fingerprint-v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FingerprintError {
+    #[error("Dockerfile {path} not found (image `{image}`, from {from}); fix the path in {from}")]
+    MissingDockerfile {
+        path: String,
+        image: String,
+        from: String,
+    },
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("{path}:{source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: ParseError,
+    },
+    #[error("{path}: {source}")]
+    Deps {
+        path: String,
+        #[source]
+        source: DepsError,
+    },
+    #[error(transparent)]
+    Ignore(#[from] IgnoreError),
+    #[error("image `{image}`: {source}")]
+    Inputs {
+        image: String,
+        #[source]
+        source: ContextError,
+    },
+}
+
+impl FingerprintError {
+    /// Whether the user must edit a file to fix it (exit code 2), rather than retry.
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, FingerprintError::Unreadable { .. })
+    }
+}
+
+/// Everything about an image's dependency stage that can be known without the engine.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub image: ImageSpec,
+    /// Absolute paths.
+    pub context_dir: PathBuf,
+    pub dockerfile_path: PathBuf,
+    pub deps: DepsPlan,
+    pub args: BTreeMap<String, String>,
+    pub inputs: Vec<InputFile>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InputFile {
+    /// Relative to the workspace root, with `/`.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BaseImage {
+    pub reference: String,
+    /// The local image ID, or None when the engine does not have the image (yet).
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fingerprint {
+    pub plan: Plan,
+    pub bases: Vec<BaseImage>,
+    /// 64 hex digits.
+    pub hex: String,
+}
+
+impl Fingerprint {
+    pub fn short(&self) -> &str {
+        &self.hex[..12]
+    }
+
+    /// `dockwarm/<project>-<image>-deps:<first 12 hex>`.
+    pub fn tag(&self, project: &str) -> String {
+        format!(
+            "{}:{}",
+            repository(project, &self.plan.image.name),
+            self.short()
+        )
+    }
+}
+
+/// The repository part of an image's dependency tags.
+pub fn repository(project: &str, image: &str) -> String {
+    let image = crate::compose::normalize_project_name(image);
+    format!("dockwarm/{project}-{image}-deps")
+}
+
+/// Parses the Dockerfile, finds the dependency stage and hashes its input files.
+pub fn plan(config: &Config, image: &ImageSpec) -> Result<Plan, FingerprintError> {
+    let context_dir = config.root.join(&image.context.value);
+    let dockerfile_path = config.root.join(&image.dockerfile.value);
+    let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            FingerprintError::MissingDockerfile {
+                path: dockerfile_path.display().to_string(),
+                image: image.name.clone(),
+                from: image.dockerfile.from.clone(),
+            }
+        } else {
+            FingerprintError::Unreadable {
+                path: dockerfile_path.display().to_string(),
+                reason: e.to_string(),
+            }
+        }
+    })?;
+    let shown = dockerfile_path.display().to_string();
+    let df = dockerfile::parse(&text).map_err(|source| FingerprintError::Parse {
+        path: shown.clone(),
+        source,
+    })?;
+    let args = image.arg_values();
+    let is_dir = |rel: &str| context_dir.join(rel).is_dir();
+    let deps = dockerfile::dependency_stage(
+        &df,
+        image.target.value.as_deref(),
+        image.deps_target.value.as_deref(),
+        &args,
+        &is_dir,
+    )
+    .map_err(|source| FingerprintError::Deps {
+        path: shown.clone(),
+        source,
+    })?;
+    let rules = IgnoreRules::load(&context_dir, &dockerfile_path)?;
+    let mut sources = deps.context_sources.clone();
+    sources.extend(image.inputs.value.iter().cloned());
+    let files = context::expand_sources(&context_dir, &rules, &sources).map_err(|source| {
+        FingerprintError::Inputs {
+            image: image.name.clone(),
+            source,
+        }
+    })?;
+    let prefix = image.context.value.clone();
+    let inputs = hash_files(&context_dir, &prefix, &files)?;
+    Ok(Plan {
+        image: image.clone(),
+        context_dir,
+        dockerfile_path,
+        deps,
+        args,
+        inputs,
+    })
+}
+
+/// Hashes the files on every core: lockfiles can be tens of megabytes, and this runs in hooks.
+fn hash_files(
+    context_dir: &Path,
+    prefix: &Path,
+    files: &[String],
+) -> Result<Vec<InputFile>, FingerprintError> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len().max(1));
+    let chunk = files.len().div_ceil(workers).max(1);
+    let results: Vec<Result<Vec<InputFile>, FingerprintError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|f| hash_file(context_dir, prefix, f))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(FingerprintError::Unreadable {
+                        path: context_dir.display().to_string(),
+                        reason: "hashing thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(files.len());
+    for r in results {
+        out.extend(r?);
+    }
+    Ok(out)
+}
+
+fn hash_file(context_dir: &Path, prefix: &Path, rel: &str) -> Result<InputFile, FingerprintError> {
+    use std::io::Read;
+    let path = context_dir.join(rel);
+    let unreadable = |e: std::io::Error| FingerprintError::Unreadable {
+        path: path.display().to_string(),
+        reason: format!("{e}; dockwarm hashes this dependency input"),
+    };
+    let mut file = std::fs::File::open(&path).map_err(unreadable)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(unreadable)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    let repo_path = prefix.join(rel);
+    Ok(InputFile {
+        path: repo_path.to_string_lossy().replace('\\', "/"),
+        size,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Combines a plan with the base images' local IDs.
+pub fn fingerprint(plan: Plan, bases: Vec<BaseImage>) -> Fingerprint {
+    let mut h = Sha256::new();
+    let mut field = |name: &str, value: &str| {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update((value.len() as u64).to_le_bytes());
+        h.update(value.as_bytes());
+    };
+    field("version", VERSION);
+    field("definition", &plan.deps.definition);
+    field("target", plan.deps.build_target.as_deref().unwrap_or(""));
+    for (k, v) in &plan.args {
+        field("arg", k);
+        field("value", v);
+    }
+    for b in &bases {
+        field("base", &b.reference);
+        field("id", b.id.as_deref().unwrap_or("(not local)"));
+    }
+    for f in &plan.inputs {
+        field("file", &f.path);
+        field("sha256", &f.sha256);
+    }
+    let hex = hex::encode(h.finalize());
+    Fingerprint { plan, bases, hex }
+}

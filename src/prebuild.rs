@@ -1,0 +1,240 @@
+//! Prebuilding dependency stages: once per fingerprint, whichever workspace asks first.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bollard::query_parameters::CreateImageOptions;
+use futures_util::StreamExt;
+
+use crate::build::{BuildFailure, Builder, Request};
+use crate::config::{Backend, Config, ImageSpec};
+use crate::engine::{labels, Engine, EngineError};
+use crate::fingerprint::{self, BaseImage, Fingerprint, FingerprintError};
+use crate::progress::BuildLog;
+use crate::state::{now_secs, BuildRecord, State, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrebuildError {
+    #[error(transparent)]
+    Fingerprint(#[from] FingerprintError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("image `{image}`: {failure}; full log: {log}")]
+    Build {
+        image: String,
+        failure: BuildFailure,
+        log: String,
+    },
+}
+
+impl From<bollard::errors::Error> for PrebuildError {
+    fn from(e: bollard::errors::Error) -> Self {
+        PrebuildError::Engine(e.into())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Built now.
+    Built,
+    /// The fingerprint's image was already there.
+    AlreadyBuilt,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub image: String,
+    pub tag: String,
+    pub fingerprint: String,
+    pub status: Status,
+    pub backend: Option<String>,
+    pub duration_ms: u64,
+}
+
+pub struct Options {
+    pub backend: Backend,
+    /// No terminal progress (background runs); the log file still gets everything.
+    pub quiet: bool,
+}
+
+/// The fingerprint of one image, with base image IDs from the engine.
+pub async fn fingerprint_image(
+    engine: &Engine,
+    config: &Config,
+    image: &ImageSpec,
+) -> Result<Fingerprint, PrebuildError> {
+    let plan = fingerprint::plan(config, image)?;
+    let bases = base_images(engine, &plan.deps.base_images).await?;
+    Ok(fingerprint::fingerprint(plan, bases))
+}
+
+async fn base_images(
+    engine: &Engine,
+    references: &[String],
+) -> Result<Vec<BaseImage>, PrebuildError> {
+    let mut bases = Vec::new();
+    for reference in references {
+        bases.push(BaseImage {
+            reference: reference.clone(),
+            id: engine.image_id(reference).await?,
+        });
+    }
+    Ok(bases)
+}
+
+/// The tagged image of a fingerprint, if it exists with our labels.
+pub async fn built_image(
+    engine: &Engine,
+    tag: &str,
+    fingerprint: &str,
+) -> Result<bool, PrebuildError> {
+    match engine.docker.inspect_image(tag).await {
+        Ok(image) => {
+            let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
+            Ok(labels.get(labels::FINGERPRINT).map(String::as_str) == Some(fingerprint))
+        }
+        Err(e) if crate::engine::is_not_found(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Builds the dependency stage of one image unless its fingerprint is built already.
+pub async fn prebuild_image(
+    engine: &Engine,
+    state: &State,
+    config: &Config,
+    image: &ImageSpec,
+    options: &Options,
+) -> Result<Outcome, PrebuildError> {
+    let started = Instant::now();
+    let project = config.project.value.as_str();
+    let mut fp = fingerprint_image(engine, config, image).await?;
+    if fp.bases.iter().any(|b| b.id.is_none()) {
+        // Pull missing bases first, so the fingerprint (and so the tag) covers their IDs.
+        pull_missing(engine, &fp.bases).await;
+        let bases = base_images(engine, &fp.plan.deps.base_images).await?;
+        fp = fingerprint::fingerprint(fp.plan, bases);
+    }
+    let tag = fp.tag(project);
+    let outcome = |status, backend: Option<&str>| Outcome {
+        image: image.name.clone(),
+        tag: tag.clone(),
+        fingerprint: fp.hex.clone(),
+        status,
+        backend: backend.map(str::to_string),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    if built_image(engine, &tag, &fp.hex).await? {
+        return Ok(outcome(Status::AlreadyBuilt, None));
+    }
+
+    // One build per fingerprint across all workspaces and processes: whoever holds the lock
+    // builds; the others wait and then find the image built.
+    let lock_name = format!("build-{}", fp.hex);
+    let _guard = match state.try_lock(&lock_name)? {
+        Some(g) => g,
+        None => {
+            if !options.quiet {
+                eprintln!(
+                    "{}: another dockwarm is building fingerprint {}; waiting for it",
+                    image.name,
+                    fp.short()
+                );
+            }
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || state.lock(&lock_name))
+                .await
+                .map_err(|e| StateError::Io {
+                    path: "lock".into(),
+                    source: std::io::Error::other(e),
+                })??
+        }
+    };
+    if built_image(engine, &tag, &fp.hex).await? {
+        return Ok(outcome(Status::AlreadyBuilt, None));
+    }
+
+    let builder = Builder::choose(options.backend, engine)
+        .await
+        .map_err(|failure| PrebuildError::Build {
+            image: image.name.clone(),
+            failure,
+            log: "(no build started)".into(),
+        })?;
+    let log_path = state.log_path(project, &image.name, &fp.hex)?;
+    let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
+    let build_labels: BTreeMap<String, String> = [
+        (labels::MANAGED, "true"),
+        (labels::PROJECT, project),
+        (labels::FINGERPRINT, fp.hex.as_str()),
+        (labels::IMAGE, image.name.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let scratch = state.dir("dockerfiles")?.join(&fp.hex);
+    let tags = [tag.clone()];
+    let request = Request {
+        context_dir: &fp.plan.context_dir,
+        dockerfile_path: &fp.plan.dockerfile_path,
+        dockerfile_text: fp
+            .plan
+            .deps
+            .truncated
+            .then_some(fp.plan.deps.dockerfile_text.as_str()),
+        target: fp.plan.deps.build_target.as_deref(),
+        args: &fp.plan.args,
+        labels: &build_labels,
+        tags: &tags,
+        scratch_dir: &scratch,
+    };
+    let result = builder.build(&request, &mut log).await;
+    log.finish();
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut record = BuildRecord {
+        fingerprint: fp.hex.clone(),
+        project: project.to_string(),
+        image: image.name.clone(),
+        tag: tag.clone(),
+        status: "built".into(),
+        backend: builder.name().into(),
+        finished_at: now_secs(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        log: Some(log_path.clone()),
+        error: None,
+    };
+    match result {
+        Ok(()) => {
+            state.write_build_record(&record)?;
+            Ok(outcome(Status::Built, Some(builder.name())))
+        }
+        Err(failure) => {
+            record.status = "failed".into();
+            record.error = Some(failure.to_string());
+            state.write_build_record(&record)?;
+            Err(PrebuildError::Build {
+                image: image.name.clone(),
+                failure,
+                log: log_path.display().to_string(),
+            })
+        }
+    }
+}
+
+async fn pull_missing(engine: &Engine, bases: &[BaseImage]) {
+    for base in bases.iter().filter(|b| b.id.is_none()) {
+        let options = CreateImageOptions {
+            from_image: Some(base.reference.clone()),
+            ..Default::default()
+        };
+        let mut stream = engine.docker.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            if item.is_err() {
+                break;
+            }
+        }
+    }
+}

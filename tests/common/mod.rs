@@ -1,0 +1,313 @@
+//! Shared helpers of the integration tests: real processes in temp dirs, a real engine.
+//!
+//! Everything a test creates on the engine carries a unique project name (`dwt<random>`) and
+//! the label `dev.dockwarm.test=true`, and is removed when the test's `Project` is dropped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const BUSYBOX: &str = "dockwarm-test/busybox:latest";
+
+/// Whether the engine answers. With `DOCKWARM_REQUIRE_ENGINE=1` (the test script sets it) a
+/// missing engine fails the test instead of skipping it, so CI cannot pass by skipping.
+pub fn engine() -> bool {
+    static UP: OnceLock<bool> = OnceLock::new();
+    let up = *UP.get_or_init(|| {
+        Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    if !up {
+        assert!(
+            std::env::var("DOCKWARM_REQUIRE_ENGINE").as_deref() != Ok("1"),
+            "DOCKWARM_REQUIRE_ENGINE=1 but `docker info` fails"
+        );
+        eprintln!("skipping: no Docker engine answers (`docker info` fails)");
+    }
+    up
+}
+
+/// Runs a command and returns its output, failing the test with its stderr when it fails.
+pub fn sh(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> Output {
+    sh(Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .envs(git_env()))
+}
+
+pub fn git_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("GIT_CONFIG_NOSYSTEM", "1"),
+        ("GIT_AUTHOR_NAME", "dockwarm test"),
+        ("GIT_AUTHOR_EMAIL", "test@dockwarm.dev"),
+        ("GIT_COMMITTER_NAME", "dockwarm test"),
+        ("GIT_COMMITTER_EMAIL", "test@dockwarm.dev"),
+    ]
+}
+
+/// A busybox base image made locally (no registry here): `docker import` of a rootfs holding
+/// the static busybox. Made once per machine; a file lock keeps parallel test binaries from
+/// re-importing it (a new import would change its ID, and so every fingerprint, mid-test).
+pub fn busybox() -> &'static str {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let lock =
+            std::fs::File::create(std::env::temp_dir().join("dockwarm-test-busybox.lock")).unwrap();
+        fs4::fs_std::FileExt::lock_exclusive(&lock).unwrap();
+        let have = Command::new("docker")
+            .args(["image", "inspect", BUSYBOX])
+            .output()
+            .unwrap();
+        if !have.status.success() {
+            import_busybox(BUSYBOX);
+        }
+    });
+    BUSYBOX
+}
+
+/// Imports a fresh busybox rootfs under `tag`; `marker` changes its content (and so its ID).
+pub fn import_busybox_with(tag: &str, marker: &str) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is not installed (apt-get install busybox-static)");
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(root.path().join("tmp")).unwrap();
+    std::fs::copy(busybox, bin.join("busybox")).unwrap();
+    for applet in [
+        "sh", "cat", "ls", "find", "sort", "sleep", "date", "cp", "mkdir", "echo", "wc", "rm",
+        "test", "true", "false", "touch",
+    ] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    std::fs::write(root.path().join("marker"), marker).unwrap();
+    let tar = Command::new("tar")
+        .args(["-C"])
+        .arg(root.path())
+        .args(["-c", "."])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let mut import = Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            "LABEL dev.dockwarm.test=true",
+            "--change",
+            "ENV PATH=/bin",
+            "-",
+            tag,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    import.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
+    assert!(
+        import.wait().unwrap().success(),
+        "docker import {tag} failed"
+    );
+}
+
+fn import_busybox(tag: &str) {
+    import_busybox_with(tag, "dockwarm-test");
+}
+
+/// A git repository in a temp dir, with its own state dir and a unique project name.
+pub struct Project {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub name: String,
+    pub state: PathBuf,
+}
+
+impl Project {
+    /// A repository named `<unique project name>` with these files, committed.
+    pub fn new(files: &[(&str, &str)]) -> Project {
+        let tmp = tempfile::tempdir().unwrap();
+        let name = format!("dwt{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let root = tmp.path().join(&name);
+        std::fs::create_dir_all(&root).unwrap();
+        let state = tmp.path().join("state");
+        let p = Project {
+            tmp,
+            root,
+            name,
+            state,
+        };
+        for (path, text) in files {
+            p.write(path, text);
+        }
+        git(&p.root, &["init", "-q", "-b", "main"]);
+        git(&p.root, &["add", "-A"]);
+        git(&p.root, &["commit", "-q", "-m", "init"]);
+        p
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        write_file(&self.root, path, text);
+    }
+
+    /// `dockwarm ARGS` in `dir`, with this project's state dir.
+    pub fn dockwarm_in(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dockwarm"))
+            .args(args)
+            .current_dir(dir)
+            .env("DOCKWARM_STATE_DIR", &self.state)
+            .env("NO_COLOR", "1")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .output()
+            .unwrap()
+    }
+
+    pub fn dockwarm(&self, args: &[&str]) -> Output {
+        self.dockwarm_in(&self.root, args)
+    }
+
+    /// Like `dockwarm`, and fails the test unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.dockwarm(args);
+        assert!(
+            out.status.success(),
+            "dockwarm {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap()
+    }
+}
+
+pub fn write_file(root: &Path, path: &str, text: &str) {
+    let p = root.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        cleanup_project(&self.name);
+    }
+}
+
+/// Removes the images, containers and volumes labelled or named for `project`.
+pub fn cleanup_project(project: &str) {
+    let list = |args: &[&str]| -> Vec<String> {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let containers = list(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
+    if !containers.is_empty() {
+        let _ = Command::new("docker")
+            .arg("rm")
+            .arg("-f")
+            .args(&containers)
+            .output();
+    }
+    let mut images = list(&[
+        "images",
+        "-q",
+        "--filter",
+        &format!("label=dev.dockwarm.project={project}"),
+    ]);
+    images.extend(list(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "--filter",
+        &format!("reference={project}*"),
+    ]));
+    images.extend(list(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "--filter",
+        &format!("reference=dockwarm/{project}-*"),
+    ]));
+    images.sort();
+    images.dedup();
+    if !images.is_empty() {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f"])
+            .args(&images)
+            .output();
+    }
+    let volumes = list(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=dev.dockwarm.project={project}"),
+    ]);
+    let mut named = list(&["volume", "ls", "-q", "--filter", &format!("name={project}")]);
+    named.extend(volumes);
+    if !named.is_empty() {
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f"])
+            .args(&named)
+            .output();
+    }
+}
+
+/// Steps of a BuildKit plain-progress log: (step name, cached?).
+pub fn steps(log: &str) -> Vec<(String, bool)> {
+    let mut names: Vec<(String, String)> = Vec::new();
+    let mut cached = std::collections::HashSet::new();
+    for line in log.lines() {
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
+        let Some((id, text)) = rest.split_once(' ') else {
+            continue;
+        };
+        if !id.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if text.starts_with('[') && !names.iter().any(|(i, _)| i == id) {
+            names.push((id.to_string(), text.to_string()));
+        } else if text.trim() == "CACHED" {
+            cached.insert(id.to_string());
+        }
+    }
+    names
+        .into_iter()
+        .map(|(id, n)| (n, cached.contains(&id)))
+        .collect()
+}
