@@ -24,7 +24,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 # 2. busybox-static and docker-compose v1.
-command -v busybox >/dev/null 2>&1 && busybox --list 2>/dev/null | grep -qx sh && [ -x /bin/busybox ] || {
+dpkg -s busybox-static >/dev/null 2>&1 || {
   log "installing busybox-static"; apt_install busybox-static; }
 command -v docker-compose >/dev/null 2>&1 || { log "installing docker-compose (v1)"; apt_install docker-compose; }
 

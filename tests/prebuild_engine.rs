@@ -120,6 +120,11 @@ fn fingerprint_is_the_same_across_worktrees_and_changes_with_each_input() {
         .output();
 }
 
+fn image_id(reference: &str) -> String {
+    let out = sh(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// After `dockwarm prebuild`, the user's own builds (compose v2, and `docker build` of the full
 /// Dockerfile) run no step of the dependency stage; a second prebuild builds nothing.
 fn prebuild_then_user_builds_are_cached(dockerfile: &str, backend: &str) {

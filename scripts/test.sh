@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: makes sure a Docker engine answers (starting one when none does) and the
+# clients users have are installed (compose v2, buildx, compose v1, busybox-static for the
+# tests' local base images), then runs every test, the engine tests included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-engine.sh
+export DOCKWARM_REQUIRE_ENGINE=1
+cargo build --quiet --all-targets
+cargo test --all-targets -- --test-threads 4 "$@"
