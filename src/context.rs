@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::ignore::{go_clean, go_match_regex, IgnoreRules, MatchState};
+use crate::ignore::{go_clean, go_match_regex, Dialect, IgnoreRules, MatchState};
 
 /// Modification time written for every entry: 1980-01-01T00:00:00Z.
 ///
@@ -151,7 +151,12 @@ impl Walk<'_> {
                     if !self.rules.must_enter_excluded_dir(&rel_str) {
                         continue;
                     }
-                    self.pending.push((key.clone(), node));
+                    if self.rules.dialect() == Dialect::Legacy {
+                        // The old walker sends an entered directory straight away.
+                        self.keep(key.clone(), node);
+                    } else {
+                        self.pending.push((key.clone(), node));
+                    }
                 } else {
                     self.keep(key.clone(), node);
                 }
@@ -613,6 +618,44 @@ mod tests {
                 _ => {}
             }
         }
+    }
+
+    /// The two walker generations part ways on exceptions inside excluded directories; the
+    /// Legacy expectations are what Docker Engine 20.10 was seen to copy.
+    #[test]
+    fn dialects_differ_on_exceptions_in_excluded_dirs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for p in [
+            "vendor/p/keep.me",
+            "vendor/p/other",
+            "vendor/q/other",
+            "lib/x/y",
+        ] {
+            fs::create_dir_all(root.join(p).parent().expect("parent")).expect("mkdir");
+            fs::write(root.join(p), "x").expect("write");
+        }
+        let rules =
+            IgnoreRules::parse("vendor\n!vendor/**/keep.me\nlib\n!lib/none\n").expect("rules");
+        let names = |rules: &IgnoreRules| {
+            let mut out = Vec::new();
+            write_tar(root, rules, &[], &mut out).expect("tar");
+            list_tar(out.as_slice()).expect("list")
+        };
+        assert_eq!(
+            names(&rules),
+            vec!["vendor/", "vendor/p/", "vendor/p/keep.me"]
+        );
+        assert_eq!(
+            names(&rules.with_dialect(Dialect::Legacy)),
+            vec!["lib/", "vendor/"]
+        );
+        assert_eq!(
+            Dialect::for_engine_version("20.10.24+dfsg1"),
+            Dialect::Legacy
+        );
+        assert_eq!(Dialect::for_engine_version("28.2.2"), Dialect::Current);
+        assert_eq!(Dialect::for_engine_version("weird"), Dialect::Current);
     }
 
     #[test]

@@ -242,6 +242,18 @@ impl Engine {
         format!("{}.{}", v.major_version, v.minor_version)
     }
 
+    /// Which `.dockerignore` rules this engine's BuildKit applies (they changed after 20.10).
+    pub async fn ignore_dialect(&self) -> crate::ignore::Dialect {
+        let version = self
+            .docker
+            .version()
+            .await
+            .ok()
+            .and_then(|v| v.version)
+            .unwrap_or_default();
+        crate::ignore::Dialect::for_engine_version(&version)
+    }
+
     /// The ID of a local image, or None when the engine does not have it.
     pub async fn image_id(&self, reference: &str) -> Result<Option<String>, EngineError> {
         match self.docker.inspect_image(reference).await {

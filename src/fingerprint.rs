@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, ImageSpec};
 use crate::context::{self, ContextError};
 use crate::dockerfile::{self, DepsError, DepsPlan, ParseError};
-use crate::ignore::{IgnoreError, IgnoreRules};
+use crate::ignore::{Dialect, IgnoreError, IgnoreRules};
 
 /// Bump when the hashed layout changes, so old tags are never mistaken for new ones.
 const VERSION: &str = "dockwarm-fingerprint-v1";
@@ -115,7 +115,12 @@ pub fn repository(project: &str, image: &str) -> String {
 }
 
 /// Parses the Dockerfile, finds the dependency stage and hashes its input files.
-pub fn plan(config: &Config, image: &ImageSpec) -> Result<Plan, FingerprintError> {
+/// `dialect`: the engine's `.dockerignore` rules, which decide the files a COPY brings in.
+pub fn plan(
+    config: &Config,
+    image: &ImageSpec,
+    dialect: Dialect,
+) -> Result<Plan, FingerprintError> {
     let context_dir = config.root.join(&image.context.value);
     let dockerfile_path = config.root.join(&image.dockerfile.value);
     let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
@@ -150,7 +155,7 @@ pub fn plan(config: &Config, image: &ImageSpec) -> Result<Plan, FingerprintError
         path: shown.clone(),
         source,
     })?;
-    let rules = IgnoreRules::load(&context_dir, &dockerfile_path)?;
+    let rules = IgnoreRules::load(&context_dir, &dockerfile_path)?.with_dialect(dialect);
     let mut sources = deps.context_sources.clone();
     sources.extend(image.inputs.value.iter().cloned());
     let files = context::expand_sources(&context_dir, &rules, &sources).map_err(|source| {

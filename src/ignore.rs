@@ -66,9 +66,19 @@ struct Pattern {
     /// `!` pattern: a match re-includes the path.
     exception: bool,
     kind: Kind,
+    /// The same pattern as an always-regex match, as patternmatcher compiled it before it
+    /// grew the prefix/suffix shortcuts (so `**foo` does not match `xfoo` there).
+    legacy: Regex,
+    /// Number of '/'-separated parts: the depth at which [`Dialect::Legacy`] re-tests a
+    /// parent directory.
+    depth: usize,
 }
 
 impl Pattern {
+    fn legacy_matches(&self, path: &str) -> bool {
+        self.legacy.is_match(path)
+    }
+
     fn matches(&self, path: &str) -> bool {
         match &self.kind {
             Kind::Exact => path == self.text,
@@ -91,9 +101,47 @@ pub struct MatchState {
     parent_matched: Vec<bool>,
 }
 
+/// Which generation of BuildKit's context walker to agree with.
+///
+/// The engine decides, not the CLI: against Docker Engine 20.10 (BuildKit 0.8, checked on
+/// a real engine by `tests/context_engine.rs`) the context follows the old fsutil walker,
+/// and against newer engines the rewritten one. They differ only when `!` exceptions meet
+/// excluded directories.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// fsutil `filterFS` (BuildKit 0.10+, Docker Engine 23+): per-pattern parent results,
+    /// excluded directories entered whenever a glob exception could match below them and
+    /// sent only as parents of re-included paths.
+    #[default]
+    Current,
+    /// fsutil `Walk` with `PatternMatcher.Matches` (Docker Engine 20.10 and older): a
+    /// parent is only re-tested at the pattern's own depth, an excluded directory is entered
+    /// (and sent, even if nothing below it is kept) only when an exception's text starts
+    /// with it, so glob exceptions cannot reach inside excluded directories.
+    Legacy,
+}
+
+impl Dialect {
+    /// The dialect of an engine from its `docker version` server version (e.g. `20.10.24`,
+    /// `20.10.24+dfsg1`, `28.2.2`); unknown versions get [`Dialect::Current`].
+    pub fn for_engine_version(version: &str) -> Self {
+        let major = version
+            .trim()
+            .trim_start_matches('v')
+            .split(['.', '-', '+'])
+            .next()
+            .and_then(|m| m.parse::<u32>().ok());
+        match major {
+            Some(m) if m <= 20 => Dialect::Legacy,
+            _ => Dialect::Current,
+        }
+    }
+}
+
 /// A parsed `.dockerignore`.
 #[derive(Debug, Clone, Default)]
 pub struct IgnoreRules {
+    dialect: Dialect,
     patterns: Vec<Pattern>,
     has_exceptions: bool,
     /// fsutil's `onlyPrefixExcludeExceptions`: every exception is a plain path (modulo a
@@ -170,6 +218,9 @@ impl IgnoreRules {
         if path.is_empty() || self.patterns.is_empty() {
             return false;
         }
+        if self.dialect == Dialect::Legacy {
+            return self.legacy_matches(&path);
+        }
         let state = ancestors(&path).fold(MatchState::default(), |state, dir| {
             self.match_with_parent(dir, &state).1
         });
@@ -178,7 +229,12 @@ impl IgnoreRules {
 
     /// patternmatcher's `MatchesUsingParentResults`: whether `path` is excluded given its
     /// parent directory's results, and the results to hand to its children.
+    ///
+    /// Under [`Dialect::Legacy`] the parent results are not used (that walker had none).
     pub fn match_with_parent(&self, path: &str, parent: &MatchState) -> (bool, MatchState) {
+        if self.dialect == Dialect::Legacy {
+            return (self.legacy_matches(path), MatchState::default());
+        }
         let have_parent = parent.parent_matched.len() == self.patterns.len();
         let mut matched = false;
         let mut info = vec![false; self.patterns.len()];
@@ -215,14 +271,47 @@ impl IgnoreRules {
         if !self.has_exceptions {
             return false;
         }
-        if !self.only_prefix_exceptions {
+        if !self.only_prefix_exceptions && self.dialect == Dialect::Current {
             return true;
         }
         let dir_slash = format!("{}/", normalize_rel(rel_dir));
-        self.patterns
-            .iter()
-            .filter(|p| p.exception)
-            .any(|p| format!("{}/", without_trailing_glob(&p.text)).starts_with(&dir_slash))
+        self.patterns.iter().filter(|p| p.exception).any(|p| {
+            let text = match self.dialect {
+                Dialect::Current => without_trailing_glob(&p.text),
+                Dialect::Legacy => &p.text,
+            };
+            format!("{text}/").starts_with(&dir_slash)
+        })
+    }
+
+    /// The same rules read the way another engine generation reads them.
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// patternmatcher's old `Matches`: evaluation skipped as in the current one, but a
+    /// parent is only tested at the pattern's own depth.
+    fn legacy_matches(&self, path: &str) -> bool {
+        let parent_dirs: Vec<&str> = ancestors(path).collect();
+        let mut matched = false;
+        for pattern in &self.patterns {
+            if pattern.exception != matched {
+                continue;
+            }
+            let mut hit = pattern.legacy_matches(path);
+            if !hit && pattern.depth <= parent_dirs.len() {
+                hit = pattern.legacy_matches(parent_dirs[pattern.depth - 1]);
+            }
+            if hit {
+                matched = !pattern.exception;
+            }
+        }
+        matched
     }
 
     fn from_lines(lines: Vec<String>) -> Result<Self, IgnoreError> {
@@ -247,12 +336,14 @@ impl IgnoreRules {
             if let Err(reason) = validate_go_match(&text) {
                 return Err(bad(&reason));
             }
-            let kind = compile(&text).map_err(|reason| bad(&reason))?;
+            let (kind, legacy) = compile(&text).map_err(|reason| bad(&reason))?;
             rules.has_exceptions |= exception;
             rules.patterns.push(Pattern {
+                depth: text.split('/').count(),
                 text,
                 exception,
                 kind,
+                legacy,
             });
         }
         rules.only_prefix_exceptions = !rules.patterns.iter().any(|p| {
@@ -425,7 +516,7 @@ fn validate_go_match(pattern: &str) -> Result<(), String> {
 /// One deliberate difference: inside `[...]` a `*` or `?` is a literal class member (Go
 /// `filepath.Match` semantics); patternmatcher rewrites them there too, producing a regex
 /// nobody could intend.
-fn compile(pattern: &str) -> Result<Kind, String> {
+fn compile(pattern: &str) -> Result<(Kind, Regex), String> {
     #[derive(PartialEq)]
     enum T {
         Exact,
@@ -448,12 +539,8 @@ fn compile(pattern: &str) -> Result<Kind, String> {
                     i += 1;
                 }
                 if i >= chars.len() {
-                    if ty == T::Exact {
-                        ty = T::Prefix;
-                    } else {
-                        re.push_str(".*");
-                        ty = T::Regex;
-                    }
+                    re.push_str(".*");
+                    ty = if ty == T::Exact { T::Prefix } else { T::Regex };
                 } else {
                     re.push_str("(.*/)?");
                     ty = T::Regex;
@@ -497,15 +584,15 @@ fn compile(pattern: &str) -> Result<Kind, String> {
             c => re.push(c),
         }
     }
-    Ok(match ty {
+    re.push('$');
+    let regex = Regex::new(&re).map_err(|e| format!("not a valid pattern ({e})"))?;
+    let kind = match ty {
         T::Exact => Kind::Exact,
         T::Prefix => Kind::Prefix(pattern[..pattern.len() - 2].to_string()),
         T::Suffix => Kind::Suffix(pattern[2..].to_string()),
-        T::Regex => {
-            re.push('$');
-            Kind::Regex(Regex::new(&re).map_err(|e| format!("not a valid pattern ({e})"))?)
-        }
-    })
+        T::Regex => Kind::Regex(regex.clone()),
+    };
+    Ok((kind, regex))
 }
 
 /// A regex equivalent to Go `filepath.Match(pattern, path)` (used for COPY source globs):
@@ -713,6 +800,28 @@ mod tests {
     fn parent_results_differ_from_ancestor_scan() {
         assert!(!excluded(&["a", "!a/b", "a"], "a/b"));
         assert!(excluded(&["a", "!a/b", "a"], "a"));
+    }
+
+    #[test]
+    fn legacy_dialect_matches_old_patternmatcher() {
+        let legacy = |patterns: &[&str], path: &str| {
+            IgnoreRules::parse(&patterns.join("\n"))
+                .expect("parse")
+                .with_dialect(Dialect::Legacy)
+                .is_excluded(path, false)
+        };
+        assert!(legacy(&["node_modules"], "node_modules/a/b"));
+        assert!(legacy(&["**/*.pyc"], "a/b.pyc"));
+        assert!(!legacy(&["**foo"], "xfoo")); // always-regex: `(.*/)?foo`
+        assert!(excluded(&["**foo"], "xfoo")); // current suffix shortcut
+                                               // Parents are only re-tested at the pattern's depth: `a/*` sees `a/b`, never `a/b/c`'s
+                                               // deeper parents, so `a/b/c/d` is excluded through `a/b`.
+        assert!(legacy(&["a/*"], "a/b/c/d"));
+        assert!(!legacy(
+            &["vendor", "!vendor/**/keep.me"],
+            "vendor/p/keep.me"
+        ));
+        assert!(legacy(&["a", "!a/b", "a"], "a/b"));
     }
 
     #[test]

@@ -102,6 +102,7 @@ fn fingerprint_is_the_same_across_worktrees_and_changes_with_each_input() {
     // The base image's ID changed (same reference, re-imported with other content).
     let base_tag = format!("dockwarm-test/{}-base:latest", p.name);
     common::import_busybox_with(&base_tag, "one");
+    let first_id = image_id(&base_tag);
     p.write(
         "compose.yaml",
         &format!("{COMPOSE}        BASE: {base_tag}\n"),
@@ -116,12 +117,13 @@ fn fingerprint_is_the_same_across_worktrees_and_changes_with_each_input() {
     let rebased = fingerprint(&p, &p.root);
     assert_ne!(rebased, with_base);
     let _ = Command::new("docker")
-        .args(["rmi", "-f", &base_tag])
+        .args(["rmi", "-f", &base_tag, &first_id])
         .output();
 }
 
 fn image_id(reference: &str) -> String {
-    let out = sh(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]));
+    let out =
+        sh(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 

@@ -81,7 +81,11 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
                 rt.block_on(volume_checks(engine, &c, &mut r));
             }
             compose_sharing(&c, &mut r);
-            dockerfile_checks(&c, &mut r);
+            let dialect = match &engine {
+                Some(e) => rt.block_on(e.ignore_dialect()),
+                None => crate::ignore::Dialect::Current,
+            };
+            dockerfile_checks(&c, dialect, &mut r);
         }
     }
     Ok(!r.failed)
@@ -213,9 +217,9 @@ fn compose_sharing(c: &Config, r: &mut Report) {
     }
 }
 
-fn dockerfile_checks(c: &Config, r: &mut Report) {
+fn dockerfile_checks(c: &Config, dialect: crate::ignore::Dialect, r: &mut Report) {
     for image in &c.images {
-        match fingerprint::plan(c, image) {
+        match fingerprint::plan(c, image, dialect) {
             Ok(plan) => r.line(Level::Ok, "dependency stage", &format!("image `{}`: {}", image.name, plan.deps.description), None),
             Err(FingerprintError::Deps { path, source: DepsError::NoDependencyStage { .. } }) => r.line(
                 Level::Fail,
