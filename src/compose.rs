@@ -45,6 +45,8 @@ pub struct ComposeFile {
 pub struct Service {
     pub name: String,
     pub build: Option<Build>,
+    /// `image:`, which names the built image instead of `<project>-<service>`.
+    pub image: Option<String>,
     /// Named volumes the service mounts (top-level volume keys).
     pub volumes: Vec<String>,
 }
@@ -184,9 +186,14 @@ pub fn parse(
                 None | Some(Value::Null) => None,
                 Some(b) => Some(parse_build(b, &sname, &interp, vars).map_err(invalid)?),
             };
+            let image = match value.get("image") {
+                Some(v) => scalar(v).map(|s| interp(&s)).transpose()?,
+                None => None,
+            };
             services.push(Service {
                 name: sname,
                 build,
+                image,
                 volumes: service_volumes(value),
             });
         }

@@ -117,6 +117,9 @@ pub struct ImageSpec {
     pub args: BTreeMap<String, Sourced<String>>,
     pub inputs: Sourced<Vec<String>>,
     pub services: Sourced<Vec<String>>,
+    /// The names compose gives this image in this workspace: each service's `image:`, else
+    /// `<compose project>-<service>` (v2) and `<compose project>_<service>` (v1).
+    pub compose_tags: Vec<String>,
 }
 
 impl ImageSpec {
@@ -279,7 +282,14 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
     };
 
     let volumes = resolve_volumes(&raw, compose.as_ref(), &project.value, &compose_name);
-    let images = resolve_images(&raw, compose.as_ref(), &compose_name, ws, &toml_path)?;
+    let mut images = resolve_images(&raw, compose.as_ref(), &compose_name, ws, &toml_path)?;
+    for image in &mut images {
+        image.compose_tags = compose_tags(
+            &image.services.value,
+            compose.as_ref(),
+            &compose_project.value,
+        );
+    }
 
     let backend = match std::env::var("DOCKWARM_BACKEND")
         .ok()
@@ -317,6 +327,21 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
         debounce_ms,
         prune_keep,
     })
+}
+
+fn compose_tags(services: &[String], compose: Option<&ComposeFile>, project: &str) -> Vec<String> {
+    let mut tags = Vec::new();
+    for name in services {
+        let explicit = compose
+            .and_then(|c| c.services.iter().find(|s| &s.name == name))
+            .and_then(|s| s.image.clone());
+        match explicit {
+            Some(image) => tags.push(image),
+            None => tags.extend(compose::image_names(project, name)),
+        }
+    }
+    tags.dedup();
+    tags
 }
 
 fn parse_toml(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
@@ -483,6 +508,7 @@ fn resolve_images(
                         format!("{here} services")
                     },
                 ),
+                compose_tags: Vec::new(),
             });
         }
         return Ok(images);
@@ -514,6 +540,7 @@ fn resolve_images(
                 .collect(),
             inputs: sourced(Vec::new(), "default"),
             services: sourced(vec![svc.name.clone()], format!("{compose_name} services")),
+            compose_tags: Vec::new(),
         });
     }
     if images.is_empty() && compose.is_none() && ws.root.join("Dockerfile").is_file() {
@@ -527,6 +554,7 @@ fn resolve_images(
             args: BTreeMap::new(),
             inputs: sourced(Vec::new(), "default"),
             services: sourced(Vec::new(), "default"),
+            compose_tags: Vec::new(),
         });
     }
     if images.is_empty() {

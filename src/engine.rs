@@ -18,6 +18,8 @@ pub mod labels {
     pub const PROJECT: &str = "dev.dockwarm.project";
     pub const FINGERPRINT: &str = "dev.dockwarm.fingerprint";
     pub const IMAGE: &str = "dev.dockwarm.image";
+    /// On workspace images: the path of the workspace they were built for.
+    pub const WORKSPACE: &str = "dev.dockwarm.workspace";
 }
 
 /// How long a request may take before we call the engine unreachable. Generous enough for a

@@ -177,7 +177,7 @@ pub fn plan(
 }
 
 /// Hashes the files on every core: lockfiles can be tens of megabytes, and this runs in hooks.
-fn hash_files(
+pub fn hash_files(
     context_dir: &Path,
     prefix: &Path,
     files: &[String],
@@ -270,4 +270,20 @@ pub fn fingerprint(plan: Plan, bases: Vec<BaseImage>) -> Fingerprint {
     }
     let hex = hex::encode(h.finalize());
     Fingerprint { plan, bases, hex }
+}
+
+/// The digest hooks compare to notice a change without asking the engine: the fingerprint with
+/// base images counted by reference only. Equal inputs give equal digests; the prebuild then
+/// computes the real fingerprint, base image IDs included.
+pub fn inputs_digest(plan: &Plan) -> String {
+    let bases = plan
+        .deps
+        .base_images
+        .iter()
+        .map(|reference| BaseImage {
+            reference: reference.clone(),
+            id: None,
+        })
+        .collect();
+    fingerprint(plan.clone(), bases).hex
 }

@@ -2,6 +2,7 @@
 //!
 //! A library of small modules, one concept each; `main.rs` only parses and dispatches.
 
+pub mod background;
 pub mod build;
 pub mod commands;
 pub mod compose;
@@ -10,9 +11,12 @@ pub mod context;
 pub mod dockerfile;
 pub mod engine;
 pub mod fingerprint;
+pub mod hooks;
 pub mod ignore;
+pub mod pending;
 pub mod prebuild;
 pub mod progress;
+pub mod registry;
 pub mod state;
 pub mod volumes;
 pub mod workspace;

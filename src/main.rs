@@ -42,11 +42,36 @@ enum Command {
         /// Start the build detached and return at once.
         #[arg(long)]
         background: bool,
+        /// Also build this workspace's full image and tag it with its compose names.
+        #[arg(long)]
+        full: bool,
+        /// No progress display (the log file still gets everything).
+        #[arg(long, short)]
+        quiet: bool,
         /// auto, buildx or bollard (default: from the configuration).
         #[arg(long, value_parser = parse_backend)]
         backend: Option<Backend>,
         #[arg(long)]
         json: bool,
+    },
+    /// Set up this workspace: hooks, registration, volumes, background prebuild.
+    Init {
+        /// Print the setup and archive lines for Conductor instead.
+        #[arg(long)]
+        print_conductor: bool,
+    },
+    /// This workspace is going away: drop its image tags and registration, keep shared caches.
+    Archive,
+    /// The git hooks, kept beside any hooks already there.
+    Hooks {
+        #[command(subcommand)]
+        action: HooksAction,
+    },
+    /// What the installed git hooks run; never fails the git command.
+    Hook {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// The shared cache volumes.
     Volumes {
@@ -55,6 +80,16 @@ enum Command {
     },
     /// Check the engine, BuildKit, volumes and configuration, and advise on the Dockerfile.
     Doctor,
+}
+
+#[derive(Subcommand)]
+enum HooksAction {
+    /// Install post-checkout, post-merge and post-rewrite, chaining hooks already there.
+    Install,
+    /// Put every hook back as it was before dockwarm.
+    Uninstall,
+    /// Which hooks are installed, and where (exit 1 when dockwarm's are missing).
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +136,8 @@ fn main() -> ExitCode {
         Command::Prebuild {
             images,
             background,
+            full,
+            quiet,
             backend,
             json,
         } => commands::prebuild::run(
@@ -108,10 +145,41 @@ fn main() -> ExitCode {
             commands::prebuild::Args {
                 images,
                 background,
+                full,
+                quiet,
                 backend,
                 json,
             },
         ),
+        Command::Init {
+            print_conductor: true,
+        } => {
+            commands::init::print_conductor();
+            Ok(())
+        }
+        Command::Init {
+            print_conductor: false,
+        } => commands::init::run(&dir),
+        Command::Archive => commands::archive::run(&dir),
+        Command::Hooks { action } => {
+            let action = match action {
+                HooksAction::Install => commands::hooks::Action::Install,
+                HooksAction::Uninstall => commands::hooks::Action::Uninstall,
+                HooksAction::Status => commands::hooks::Action::Status,
+            };
+            match commands::hooks::run(&dir, action) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(1),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Hook { name, args } => {
+            // Whatever happens, the git command goes on: at most one line, exit 0.
+            if let Some(line) = commands::hook::run(&dir, &name, &args) {
+                eprintln!("{line}");
+            }
+            return ExitCode::SUCCESS;
+        }
         Command::Volumes { action } => {
             let (action, json) = match action {
                 VolumesAction::Ensure { json } => (commands::volumes::Action::Ensure, json),
@@ -129,21 +197,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("dockwarm: {}", one_line(&e));
+            eprintln!("dockwarm: {}", commands::one_line(&e));
             ExitCode::from(commands::exit_code(&e))
         }
     }
-}
-
-/// The error and its causes on one line, without repeating a cause its parent already quotes.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-    }
-    out.replace('\n', " ")
 }

@@ -166,15 +166,7 @@ pub async fn prebuild_image(
         })?;
     let log_path = state.log_path(project, &image.name, &fp.hex)?;
     let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
-    let build_labels: BTreeMap<String, String> = [
-        (labels::MANAGED, "true"),
-        (labels::PROJECT, project),
-        (labels::FINGERPRINT, fp.hex.as_str()),
-        (labels::IMAGE, image.name.as_str()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let build_labels = managed_labels(project, &image.name, &fp.hex, None);
     let scratch = state.dir("dockerfiles")?.join(&fp.hex);
     let tags = [tag.clone()];
     let request = Request {
@@ -222,6 +214,136 @@ pub async fn prebuild_image(
             })
         }
     }
+}
+
+/// What `build_workspace_image` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkspaceImage {
+    pub image: String,
+    /// The compose names now pointing at the built image.
+    pub tags: Vec<String>,
+    /// Compose names left alone because an image dockwarm did not make holds them.
+    pub skipped: Vec<String>,
+    pub duration_ms: u64,
+}
+
+/// Builds this workspace's full image (fast once the dependency stage is warm) and tags it with
+/// the names compose gives it, so `docker compose up` starts without building.
+pub async fn build_workspace_image(
+    engine: &Engine,
+    state: &State,
+    config: &Config,
+    image: &ImageSpec,
+    fingerprint: &str,
+    options: &Options,
+) -> Result<WorkspaceImage, PrebuildError> {
+    let started = Instant::now();
+    let project = config.project.value.as_str();
+    let workspace = config.root.display().to_string();
+    let mut tags = Vec::new();
+    let mut skipped = Vec::new();
+    for tag in &image.compose_tags {
+        // A name the user built or pulled themselves stays theirs.
+        if foreign_image(engine, tag).await? {
+            skipped.push(tag.clone());
+        } else {
+            tags.push(tag.clone());
+        }
+    }
+    if tags.is_empty() {
+        return Ok(WorkspaceImage {
+            image: image.name.clone(),
+            tags,
+            skipped,
+            duration_ms: 0,
+        });
+    }
+    let _guard = {
+        let state = state.clone();
+        let name = format!(
+            "workspace-image-{}-{}",
+            crate::registry::id(&config.root),
+            image.name
+        );
+        tokio::task::spawn_blocking(move || state.lock(&name))
+            .await
+            .map_err(|e| StateError::Io {
+                path: "lock".into(),
+                source: std::io::Error::other(e),
+            })??
+    };
+    let builder = Builder::choose(options.backend, engine)
+        .await
+        .map_err(|failure| PrebuildError::Build {
+            image: image.name.clone(),
+            failure,
+            log: "(no build started)".into(),
+        })?;
+    let log_path = state.log_path(&config.compose_project.value, &image.name, "workspace")?;
+    let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
+    let build_labels = managed_labels(project, &image.name, fingerprint, Some(&workspace));
+    let context_dir = config.root.join(&image.context.value);
+    let dockerfile_path = config.root.join(&image.dockerfile.value);
+    let args = image.arg_values();
+    let scratch = state
+        .dir("dockerfiles")?
+        .join(format!("ws-{}", crate::registry::id(&config.root)));
+    let request = Request {
+        context_dir: &context_dir,
+        dockerfile_path: &dockerfile_path,
+        dockerfile_text: None,
+        target: image.target.value.as_deref(),
+        args: &args,
+        labels: &build_labels,
+        tags: &tags,
+        scratch_dir: &scratch,
+    };
+    let result = builder.build(&request, &mut log).await;
+    log.finish();
+    result.map_err(|failure| PrebuildError::Build {
+        image: image.name.clone(),
+        failure,
+        log: log_path.display().to_string(),
+    })?;
+    Ok(WorkspaceImage {
+        image: image.name.clone(),
+        tags,
+        skipped,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// True when `tag` names an image without our label.
+async fn foreign_image(engine: &Engine, tag: &str) -> Result<bool, PrebuildError> {
+    match engine.docker.inspect_image(tag).await {
+        Ok(image) => {
+            let l = image.config.and_then(|c| c.labels).unwrap_or_default();
+            Ok(l.get(labels::MANAGED).map(String::as_str) != Some("true"))
+        }
+        Err(e) if crate::engine::is_not_found(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn managed_labels(
+    project: &str,
+    image: &str,
+    fingerprint: &str,
+    workspace: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut l: BTreeMap<String, String> = [
+        (labels::MANAGED, "true"),
+        (labels::PROJECT, project),
+        (labels::FINGERPRINT, fingerprint),
+        (labels::IMAGE, image),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if let Some(w) = workspace {
+        l.insert(labels::WORKSPACE.to_string(), w.to_string());
+    }
+    l
 }
 
 async fn pull_missing(engine: &Engine, bases: &[BaseImage]) {

@@ -1,8 +1,12 @@
 //! The CLI's commands: each turns the library's answers into what the user reads.
 
+pub mod archive;
 pub mod config;
 pub mod doctor;
 pub mod fingerprint;
+pub mod hook;
+pub mod hooks;
+pub mod init;
 pub mod prebuild;
 pub mod volumes;
 
@@ -30,6 +34,18 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Connects to the engine and finishes the cleanups earlier archives owed it.
+pub async fn connect(
+    state: &crate::state::State,
+) -> Result<crate::engine::Engine, crate::engine::EngineError> {
+    let engine = crate::engine::Engine::connect().await?;
+    let removed = crate::pending::flush(state, &engine).await;
+    if removed > 0 {
+        eprintln!("dockwarm: removed {removed} image tag(s) left by earlier archives");
+    }
+    Ok(engine)
+}
+
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
@@ -53,4 +69,17 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     } else {
         1
     }
+}
+
+/// The error and its causes on one line, without repeating a cause its parent already quotes.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out.replace('\n', " ")
 }

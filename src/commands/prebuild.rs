@@ -1,16 +1,18 @@
-//! `dockwarm prebuild [IMAGE...] [--background]`.
+//! `dockwarm prebuild [IMAGE...] [--background] [--full]`.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use crate::config::{self, Backend};
-use crate::engine::Engine;
 use crate::prebuild::{self, Options, PrebuildError, Status};
+use crate::registry;
 use crate::state::State;
 
 pub struct Args {
     pub images: Vec<String>,
     pub background: bool,
+    /// Also build this workspace's full image and tag it with its compose names.
+    pub full: bool,
+    pub quiet: bool,
     pub backend: Option<Backend>,
     pub json: bool,
 }
@@ -20,35 +22,84 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
     let selected = config.select(&args.images)?;
     let state = State::open()?;
     if args.background {
-        return spawn_background(&state, dir, &args);
+        let mut bg: Vec<String> = vec!["prebuild".into(), "--quiet".into()];
+        if args.full {
+            bg.push("--full".into());
+        }
+        if let Some(b) = args.backend {
+            bg.push(format!("--backend={}", format!("{b:?}").to_lowercase()));
+        }
+        bg.extend(args.images.iter().cloned());
+        let bg: Vec<&str> = bg.iter().map(String::as_str).collect();
+        let pid = crate::background::spawn(&state, &config.root, &bg)?;
+        println!(
+            "prebuild started in the background (pid {pid}); log: {}",
+            crate::background::log_path(&state).display()
+        );
+        return Ok(());
     }
     let options = Options {
         backend: args.backend.unwrap_or(config.backend.value),
-        quiet: args.json,
+        quiet: args.json || args.quiet,
     };
     let rt = super::runtime()?;
     let outcomes = rt.block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::connect(&state).await?;
+        if args.full {
+            crate::volumes::ensure(&engine, &config).await?;
+        }
         let mut outcomes = Vec::new();
         for image in selected {
-            match prebuild::prebuild_image(&engine, &state, &config, image, &options).await {
-                Ok(o) => outcomes.push(o),
-                Err(PrebuildError::Build {
-                    image,
-                    failure,
-                    log,
-                }) => {
-                    for line in &failure.tail {
-                        eprintln!("  {line}");
-                    }
-                    return Err(anyhow::Error::new(PrebuildError::Build {
+            let outcome =
+                match prebuild::prebuild_image(&engine, &state, &config, image, &options).await {
+                    Ok(o) => o,
+                    Err(PrebuildError::Build {
                         image,
                         failure,
                         log,
-                    }));
+                    }) => {
+                        for line in &failure.tail {
+                            eprintln!("  {line}");
+                        }
+                        return Err(anyhow::Error::new(PrebuildError::Build {
+                            image,
+                            failure,
+                            log,
+                        }));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            if args.full {
+                let built = prebuild::build_workspace_image(
+                    &engine,
+                    &state,
+                    &config,
+                    image,
+                    &outcome.fingerprint,
+                    &options,
+                )
+                .await?;
+                if !built.skipped.is_empty() {
+                    println!(
+                        "{}: left {} alone (images you made, not dockwarm)",
+                        image.name,
+                        built.skipped.join(", ")
+                    );
                 }
-                Err(e) => return Err(e.into()),
+                if !built.tags.is_empty() {
+                    println!(
+                        "{}: workspace image tagged {}",
+                        image.name,
+                        built.tags.join(", ")
+                    );
+                }
+                registry::update(&state, &config.root, |w| {
+                    let seen = w.images.entry(image.name.clone()).or_default();
+                    seen.fingerprint = Some(outcome.fingerprint.clone());
+                    seen.tags = built.tags.clone();
+                })?;
             }
+            outcomes.push(outcome);
         }
         anyhow::Ok(outcomes)
     })?;
@@ -67,34 +118,5 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
             Status::AlreadyBuilt => println!("{}: already built {}", o.image, o.tag),
         }
     }
-    Ok(())
-}
-
-/// Starts `dockwarm prebuild` detached from this process and terminal; its output goes to the
-/// state directory's log.
-fn spawn_background(state: &State, dir: &Path, args: &Args) -> anyhow::Result<()> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()?;
-    let log_path = state.dir("logs")?.join("prebuild-background.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("prebuild").args(&args.images).current_dir(dir);
-    if let Some(b) = args.backend {
-        cmd.arg("--backend").arg(format!("{b:?}").to_lowercase());
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        // Its own process group: a Ctrl-C in the terminal that started it does not stop it.
-        .process_group(0);
-    let child = cmd.spawn()?;
-    println!(
-        "prebuild started in the background (pid {}); log: {}",
-        child.id(),
-        log_path.display()
-    );
     Ok(())
 }

@@ -1,0 +1,49 @@
+#!/bin/sh
+# dockwarm-shim v1
+# dockwarm-hook: @HOOK@
+# dockwarm-orig: @ORIG@
+#
+# Written by `dockwarm hooks install`; `dockwarm hooks uninstall` puts back, byte for byte, the
+# hook that was here before (moved aside to the dockwarm-orig name above, and run from here).
+# Change that file, not this one: this one is rewritten on every install.
+#
+# - Exit status: the previous hook's, so dockwarm never changes what git sees.
+# - GIT_DIR: in a linked worktree git runs hooks at the worktree's top with GIT_DIR (and at
+#   times GIT_WORK_TREE) exported. This shim never runs git: a `git -C somewhere` from here
+#   would still act on this worktree's GIT_DIR. The previous hook and dockwarm both get the
+#   environment untouched, so they see the worktree git ran the hook for.
+# - $0, not a recorded path, finds the previous hook: the repository may move, and pre-commit
+#   may rename this file to @HOOK@.legacy and run it from there.
+
+dockwarm_hook=@HOOK_Q@
+dockwarm_orig=@ORIG_Q@
+dockwarm_exe=@EXE_Q@
+dockwarm_quiet_missing=0
+
+case $0 in
+*/*) dockwarm_dir=${0%/*} ;;
+*) dockwarm_dir=. ;;
+esac
+
+# post-rewrite gets the list of rewritten commits on stdin: read it once, give it to both.
+# The trailing "." keeps trailing newlines that $(...) would strip.
+dockwarm_stdin=@STDIN@
+dockwarm_input=
+if [ "$dockwarm_stdin" = 1 ]; then
+	dockwarm_input=$(cat; echo .)
+	dockwarm_input=${dockwarm_input%.}
+fi
+
+# Git ignores a hook that is not executable; so does the chain.
+dockwarm_rc=0
+if [ -n "$dockwarm_orig" ] && [ -f "$dockwarm_dir/$dockwarm_orig" ] && [ -x "$dockwarm_dir/$dockwarm_orig" ]; then
+	if [ "$dockwarm_stdin" = 1 ]; then
+		printf '%s' "$dockwarm_input" | "$dockwarm_dir/$dockwarm_orig" "$@"
+	else
+		"$dockwarm_dir/$dockwarm_orig" "$@"
+	fi
+	dockwarm_rc=$?
+fi
+
+@RUN_DOCKWARM@
+exit "$dockwarm_rc"

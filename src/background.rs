@@ -1,0 +1,46 @@
+//! Handing work to the background: a detached `dockwarm` process whose output goes to the
+//! state directory, so hooks and `init` return at once and never wait for the engine.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::state::{State, StateError};
+
+/// Starts `dockwarm ARGS` in `dir`, detached from this process's terminal and process group.
+/// Returns the child's pid.
+pub fn spawn(state: &State, dir: &Path, args: &[&str]) -> Result<u32, StateError> {
+    use std::os::unix::process::CommandExt;
+    let io = |source: std::io::Error| StateError::Io {
+        path: state.root().display().to_string(),
+        source,
+    };
+    let exe = std::env::current_exe().map_err(io)?;
+    let log_path = state.dir("logs")?.join("background.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io)?;
+    let child = Command::new(exe)
+        .args(args)
+        .current_dir(dir)
+        // A hook's git environment would point git calls at the wrong place later on.
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("DOCKWARM_HOOK_RUNNING")
+        .env("DOCKWARM_BACKGROUND", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(io)?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C in the terminal that started it does not stop it.
+        .process_group(0)
+        .spawn()
+        .map_err(io)?;
+    Ok(child.id())
+}
+
+/// Where background runs write.
+pub fn log_path(state: &State) -> std::path::PathBuf {
+    state.root().join("logs").join("background.log")
+}

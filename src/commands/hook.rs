@@ -1,0 +1,117 @@
+//! `dockwarm hook NAME ARGS...`: what the installed git hooks run.
+//!
+//! It never fails the git command and never waits for the engine: it hashes the dependency
+//! inputs (microseconds for lockfiles), compares them with what it saw last in this workspace,
+//! and when they changed hands the prebuild to the background and returns.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::config::{self, ConfigError};
+use crate::fingerprint;
+use crate::ignore::Dialect;
+use crate::registry::{self, ImageSeen};
+use crate::state::{now_secs, State};
+use crate::workspace::Workspace;
+
+/// git's "no commit" id: post-checkout from it is `git worktree add` (or a first clone).
+const NULL_REF: &str = "0000000000000000000000000000000000000000";
+
+/// Runs the hook; returns at most one line for the user. Errors become that line.
+pub fn run(dir: &Path, name: &str, args: &[String]) -> Option<String> {
+    if name == "post-rewrite" {
+        // git writes the rewritten commits to stdin; drain it so git never blocks on the pipe.
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    }
+    match handle(dir, name, args) {
+        Ok(message) => message,
+        Err(e) => Some(format!(
+            "dockwarm: {} (the git command is unaffected)",
+            crate::commands::one_line(&e)
+        )),
+    }
+}
+
+fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<String>> {
+    let new_workspace = match name {
+        "post-checkout" => {
+            // Flag 0: a file checkout (`git checkout -- path`), not a branch switch.
+            if args.get(2).map(String::as_str) == Some("0") {
+                return Ok(None);
+            }
+            args.first().is_some_and(|old| old == NULL_REF)
+        }
+        "post-merge" | "post-rewrite" => false,
+        _ => return Ok(None),
+    };
+    let ws = Workspace::discover(dir)?;
+    let config = match config::resolve(&ws) {
+        Ok(c) => c,
+        // A repository with nothing to build has nothing to keep warm.
+        Err(ConfigError::NoImages { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let state = State::open()?;
+    let known = registry::get(&state, &ws.root);
+    let mut changed = Vec::new();
+    let mut digests = Vec::new();
+    for image in &config.images {
+        let plan = fingerprint::plan(&config, image, Dialect::Current)?;
+        let digest = fingerprint::inputs_digest(&plan);
+        let seen = known
+            .as_ref()
+            .and_then(|k| k.images.get(&image.name))
+            .map(|s| s.inputs_digest.as_str());
+        if seen != Some(digest.as_str()) {
+            changed.push(image.name.clone());
+        }
+        digests.push((image.name.clone(), digest));
+    }
+    if changed.is_empty() && !new_workspace && known.is_some() {
+        return Ok(None);
+    }
+    record(&state, &config, &ws, known.is_none(), &digests)?;
+    let mut bg_args = vec!["prebuild", "--full", "--quiet"];
+    if !new_workspace && known.is_some() {
+        bg_args.extend(changed.iter().map(String::as_str));
+    }
+    crate::background::spawn(&state, &ws.root, &bg_args)?;
+    let what = if new_workspace || known.is_none() {
+        "new workspace".to_string()
+    } else {
+        format!("dependencies of {} changed", changed.join(", "))
+    };
+    Ok(Some(format!(
+        "dockwarm: {what}; prebuilding in the background (`dockwarm status`)"
+    )))
+}
+
+/// Registers the workspace (if new) and stores the digests the hook just saw.
+fn record(
+    state: &State,
+    config: &config::Config,
+    ws: &Workspace,
+    register: bool,
+    digests: &[(String, String)],
+) -> anyhow::Result<()> {
+    if register {
+        registry::put(
+            state,
+            &registry::Workspace {
+                name: registry::workspace_name(&ws.root),
+                path: ws.root.clone(),
+                project: config.project.value.clone(),
+                compose_project: config.compose_project.value.clone(),
+                registered_at: now_secs(),
+                images: Default::default(),
+            },
+        )?;
+    }
+    registry::update(state, &ws.root, |w| {
+        for (image, digest) in digests {
+            let seen: &mut ImageSeen = w.images.entry(image.clone()).or_default();
+            seen.inputs_digest = digest.clone();
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! `dockwarm hooks install|uninstall|status`.
+
+use std::path::Path;
+
+use crate::hooks::{self, InstallAction, UninstallAction};
+use crate::workspace::Workspace;
+
+pub enum Action {
+    Install,
+    Uninstall,
+    Status,
+}
+
+pub fn run(dir: &Path, action: Action) -> anyhow::Result<bool> {
+    let ws = Workspace::discover(dir)?;
+    match action {
+        Action::Install => {
+            let report = hooks::install(&ws.root, &std::env::current_exe()?)?;
+            println!("hooks in {}", report.location);
+            for (name, what) in &report.hooks {
+                println!("  {name}: {}", describe_install(what));
+            }
+        }
+        Action::Uninstall => {
+            let report = hooks::uninstall(&ws.root)?;
+            println!("hooks in {}", report.location);
+            if report.changed.is_empty() {
+                println!("  nothing of dockwarm's was installed");
+            }
+            for (path, what) in &report.changed {
+                let what = match what {
+                    UninstallAction::Restored { from } => {
+                        format!("restored from {}", from.display())
+                    }
+                    UninstallAction::Removed => "removed".into(),
+                    UninstallAction::BlockRemoved => "dockwarm block removed".into(),
+                    UninstallAction::FileRemoved => "removed (dockwarm had created it)".into(),
+                };
+                println!("  {}: {what}", path.display());
+            }
+        }
+        Action::Status => {
+            let status = hooks::status(&ws.root)?;
+            println!("hooks in {}", status.location);
+            for h in &status.hooks {
+                println!("  {}: {}", h.name, h.state);
+            }
+            return Ok(status.installed());
+        }
+    }
+    Ok(true)
+}
+
+pub fn describe_install(what: &InstallAction) -> String {
+    match what {
+        InstallAction::Created => "installed".into(),
+        InstallAction::Chained { orig } => format!(
+            "installed, chaining the existing hook (kept as {})",
+            orig.display()
+        ),
+        InstallAction::Updated => "updated".into(),
+        InstallAction::Unchanged => "already installed".into(),
+        InstallAction::Via { manager, .. } => format!("runs through {}'s hook", manager.name()),
+        InstallAction::HuskyBlock { file, created } => {
+            format!(
+                "{} {}",
+                if *created {
+                    "created"
+                } else {
+                    "added a block to"
+                },
+                file.display()
+            )
+        }
+    }
+}

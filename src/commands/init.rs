@@ -1,0 +1,83 @@
+//! `dockwarm init [--print-conductor]`: the one line of a workspace's setup.
+//!
+//! Idempotent and quick (well under a second): installs the hooks, registers the workspace,
+//! ensures the shared volumes, and starts the background prebuild. Never asks a question: it
+//! runs from Conductor's non-interactive setup script.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config;
+use crate::registry;
+use crate::state::{now_secs, State};
+use crate::workspace::Workspace;
+
+const CONDUCTOR_JSON: &str = include_str!("../../templates/conductor.json");
+const CONDUCTOR_TOML: &str = include_str!("../../templates/conductor-settings.toml");
+
+/// How long `init` gives the engine to create volumes before leaving them to the background.
+const ENGINE_BUDGET: Duration = Duration::from_millis(600);
+
+pub fn print_conductor() {
+    println!("# conductor.json (in the repository root):\n{CONDUCTOR_JSON}");
+    println!("# or .conductor/settings.toml:\n{CONDUCTOR_TOML}");
+}
+
+pub fn run(dir: &Path) -> anyhow::Result<()> {
+    let ws = Workspace::discover(dir)?;
+    let config = config::resolve(&ws)?;
+    let state = State::open()?;
+
+    match crate::hooks::install(&ws.root, &std::env::current_exe()?) {
+        Ok(report) => println!("hooks: installed in {}", report.location.dir.display()),
+        Err(e) => println!("hooks: not installed: {e}"),
+    }
+
+    let previous = registry::get(&state, &ws.root);
+    let record = registry::Workspace {
+        name: registry::workspace_name(&ws.root),
+        path: ws.root.clone(),
+        project: config.project.value.clone(),
+        compose_project: config.compose_project.value.clone(),
+        registered_at: previous
+            .as_ref()
+            .map(|p| p.registered_at)
+            .unwrap_or_else(now_secs),
+        images: previous.map(|p| p.images).unwrap_or_default(),
+    };
+    registry::put(&state, &record)?;
+    println!(
+        "workspace: {} (compose project `{}`, shared project `{}`)",
+        record.name, record.compose_project, record.project
+    );
+
+    let rt = super::runtime()?;
+    let volumes = rt.block_on(async {
+        tokio::time::timeout(ENGINE_BUDGET, async {
+            let engine = super::connect(&state).await?;
+            anyhow::Ok(crate::volumes::ensure(&engine, &config).await?)
+        })
+        .await
+    });
+    match volumes {
+        Ok(Ok(done)) if done.is_empty() => println!("volumes: none configured"),
+        Ok(Ok(done)) => {
+            let names: Vec<String> = done.into_iter().map(|(n, _)| n).collect();
+            println!("volumes: {} ready", names.join(", "));
+        }
+        Ok(Err(e)) => println!(
+            "volumes: not ensured now ({}); the background prebuild retries",
+            super::one_line(&e)
+        ),
+        Err(_) => {
+            println!("volumes: the engine is slow to answer; the background prebuild ensures them")
+        }
+    }
+
+    let pid = crate::background::spawn(&state, &ws.root, &["prebuild", "--full", "--quiet"])?;
+    println!(
+        "prebuild: started in the background (pid {pid}); `dockwarm status` or {}",
+        crate::background::log_path(&state).display()
+    );
+    Ok(())
+}

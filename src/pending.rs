@@ -1,0 +1,105 @@
+//! Cleanups owed to the engine: an archive that ran while Docker was down records the tags it
+//! could not remove, and the next dockwarm that reaches the engine removes them.
+//!
+//! The hand-made archive step fired once and leaked when Docker was down; this is the fix.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{is_not_found, labels, Engine};
+use crate::state::{self, State, StateError};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Cleanup {
+    /// The workspace path the tags were made for.
+    pub workspace: String,
+    pub tags: Vec<String>,
+}
+
+pub fn record(state: &State, cleanup: &Cleanup) -> Result<(), StateError> {
+    let name = crate::registry::id(std::path::Path::new(&cleanup.workspace));
+    state::write_json_atomic(&state.dir("pending")?.join(format!("{name}.json")), cleanup)
+}
+
+/// How many cleanups are waiting.
+pub fn count(state: &State) -> usize {
+    state
+        .dir("pending")
+        .ok()
+        .and_then(|d| std::fs::read_dir(d).ok())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Removes the tags that earlier archives could not; returns how many were removed.
+pub async fn flush(state: &State, engine: &Engine) -> usize {
+    let Ok(dir) = state.dir("pending") else {
+        return 0;
+    };
+    let Ok(_guard) = state.lock("pending") else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+    {
+        let path = entry.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Some(cleanup) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Cleanup>(&b).ok())
+        else {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        };
+        let mut done = true;
+        for tag in &cleanup.tags {
+            match remove_tag(engine, tag, &cleanup.workspace).await {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(_) => done = false,
+            }
+        }
+        if done {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    removed
+}
+
+/// Untags `tag` if dockwarm made it for `workspace`; never touches anything else.
+/// Ok(false): nothing to do (gone already, or not ours).
+pub async fn remove_tag(
+    engine: &Engine,
+    tag: &str,
+    workspace: &str,
+) -> Result<bool, bollard::errors::Error> {
+    let image = match engine.docker.inspect_image(tag).await {
+        Ok(i) => i,
+        Err(e) if is_not_found(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let l = image.config.and_then(|c| c.labels).unwrap_or_default();
+    let ours = l.get(labels::MANAGED).map(String::as_str) == Some("true")
+        && l.get(labels::WORKSPACE).map(String::as_str) == Some(workspace);
+    if !ours {
+        return Ok(false);
+    }
+    let options = bollard::query_parameters::RemoveImageOptions {
+        force: false,
+        noprune: false,
+        ..Default::default()
+    };
+    match engine.docker.remove_image(tag, Some(options), None).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,163 @@
+//! Registered workspaces: which checkouts dockwarm keeps warm, and what it last saw in each.
+//!
+//! One file per workspace (named by a hash of its path), written atomically: hooks firing in
+//! many worktrees at once each write their own file, so no registration is ever lost to a
+//! concurrent read-modify-write of a shared list.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::state::{self, State, StateError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// `CONDUCTOR_WORKSPACE_NAME`, else the directory name.
+    pub name: String,
+    pub path: PathBuf,
+    /// dockwarm's project (shared by the repository's workspaces).
+    pub project: String,
+    /// This workspace's compose project.
+    pub compose_project: String,
+    pub registered_at: u64,
+    /// Per image: what the hooks last saw.
+    #[serde(default)]
+    pub images: BTreeMap<String, ImageSeen>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageSeen {
+    /// Digest of the dependency stage's inputs as the hooks compute it (without base image IDs,
+    /// which would need the engine): a change means a prebuild is due.
+    pub inputs_digest: String,
+    /// The full fingerprint of the last prebuild, when one ran.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// Compose image names tagged for this workspace (`<project>-<service>`, `<project>_<service>`).
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// The registry key of a workspace path.
+pub fn id(path: &Path) -> String {
+    let digest = Sha256::digest(path.as_os_str().as_encoded_bytes());
+    hex::encode(&digest[..8])
+}
+
+fn file(state: &State, path: &Path) -> Result<PathBuf, StateError> {
+    Ok(state.dir("workspaces")?.join(format!("{}.json", id(path))))
+}
+
+pub fn get(state: &State, path: &Path) -> Option<Workspace> {
+    let text = std::fs::read(file(state, path).ok()?).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+pub fn put(state: &State, ws: &Workspace) -> Result<(), StateError> {
+    state::write_json_atomic(&file(state, &ws.path)?, ws)
+}
+
+/// Updates a workspace's record under its lock (read, change, write), so two hooks of the same
+/// workspace never overwrite each other's changes.
+pub fn update(
+    state: &State,
+    path: &Path,
+    change: impl FnOnce(&mut Workspace),
+) -> Result<Option<Workspace>, StateError> {
+    let _guard = state.lock(&format!("workspace-{}", id(path)))?;
+    let Some(mut ws) = get(state, path) else {
+        return Ok(None);
+    };
+    change(&mut ws);
+    put(state, &ws)?;
+    Ok(Some(ws))
+}
+
+pub fn remove(state: &State, path: &Path) -> Result<bool, StateError> {
+    let f = file(state, path)?;
+    match std::fs::remove_file(&f) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StateError::Io {
+            path: f.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Every registered workspace, sorted by path.
+pub fn list(state: &State) -> Vec<Workspace> {
+    let Ok(dir) = state.dir("workspaces") else {
+        return Vec::new();
+    };
+    let mut out: Vec<Workspace> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+        .collect();
+    out.sort_by(|a: &Workspace, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The workspace's display name: Conductor's when it runs us, else the directory's.
+pub fn workspace_name(path: &Path) -> String {
+    std::env::var("CONDUCTOR_WORKSPACE_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| {
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws(path: &str) -> Workspace {
+        Workspace {
+            name: "w".into(),
+            path: PathBuf::from(path),
+            project: "p".into(),
+            compose_project: "w".into(),
+            registered_at: 0,
+            images: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn ten_registrations_at_once_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        std::thread::scope(|s| {
+            for i in 0..10 {
+                let root = root.clone();
+                s.spawn(move || {
+                    let state = State::at(root);
+                    for _ in 0..20 {
+                        put(&state, &ws(&format!("/w/{i}"))).unwrap();
+                        update(&state, Path::new(&format!("/w/{i}")), |w| {
+                            w.images
+                                .entry("app".into())
+                                .or_default()
+                                .inputs_digest
+                                .push('x')
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        let state = State::at(&root);
+        let all = list(&state);
+        assert_eq!(all.len(), 10);
+        assert!(remove(&state, Path::new("/w/3")).unwrap());
+        assert!(!remove(&state, Path::new("/w/3")).unwrap());
+        assert_eq!(list(&state).len(), 9);
+    }
+}
