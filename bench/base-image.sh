@@ -73,6 +73,7 @@ tar --numeric-owner -C "$rootfs" -c . | docker import \
     --message "dockwarm bench base: debootstrap $SUITE minbase + python3" \
     - "$TAG" >/dev/null
 echo "base-image: docker import done [$(elapsed "$t2")s]"
+rm -rf "$work"   # a root filesystem: tens of thousands of files, counted in the total below
 
 docker run --rm "$TAG" python3 -c 'import sys, venv, ssl; print("base-image: python", sys.version.split()[0])'
 echo "base-image: $TAG $(docker image inspect -f '{{.Id}} {{.Size}}' "$TAG" | awk '{ printf "%s %.0fMB", substr($1,1,19), $2/1e6 }') [total $(elapsed "$t0")s]"

@@ -10,11 +10,13 @@
 #      no wheel may be fetched. (Not `--no-cache`: on this engine it also discards cache mounts,
 #      moby/buildkit#1364.)
 #   5. ADD-PACKAGE (scenario 3): build a copy with bench/app/variants/add-package's pyproject.toml
-#      and uv.lock: exactly the added packages' wheels are fetched (python-slugify, text-unidecode);
+#      and uv.lock (again with a trailing comment, so no earlier run's layer can be reused): exactly
+#      the added packages' wheels are fetched (python-slugify, text-unidecode);
 #   6. the images it built are removed and the server stopped (the base image tag stays).
 #
 #   bench/check.sh                      # docker build (DOCKER_BUILDKIT=1, the engine's BuildKit)
 #   BUILDER=buildx bench/check.sh       # docker buildx build --load instead
+#   SERVE_ARGS="--latency-ms 50 --mbps 20" bench/check.sh   # a slower, PyPI-like index
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,14 +61,15 @@ run() {
     gets=$(wheel_gets)
     fetched=$(awk -F'\t' '$2 == "wheel" && $3 == "GET" && $5 == 200 { print $4 }' "$log" | sort)
     dupes=$(printf '%s\n' "$fetched" | { grep . || true; } | uniq -d | wc -l)
-    grep -E 'Prepared|Installed|Bytecode|Successfully installed' "$tmp/$name.log" | sed "s/^/  $name: /"
+    { grep -E 'Prepared|Installed|Bytecode|Successfully installed' "$tmp/$name.log" || true; } | sed "s/^/  $name: /"
     echo "check: $name build ${secs}s, $gets wheels fetched, $dupes of them more than once"
 }
 
 "$here/base-image.sh"
 "$here/index/fetch.sh"
 
-python3 "$here/index/serve.py" --port "$PORT" --log "$log" >"$tmp/serve.out" 2>&1 &
+# SERVE_ARGS: e.g. "--latency-ms 50 --mbps 20" to make downloads cost what they would from PyPI
+python3 "$here/index/serve.py" --port "$PORT" --log "$log" ${SERVE_ARGS:-} >"$tmp/serve.out" 2>&1 &
 server=$!
 for _ in $(seq 50); do
     curl -fsS "http://127.0.0.1:$PORT/simple/" >/dev/null 2>&1 && break
@@ -130,6 +133,7 @@ grep -q 'Installed [0-9]* packages' "$tmp/warm.log" || fail "warm: the dependenc
 mkdir -p "$tmp/variant"
 cp -a "$here/app/." "$tmp/variant/"
 cp "$here/app/variants/add-package/pyproject.toml" "$here/app/variants/add-package/uv.lock" "$tmp/variant/"
+printf '\n# check.sh %s\n' "$(date +%s%N)" >>"$tmp/variant/pyproject.toml"   # never a cached layer
 run add-package "$tmp/variant"
 variant=$secs
 printf '%s\n' "$fetched" | sed 's/^/  add-package fetched: /'

@@ -199,6 +199,8 @@ fn start_hint(endpoint: &Endpoint) -> String {
 pub struct Engine {
     pub docker: Docker,
     pub endpoint: Endpoint,
+    /// The engine's version from its `Server:` header, e.g. "20.10.24+dfsg1".
+    pub engine_version: String,
 }
 
 impl Engine {
@@ -216,26 +218,59 @@ impl Engine {
             reason,
             hint: start_hint(&endpoint),
         };
-        let timeout = CONNECT_TIMEOUT.as_secs();
-        let version = bollard::API_DEFAULT_VERSION;
         let host = endpoint.host.as_str();
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, timeout, version)
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            Docker::connect_with_http(host, timeout, version)
-        } else if host.starts_with('/') {
-            Docker::connect_with_unix(host, timeout, version)
-        } else {
+        if !(host.starts_with("unix://")
+            || host.starts_with('/')
+            || host.starts_with("tcp://")
+            || host.starts_with("http://"))
+        {
             return Err(EngineError::UnsupportedScheme(host.to_string()));
         }
-        .map_err(|e| unreachable(short_reason(&e)))?;
-        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+        // One `/_ping` tells the API version and the engine version (in its headers), where
+        // bollard's negotiation asks `/version`, which makes the engine query containerd and
+        // costs ten times as much: this runs on every command, hooks' background jobs included.
+        let (headers, _) = tokio::time::timeout(CONNECT_TIMEOUT, raw_get(&endpoint.host, "/_ping"))
             .await
             .map_err(|_| unreachable("no answer within 5 s".into()))?
-            .map_err(|e| unreachable(short_reason(&e)))?;
-        // Builds and long listings must not be cut off by the connect timeout.
-        let docker = docker.with_timeout(Duration::from_secs(3600));
-        Ok(Engine { docker, endpoint })
+            .map_err(unreachable)?;
+        let header = |name: &str| {
+            headers.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        let server = header("Server").unwrap_or_default();
+        let engine_version = server
+            .strip_prefix("Docker/")
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or_default()
+            .to_string();
+        let ours = bollard::API_DEFAULT_VERSION;
+        let version = header("Api-Version")
+            .and_then(|v| {
+                let (major, minor) = v.split_once('.')?;
+                Some(bollard::ClientVersion {
+                    major_version: major.parse().ok()?,
+                    minor_version: minor.parse().ok()?,
+                })
+            })
+            .filter(|v| v < ours)
+            .unwrap_or(*ours);
+        // Builds and long listings must not be cut off by a short timeout.
+        let timeout = 3600;
+        let docker = match host.strip_prefix("unix://") {
+            Some(path) => Docker::connect_with_unix(path, timeout, &version),
+            None if host.starts_with('/') => Docker::connect_with_unix(host, timeout, &version),
+            None => Docker::connect_with_http(host, timeout, &version),
+        }
+        .map_err(|e| unreachable(short_reason(&e)))?;
+        Ok(Engine {
+            docker,
+            endpoint,
+            engine_version,
+        })
     }
 
     /// The API version negotiated with the engine, e.g. "1.41".
@@ -245,15 +280,13 @@ impl Engine {
     }
 
     /// Which `.dockerignore` rules this engine's BuildKit applies (they changed after 20.10).
-    pub async fn ignore_dialect(&self) -> crate::ignore::Dialect {
-        let version = self
-            .docker
-            .version()
-            .await
-            .ok()
-            .and_then(|v| v.version)
-            .unwrap_or_default();
-        crate::ignore::Dialect::for_engine_version(&version)
+    pub fn ignore_dialect(&self) -> crate::ignore::Dialect {
+        crate::ignore::Dialect::for_engine_version(&self.engine_version)
+    }
+
+    /// The minor part of the API version (41 for 1.41).
+    pub fn api_minor(&self) -> usize {
+        self.docker.client_version().minor_version
     }
 
     /// The ID of a local image, or None when the engine does not have it.
@@ -271,53 +304,72 @@ impl Engine {
     /// bollard's typed models (written for the newest API) no longer read: `/system/df` lists
     /// volume sizes under `Volumes` up to API 1.51 and under `VolumeUsage.Items` after.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, EngineError> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let fail = |reason: String| EngineError::Unreachable {
             endpoint: self.endpoint.host.clone(),
             source_desc: self.endpoint.origin.clone(),
             reason,
             hint: start_hint(&self.endpoint),
         };
-        let request = format!(
-            "GET /v{}{path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: dockwarm\r\n\r\n",
-            self.api_version()
-        );
-        let host = self.endpoint.host.as_str();
-        let mut response = Vec::new();
-        if let Some(path) = host
-            .strip_prefix("unix://")
-            .or(host.starts_with('/').then_some(host))
-        {
-            let mut s = tokio::net::UnixStream::connect(path)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            s.write_all(request.as_bytes())
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            s.read_to_end(&mut response)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-        } else {
-            let addr = host
-                .trim_start_matches("tcp://")
-                .trim_start_matches("http://");
-            let mut s = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            s.write_all(request.as_bytes())
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            s.read_to_end(&mut response)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        let body_at = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|i| i + 4)
-            .ok_or_else(|| fail("malformed HTTP response".into()))?;
-        serde_json::from_slice(&response[body_at..]).map_err(|e| fail(format!("{path}: {e}")))
+        let (_, body) = raw_get(
+            &self.endpoint.host,
+            &format!("/v{}{path}", self.api_version()),
+        )
+        .await
+        .map_err(fail)?;
+        serde_json::from_slice(&body).map_err(|e| fail(format!("{path}: {e}")))
     }
+}
+
+/// GET `path` over HTTP/1.0 (the engine then closes the connection, so reading to the end is
+/// the whole response); returns the header block and the body.
+async fn raw_get(host: &str, path: &str) -> Result<(String, Vec<u8>), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: dockwarm\r\n\r\n");
+    let mut response = Vec::new();
+    let socket = host
+        .strip_prefix("unix://")
+        .or(host.starts_with('/').then_some(host));
+    if let Some(socket) = socket {
+        let mut s = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        s.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        s.read_to_end(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+    } else {
+        let addr = host
+            .trim_start_matches("tcp://")
+            .trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        s.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        s.read_to_end(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| "malformed HTTP response".to_string())?;
+    let headers = String::from_utf8_lossy(&response[..split]).into_owned();
+    if !headers.starts_with("HTTP/1.")
+        || !headers
+            .split_whitespace()
+            .nth(1)
+            .is_some_and(|c| c.starts_with('2'))
+    {
+        return Err(format!(
+            "{path}: {}",
+            headers.lines().next().unwrap_or("no status line")
+        ));
+    }
+    Ok((headers, response[split + 4..].to_vec()))
 }
 
 /// True for the engine's 404: a missing image, volume or container.

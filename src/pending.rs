@@ -92,8 +92,10 @@ pub async fn remove_tag(
     if !ours {
         return Ok(false);
     }
+    // Force only un-tags: a container of the departing workspace keeps its image, and other
+    // tags of the same image stay.
     let options = bollard::query_parameters::RemoveImageOptions {
-        force: false,
+        force: true,
         noprune: false,
         ..Default::default()
     };

@@ -66,7 +66,7 @@ pub async fn fingerprint_image(
     config: &Config,
     image: &ImageSpec,
 ) -> Result<Fingerprint, PrebuildError> {
-    let plan = fingerprint::plan(config, image, engine.ignore_dialect().await)?;
+    let plan = fingerprint::plan(config, image, engine.ignore_dialect())?;
     let bases = base_images(engine, &plan.deps.base_images).await?;
     Ok(fingerprint::fingerprint(plan, bases))
 }

@@ -74,7 +74,14 @@ impl Sandbox {
     }
 
     fn path_env(&self, with_fake: bool) -> String {
+        // Without any directory holding a real `dockwarm` (an installed one would stand in for
+        // the fake, or for "dockwarm is missing").
         let system = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into());
+        let system = system
+            .split(':')
+            .filter(|dir| !Path::new(dir).join("dockwarm").exists())
+            .collect::<Vec<_>>()
+            .join(":");
         if with_fake {
             format!("{}:{system}", self.bin.display())
         } else {

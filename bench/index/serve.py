@@ -23,7 +23,11 @@ too when --log-all is given), tab separated:
     <UTC time>  wheel  <method>  <file name>  <status>  <bytes>  <client>
 so the benchmark counts fetched packages with
     awk -F'\t' '$2 == "wheel" && $3 == "GET" && $5 == 200' LOG | wc -l
-Lines are written and flushed as each response completes. SIGTERM and SIGINT
+Lines are written and flushed as each response completes.
+
+A loopback index is far faster than PyPI; --latency-ms (before every response)
+and --mbps (each file response paced to that many megabits per second) make it
+slower, deterministically, when a benchmark wants downloads to cost something. SIGTERM and SIGINT
 stop the server cleanly. Binds to 127.0.0.1 only unless --host says otherwise.
 """
 
@@ -100,6 +104,8 @@ class Index:
     def __init__(self, folder, log_path, log_all, metadata):
         self.folder = folder
         self.metadata = metadata
+        self.latency = 0.0
+        self.rate = 0.0
         self.projects, self.files = scan(folder)
         self.log_all = log_all
         self.lock = threading.Lock()
@@ -149,6 +155,8 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
+        if self.index.latency:
+            time.sleep(self.index.latency)
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         idx = self.index
         if path in ("/", "/simple", "/simple/"):
@@ -195,9 +203,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             try:
                 with open(d.path, "rb") as f:
+                    start = time.monotonic()
+                    rate = self.index.rate
                     for chunk in iter(lambda: f.read(1 << 16), b""):
                         self.wfile.write(chunk)
                         sent += len(chunk)
+                        if rate:
+                            ahead = sent / rate - (time.monotonic() - start)
+                            if ahead > 0:
+                                time.sleep(ahead)
             except (BrokenPipeError, ConnectionResetError):
                 self.index.record(kind, self.command, d.filename, "aborted", sent, self.client_address[0])
                 self.close_connection = True
@@ -214,6 +228,8 @@ def main():
     ap.add_argument("--log", help="append one line per wheel download to this file")
     ap.add_argument("--log-all", action="store_true", help="log index pages and metadata requests too")
     ap.add_argument("--metadata", action="store_true", help="advertise and serve PEP 658 metadata files")
+    ap.add_argument("--latency-ms", type=float, default=0, help="wait this long before every response")
+    ap.add_argument("--mbps", type=float, default=0, help="pace each file download to this many Mbit/s")
     ap.add_argument("--pid-file", help="write the server's pid here once it listens")
     args = ap.parse_args()
 
@@ -234,6 +250,8 @@ def main():
         with open(args.pid_file, "w") as f:
             f.write(f"{os.getpid()}\n")
     idx = Handler.index
+    idx.latency = args.latency_ms / 1000
+    idx.rate = args.mbps * 1e6 / 8  # bytes per second
     print(
         f"serve.py: {len(idx.files)} files, {len(idx.projects)} projects from {args.wheels} "
         f"on http://{args.host}:{httpd.server_port}/simple ({time.monotonic() - t0:.1f}s to index)",

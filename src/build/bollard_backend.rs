@@ -40,7 +40,7 @@ pub async fn build(
     };
     let rules = IgnoreRules::load(req.context_dir, req.dockerfile_path)
         .map_err(|e| fail(e.to_string()))?
-        .with_dialect(engine.ignore_dialect().await);
+        .with_dialect(engine.ignore_dialect());
     let mut tar = Vec::new();
     let extra = [(DOCKERFILE_IN_TAR.to_string(), text.into_bytes())];
     let stats = context::write_tar(req.context_dir, &rules, &extra, &mut tar)

@@ -69,10 +69,19 @@ impl Builder {
                     tail: Vec::new(),
                 }),
             },
-            Backend::Auto => Ok(match buildx::find().await {
-                Some(docker) => Builder::Buildx { docker },
-                None => Builder::Bollard(engine.clone()),
-            }),
+            Backend::Auto => match buildx::find().await {
+                Some(docker) => Ok(Builder::Buildx { docker }),
+                // API 1.53 deprecates the /session endpoint bollard's BuildKit builds need.
+                None if engine.api_minor() >= 53 => Err(BuildFailure {
+                    step: None,
+                    message: format!(
+                        "no `docker buildx`, and engine API {} deprecates the /session endpoint the bollard backend needs; install the buildx plugin",
+                        engine.api_version()
+                    ),
+                    tail: Vec::new(),
+                }),
+                None => Ok(Builder::Bollard(engine.clone())),
+            },
         }
     }
 

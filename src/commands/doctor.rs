@@ -82,7 +82,7 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
             }
             compose_sharing(&c, &mut r);
             let dialect = match &engine {
-                Some(e) => rt.block_on(e.ignore_dialect()),
+                Some(e) => e.ignore_dialect(),
                 None => crate::ignore::Dialect::Current,
             };
             dockerfile_checks(&c, dialect, &mut r);
