@@ -80,6 +80,7 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
             if let Some(engine) = &engine {
                 rt.block_on(volume_checks(engine, &c, &mut r));
             }
+            hooks_check(&c, &mut r);
             compose_sharing(&c, &mut r);
             let dialect = match &engine {
                 Some(e) => e.ignore_dialect(),
@@ -176,6 +177,32 @@ async fn volume_checks(engine: &Engine, c: &Config, r: &mut Report) {
                 None,
             ),
         }
+    }
+}
+
+fn hooks_check(c: &Config, r: &mut Report) {
+    match crate::hooks::status(&c.root) {
+        Ok(status) if status.installed() => r.line(
+            Level::Ok,
+            "hooks",
+            &format!("installed in {}", status.location),
+            None,
+        ),
+        Ok(status) => {
+            let missing: Vec<String> = status
+                .hooks
+                .iter()
+                .filter(|h| h.state.needs_install())
+                .map(|h| format!("{}: {}", h.name, h.state))
+                .collect();
+            r.line(
+                Level::Warn,
+                "hooks",
+                &missing.join("; "),
+                Some("run `dockwarm hooks install` (or `dockwarm init`)"),
+            )
+        }
+        Err(e) => r.line(Level::Warn, "hooks", &e.to_string(), None),
     }
 }
 

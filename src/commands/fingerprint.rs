@@ -6,7 +6,6 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::config;
-use crate::engine::Engine;
 use crate::fingerprint::{BaseImage, InputFile};
 use crate::prebuild;
 
@@ -30,7 +29,7 @@ pub fn run(dir: &Path, images: &[String], json: bool) -> anyhow::Result<()> {
     let selected = config.select(images)?;
     let rt = super::runtime()?;
     let rows = rt.block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::connect(&crate::state::State::open()?).await?;
         let mut rows = Vec::new();
         for image in selected {
             let fp = prebuild::fingerprint_image(&engine, &config, image).await?;

@@ -69,7 +69,8 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                     }
                     Err(e) => return Err(e.into()),
                 };
-            if args.full {
+            // A workspace archived meanwhile gets no new tags: its archive already ran.
+            if args.full && registry::get(&state, &config.root).is_some() {
                 let built = prebuild::build_workspace_image(
                     &engine,
                     &state,
@@ -79,6 +80,14 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                     &options,
                 )
                 .await?;
+                if registry::get(&state, &config.root).is_none() {
+                    let workspace = config.root.display().to_string();
+                    for tag in &built.tags {
+                        let _ = crate::pending::remove_tag(&engine, tag, &workspace).await;
+                    }
+                    outcomes.push(outcome);
+                    continue;
+                }
                 if !built.skipped.is_empty() {
                     println!(
                         "{}: left {} alone (images you made, not dockwarm)",

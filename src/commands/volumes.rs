@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use crate::config;
-use crate::engine::Engine;
 use crate::volumes::{self, human_size, Ensured};
 
 pub enum Action {
@@ -16,7 +15,7 @@ pub fn run(dir: &Path, action: Action, json: bool) -> anyhow::Result<()> {
     let config = config::load(dir)?;
     let rt = super::runtime()?;
     rt.block_on(async {
-        let engine = Engine::connect().await?;
+        let engine = super::connect(&crate::state::State::open()?).await?;
         match action {
             Action::Ensure => {
                 let done = volumes::ensure(&engine, &config).await?;

@@ -1,0 +1,382 @@
+//! Workspaces end to end: real git firing the installed hooks, the real dockwarm binary, the
+//! real engine and compose v2.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{busybox, engine, Project};
+
+const DOCKERFILE: &str = r#"ARG BASE=dockwarm-test/busybox:latest
+FROM ${BASE} AS base
+WORKDIR /app
+
+FROM base AS deps
+COPY deps.lock ./
+RUN --mount=type=cache,target=/cache/deps \
+    sh -c 'cp deps.lock /cache/deps/ && date > /app/installed'
+
+FROM deps AS runtime
+COPY . .
+CMD ["cat", "/app/deps.lock"]
+"#;
+
+fn project() -> Project {
+    busybox();
+    let p = Project::new(&[
+        ("Dockerfile", DOCKERFILE),
+        ("compose.yaml", "services:\n  app:\n    build: .\n"),
+        ("src/main.sh", "echo hi\n"),
+    ]);
+    p.write("deps.lock", &format!("requests==2.32.3\n# {}\n", p.name));
+    common::git(&p.root, &["add", "-A"]);
+    common::git(&p.root, &["commit", "-qm", "lock"]);
+    p
+}
+
+/// The directory of the dockwarm under test, first on PATH, so hooks run this build.
+fn path_env() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_dockwarm"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `git ARGS` in `dir` as a user would run it, hooks and all.
+fn git(p: &Project, dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .envs(common::git_env())
+        .env("DOCKWARM_STATE_DIR", &p.state)
+        .env("PATH", path_env())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn inspect(reference: &str, format: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", format, reference])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn layers(reference: &str) -> Vec<String> {
+    serde_json::from_str(&inspect(reference, "{{json .RootFS.Layers}}").unwrap()).unwrap()
+}
+
+/// Build records of dependency prebuilds that actually built.
+fn built_records(state: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_dir(state.join("builds"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    serde_json::from_slice::<serde_json::Value>(&std::fs::read(e.path()).ok()?).ok()
+                })
+                .filter(|r| r["status"] == "built")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn compose_project(dir: &Path) -> String {
+    dockwarm::compose::normalize_project_name(&dir.file_name().unwrap().to_string_lossy())
+}
+
+struct ComposeDown(Vec<PathBuf>);
+
+impl Drop for ComposeDown {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = Command::new("docker")
+                .args(["compose", "down", "--remove-orphans"])
+                .current_dir(dir)
+                .output();
+        }
+    }
+}
+
+#[test]
+fn three_worktrees_share_one_dependency_build_and_start_without_building() {
+    if !engine() {
+        return;
+    }
+    let p = project();
+    let init = p.ok(&["init"]);
+    assert!(init.contains("hooks: installed"), "{init}");
+    let main_tag = format!("{}-app", compose_project(&p.root));
+    wait_for("the main workspace image", Duration::from_secs(120), || {
+        inspect(&main_tag, "{{.Id}}").is_some()
+    });
+
+    let mut dirs = vec![p.root.clone()];
+    for n in ["2", "3"] {
+        // Spaces and non-ASCII in the path; compose drops them from the project name.
+        let dir = p.tmp.path().join(format!("{} wö {n}", p.name));
+        git(
+            &p,
+            &p.root,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                dir.to_str().unwrap(),
+                "-b",
+                &format!("w{n}"),
+            ],
+        );
+        let out = p.dockwarm_in(&dir, &["init"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tag = format!("{}-app", compose_project(&dir));
+        wait_for("the workspace image", Duration::from_secs(120), || {
+            inspect(&tag, "{{.Id}}").is_some()
+        });
+        dirs.push(dir);
+    }
+    let _down = ComposeDown(dirs.clone());
+
+    let records = built_records(&p.state);
+    assert_eq!(
+        records.len(),
+        1,
+        "one dependency build for three workspaces: {records:?}"
+    );
+    let deps_tag = records[0]["tag"].as_str().unwrap().to_string();
+    let deps_layers = layers(&deps_tag);
+    assert!(!deps_layers.is_empty());
+
+    for dir in &dirs {
+        let cp = compose_project(dir);
+        for tag in [format!("{cp}-app"), format!("{cp}_app")] {
+            let l = layers(&tag);
+            assert_eq!(
+                &l[..deps_layers.len()],
+                &deps_layers[..],
+                "{tag} shares the dependency layers"
+            );
+            assert_eq!(
+                inspect(&tag, "{{index .Config.Labels \"dev.dockwarm.workspace\"}}").unwrap(),
+                dir.display().to_string()
+            );
+        }
+        // compose v2 finds the image: no build, no pull.
+        let up = Command::new("docker")
+            .args(["compose", "up", "--no-build", "--pull", "never"])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let text =
+            String::from_utf8_lossy(&up.stdout).into_owned() + &String::from_utf8_lossy(&up.stderr);
+        assert!(up.status.success(), "{text}");
+        assert!(
+            text.contains(&p.name),
+            "the container ran the image built from this lockfile: {text}"
+        );
+    }
+}
+
+#[test]
+fn git_commands_that_change_dependencies_prebuild_in_the_background() {
+    if !engine() {
+        return;
+    }
+    let p = project();
+    p.ok(&["init"]);
+    let state = p.state.clone();
+    wait_for("the first prebuild", Duration::from_secs(120), || {
+        built_records(&state).len() == 1
+    });
+
+    let bump = |version: &str, message: &str| {
+        p.write("deps.lock", &format!("requests=={version}\n# {}\n", p.name));
+        common::git(&p.root, &["commit", "-qam", message]);
+    };
+    // A branch with other dependencies; switching to it prebuilds them.
+    git(&p, &p.root, &["checkout", "-q", "-b", "newdeps"]);
+    bump("2.32.4", "bump");
+    git(&p, &p.root, &["checkout", "-q", "main"]);
+    let out = git(&p, &p.root, &["checkout", "newdeps"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dockwarm: dependencies of app changed"),
+        "{stderr}"
+    );
+    wait_for(
+        "the prebuild after checkout",
+        Duration::from_secs(120),
+        || built_records(&state).len() == 2,
+    );
+
+    // A file checkout (flag 0) is not a branch switch: nothing happens.
+    let out = git(&p, &p.root, &["checkout", "main", "--", "deps.lock"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("dockwarm"),
+        "{:?}",
+        out
+    );
+    git(&p, &p.root, &["checkout", "-q", "--", "deps.lock"]);
+
+    // A merge that brings new dependencies.
+    git(&p, &p.root, &["checkout", "-q", "-b", "merge-me"]);
+    bump("2.33.0", "bump again");
+    git(&p, &p.root, &["checkout", "-q", "newdeps"]);
+    let out = git(&p, &p.root, &["merge", "--no-edit", "merge-me"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dependencies of app changed"));
+    wait_for("the prebuild after merge", Duration::from_secs(120), || {
+        built_records(&state).len() == 3
+    });
+
+    // An amend that changes them (post-rewrite).
+    p.write("deps.lock", &format!("requests==2.34.0\n# {}\n", p.name));
+    let out = git(&p, &p.root, &["commit", "-qa", "--amend", "--no-edit"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dependencies of app changed"));
+    wait_for("the prebuild after amend", Duration::from_secs(120), || {
+        built_records(&state).len() == 4
+    });
+
+    // Nothing changed: the hook says nothing.
+    let out = git(&p, &p.root, &["checkout", "-q", "-b", "same"]);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn hooks_never_fail_git_on_a_broken_config_or_a_stopped_engine() {
+    if !engine() {
+        return;
+    }
+    let p = project();
+    p.ok(&["hooks", "install"]);
+
+    // Engine unreachable: the hook never waits for it.
+    let bogus = format!("unix://{}/no.sock", p.tmp.path().display());
+    p.write("deps.lock", "changed\n");
+    common::git(&p.root, &["commit", "-qam", "change"]);
+    let started = Instant::now();
+    let out = Command::new("git")
+        .args(["checkout", "-q", "-b", "while-down"])
+        .current_dir(&p.root)
+        .envs(common::git_env())
+        .env("DOCKWARM_STATE_DIR", &p.state)
+        .env("PATH", path_env())
+        .env("DOCKER_HOST", &bogus)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(String::from_utf8_lossy(&out.stderr).lines().count() <= 1);
+
+    // A broken dockwarm.toml: one warning line, git succeeds.
+    p.write("dockwarm.toml", "[project\nname = 1\n");
+    let out = git(&p, &p.root, &["checkout", "-q", "-b", "broken"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("dockwarm.toml:1:"), "{stderr}");
+}
+
+#[test]
+fn archive_removes_the_workspace_tags_now_or_when_the_engine_is_back() {
+    if !engine() {
+        return;
+    }
+    let p = project();
+    p.ok(&["init"]);
+    let cp = compose_project(&p.root);
+    let tags = [format!("{cp}-app"), format!("{cp}_app")];
+    wait_for("the workspace image", Duration::from_secs(120), || {
+        tags.iter().all(|t| inspect(t, "{{.Id}}").is_some())
+    });
+    let deps_tag = built_records(&p.state)[0]["tag"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Archive while the engine is unreachable: recorded, registration gone, tags still there.
+    let bogus = format!("unix://{}/no.sock", p.tmp.path().display());
+    let out = Command::new(env!("CARGO_BIN_EXE_dockwarm"))
+        .arg("archive")
+        .current_dir(&p.root)
+        .env("DOCKWARM_STATE_DIR", &p.state)
+        .env("DOCKER_HOST", &bogus)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("engine unreachable"), "{text}");
+    assert!(tags.iter().all(|t| inspect(t, "{{.Id}}").is_some()));
+    assert_eq!(
+        std::fs::read_dir(p.state.join("pending")).unwrap().count(),
+        1
+    );
+    assert_eq!(
+        std::fs::read_dir(p.state.join("workspaces"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // The next dockwarm that reaches the engine finishes the job, and keeps shared things.
+    let out = p.dockwarm(&["volumes", "ls"]);
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("removed 2 image tag(s) left by earlier archives"));
+    assert!(tags.iter().all(|t| inspect(t, "{{.Id}}").is_none()));
+    assert!(
+        inspect(&deps_tag, "{{.Id}}").is_some(),
+        "the shared dependency image stays"
+    );
+    assert_eq!(
+        std::fs::read_dir(p.state.join("pending")).unwrap().count(),
+        0
+    );
+
+    // A tag that a user's image holds is never touched by archive.
+    let user_tag = format!("{cp}-app");
+    common::sh(Command::new("docker").args(["tag", common::BUSYBOX, &user_tag]));
+    p.ok(&["init"]);
+    let out = p.ok(&["archive"]);
+    assert!(
+        out.contains("removed 0 image tag(s)") || !out.contains(&user_tag),
+        "{out}"
+    );
+    assert!(
+        inspect(&user_tag, "{{.Id}}").is_some(),
+        "the user's image keeps its name"
+    );
+    let _ = Command::new("docker").args(["rmi", &user_tag]).output();
+}
