@@ -176,24 +176,46 @@ pub fn plan(
     })
 }
 
-/// Hashes the files on every core: lockfiles can be tens of megabytes, and this runs in hooks.
+/// Below this many bytes in all, hashing stays on the calling thread: starting threads costs
+/// more than it saves, and hooks hash a few small lockfiles on every checkout.
+const PARALLEL_FROM_BYTES: u64 = 4 << 20;
+
+/// Hashes the files, on every core when there is enough to hash (lockfiles can be tens of
+/// megabytes; sha256 runs at about 2 GB/s per core with the SHA extensions).
 pub fn hash_files(
     context_dir: &Path,
     prefix: &Path,
     files: &[String],
 ) -> Result<Vec<InputFile>, FingerprintError> {
-    let workers = std::thread::available_parallelism()
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(context_dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    let cores = std::thread::available_parallelism()
         .map(|n| n.get())
-        .unwrap_or(1)
-        .min(files.len().max(1));
-    let chunk = files.len().div_ceil(workers).max(1);
+        .unwrap_or(1);
+    let workers = if total < PARALLEL_FROM_BYTES {
+        1
+    } else {
+        cores.min(files.len()).max(1)
+    };
+    if workers == 1 {
+        let mut buf = Vec::new();
+        return files
+            .iter()
+            .map(|f| hash_file(context_dir, prefix, f, &mut buf))
+            .collect();
+    }
+    let chunk = files.len().div_ceil(workers);
     let results: Vec<Result<Vec<InputFile>, FingerprintError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
+                    let mut buf = Vec::new();
                     part.iter()
-                        .map(|f| hash_file(context_dir, prefix, f))
+                        .map(|f| hash_file(context_dir, prefix, f, &mut buf))
                         .collect()
                 })
             })
@@ -217,19 +239,32 @@ pub fn hash_files(
     Ok(out)
 }
 
-fn hash_file(context_dir: &Path, prefix: &Path, rel: &str) -> Result<InputFile, FingerprintError> {
+/// `buf` is reused across files; it grows to at most 1 MiB, and only as far as a file needs.
+fn hash_file(
+    context_dir: &Path,
+    prefix: &Path,
+    rel: &str,
+    buf: &mut Vec<u8>,
+) -> Result<InputFile, FingerprintError> {
     use std::io::Read;
+    const CHUNK: u64 = 1 << 20;
     let path = context_dir.join(rel);
     let unreadable = |e: std::io::Error| FingerprintError::Unreadable {
         path: path.display().to_string(),
         reason: format!("{e}; dockwarm hashes this dependency input"),
     };
     let mut file = std::fs::File::open(&path).map_err(unreadable)?;
+    let want = file
+        .metadata()
+        .map(|m| m.len().clamp(1, CHUNK))
+        .unwrap_or(CHUNK) as usize;
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
-        let n = file.read(&mut buf).map_err(unreadable)?;
+        let n = file.read(buf).map_err(unreadable)?;
         if n == 0 {
             break;
         }

@@ -175,7 +175,14 @@ fn main() -> ExitCode {
         }
         Command::Hook { name, args } => {
             // Whatever happens, the git command goes on: at most one line, exit 0.
-            if let Some(line) = commands::hook::run(&dir, &name, &args) {
+            commands::hook::arm_watchdog();
+            // A bug must not print a backtrace into the user's git output either.
+            std::panic::set_hook(Box::new(|_| {}));
+            let line = std::panic::catch_unwind(|| commands::hook::run(&dir, &name, &args))
+                .unwrap_or_else(|_| {
+                    Some("dockwarm: internal error in the hook (please report it); the git command is unaffected".into())
+                });
+            if let Some(line) = line {
                 eprintln!("{line}");
             }
             return ExitCode::SUCCESS;

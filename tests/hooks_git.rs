@@ -6,14 +6,14 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use dockwarm::hooks::{
     self, ConfigScope, HookState, HooksError, HooksLayout, HooksSource, InstallAction, Manager,
 };
 
 const FAKE_DOCKWARM: &str = r#"#!/bin/sh
-# Logs one record per call: args (\037-separated), $PWD and stdin, then prints three lines.
+# Logs one record per call: args (\037-separated), $PWD and stdin, then prints like the real
+# one (one line on stderr; stdout is dropped by the shim) and fails (the shim ignores that).
 input=$(cat; echo .)
 input=${input%.}
 {
@@ -23,8 +23,7 @@ input=${input%.}
     printf '\n'
 } >>"$DOCKWARM_FAKE_LOG"
 echo "dockwarm: first line" >&2
-echo "second line"
-echo "third line" >&2
+echo "on stdout, dropped"
 exit 1
 "#;
 
@@ -238,13 +237,10 @@ fn hooks_fire_on_checkout_switch_merge_amend_and_worktree_add() {
         vec![strs(&["hook", "post-checkout", &main, &main, "1"])]
     );
     assert_eq!(calls[0].pwd, canon(&repo));
-    // Only dockwarm's first line reaches the user.
+    // dockwarm's line reaches the user; its stdout does not.
     let err = stderr(&out);
     assert!(err.contains("dockwarm: first line"), "{err}");
-    assert!(
-        !err.contains("second line") && !err.contains("third line"),
-        "{err}"
-    );
+    assert!(!err.contains("on stdout"), "{err}");
 
     sb.commit(&repo, "a.txt", "on feature");
     let feature = sb.rev(&repo, "HEAD");
@@ -517,32 +513,6 @@ fn dockwarm_gone_from_path_never_fails_git() {
     assert!(err.lines().count() <= 1, "{err}");
     eprintln!("with dockwarm gone, git said: {err}");
     assert!(sb.calls().is_empty());
-}
-
-#[test]
-fn a_slow_dockwarm_does_not_hold_git() {
-    let sb = Sandbox::new();
-    let repo = sb.repo("repo");
-    fs::write(
-        &sb.fake,
-        "#!/bin/sh\necho started >>\"$DOCKWARM_FAKE_LOG\"\nsleep 30\n",
-    )
-    .unwrap();
-    sb.install(&repo);
-    let start = Instant::now();
-    let out = sb
-        .command("git", &repo)
-        .env("DOCKWARM_HOOK_TIMEOUT", "1")
-        .args(["checkout", "-q", "-b", "slow"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(
-        start.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        start.elapsed()
-    );
-    assert_eq!(fs::read_to_string(&sb.log).unwrap(), "started\n");
 }
 
 #[test]

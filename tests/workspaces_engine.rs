@@ -380,3 +380,39 @@ fn archive_removes_the_workspace_tags_now_or_when_the_engine_is_back() {
     );
     let _ = Command::new("docker").args(["rmi", &user_tag]).output();
 }
+
+/// A hook that hangs (here: a FIFO where dockwarm.toml should be: reading it blocks, as a file
+/// on a stuck network filesystem would) stops itself and lets git finish.
+#[test]
+fn a_hanging_hook_stops_itself_and_git_goes_on() {
+    let p = Project::new(&[
+        (
+            "Dockerfile",
+            "FROM scratch\nCOPY deps.lock ./\nRUN install\nCOPY . .\n",
+        ),
+        ("compose.yaml", "services:\n  app:\n    build: .\n"),
+        ("deps.lock", "x\n"),
+    ]);
+    p.ok(&["hooks", "install"]);
+    let fifo = p.root.join("dockwarm.toml");
+    common::sh(Command::new("mkfifo").arg(&fifo));
+    let started = Instant::now();
+    let out = Command::new("git")
+        .args(["checkout", "-q", "-b", "hangs"])
+        .current_dir(&p.root)
+        .envs(common::git_env())
+        .env("DOCKWARM_STATE_DIR", &p.state)
+        .env("PATH", path_env())
+        .env("DOCKWARM_HOOK_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("took over 1 s"), "{stderr}");
+}

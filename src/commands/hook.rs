@@ -17,6 +17,28 @@ use crate::workspace::Workspace;
 /// git's "no commit" id: post-checkout from it is `git worktree add` (or a first clone).
 const NULL_REF: &str = "0000000000000000000000000000000000000000";
 
+/// How long the hook may take before it gives up, unless `DOCKWARM_HOOK_TIMEOUT` (seconds)
+/// says otherwise. Everything it does is local file work, so this only fires when a file read
+/// hangs (a network filesystem, a FIFO where a lockfile should be).
+const DEFAULT_TIMEOUT_SECS: f64 = 3.0;
+
+/// Stops the process, with one line and exit 0, if the hook runs past its deadline: git waits
+/// for its hooks, and the shim starts no watchdog process of its own (each fork costs git time).
+pub fn arm_watchdog() {
+    let secs = std::env::var("DOCKWARM_HOOK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+        eprintln!(
+            "dockwarm: the hook took over {secs} s and stopped (the git command is unaffected)"
+        );
+        std::process::exit(0);
+    });
+}
+
 /// Runs the hook; returns at most one line for the user. Errors become that line.
 pub fn run(dir: &Path, name: &str, args: &[String]) -> Option<String> {
     if name == "post-rewrite" {
