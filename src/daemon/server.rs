@@ -199,6 +199,8 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         }
         d.dispatch();
     }
+    // Let connection tasks write their last answers (the `stop` acknowledgement among them).
+    tokio::time::sleep(Duration::from_millis(50)).await;
     // Only the socket and pid file go; the lock goes with the process.
     if super::read_pid(&d.state) == Some(std::process::id()) {
         let _ = std::fs::remove_file(super::pid_path(&d.state));
@@ -672,6 +674,7 @@ async fn run_job(exe: &Path, job: &Job) -> JobResult {
 
 async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), String> {
     use std::process::Stdio;
+    log(&format!("prebuild {image} in {}", workspace.display()));
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["prebuild", "--full", "--quiet", image])
         .current_dir(workspace)
@@ -680,27 +683,22 @@ async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), Stri
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // The daemon's own stderr (its log file when detached), not a pipe: a child must
+        // outlive a daemon killed mid-build, and a pipe would break under it.
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
         // Its own group: a signal meant for the daemon leaves a running build to finish.
         .process_group(0);
-    let out = cmd.output().await.map_err(|e| e.to_string())?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        log(&format!("  {}: {line}", workspace.display()));
-    }
-    if out.status.success() {
+    let status = cmd
+        .status()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if status.success() {
         Ok(())
     } else {
-        let last = text
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("dockwarm:"))
-            .unwrap_or("the prebuild failed")
-            .trim_start_matches("dockwarm: ")
-            .to_string();
-        Err(last)
+        Err(format!(
+            "`dockwarm prebuild --full {image}` failed ({status}); its output is in the daemon log, the build's in `dockwarm logs {image}`"
+        ))
     }
 }
 
