@@ -9,13 +9,27 @@ use crate::state::{State, StateError};
 /// Starts `dockwarm ARGS` in `dir`, detached from this process's terminal and process group.
 /// Returns the child's pid.
 pub fn spawn(state: &State, dir: &Path, args: &[&str]) -> Result<u32, StateError> {
+    spawn_logged(state, dir, args, "background.log")
+}
+
+/// Like [`spawn`], with the output going to `<state>/logs/<log_name>`; a log past 1 MiB is
+/// moved to `<log_name>.1` first, so a long-lived daemon's log stays bounded.
+pub fn spawn_logged(
+    state: &State,
+    dir: &Path,
+    args: &[&str],
+    log_name: &str,
+) -> Result<u32, StateError> {
     use std::os::unix::process::CommandExt;
     let io = |source: std::io::Error| StateError::Io {
         path: state.root().display().to_string(),
         source,
     };
     let exe = std::env::current_exe().map_err(io)?;
-    let log_path = state.dir("logs")?.join("background.log");
+    let log_path = state.dir("logs")?.join(log_name);
+    if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > 1 << 20) {
+        let _ = std::fs::rename(&log_path, log_path.with_extension("log.1"));
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

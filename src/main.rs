@@ -80,6 +80,56 @@ enum Command {
     },
     /// Check the engine, BuildKit, volumes and configuration, and advise on the Dockerfile.
     Doctor,
+    /// The per-user watcher that keeps every registered workspace's prebuilds current.
+    Daemon {
+        #[command(subcommand)]
+        action: DaemonAction,
+    },
+    /// Run the watcher in the foreground (what `daemon start` runs in the background).
+    Watch,
+    /// What is warm, building, queued, failed or cold, per workspace and image.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build logs of this workspace's images (the newest per image).
+    Logs {
+        /// The image (default: all of this workspace's).
+        image: Option<String>,
+        /// Keep printing as the log grows, and follow newer builds.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Remove dockwarm's dependency images that no registered workspace needs.
+    Prune {
+        /// Unused images kept per image, newest first (default: [prune] keep).
+        #[arg(long)]
+        keep: Option<u32>,
+        /// Only remove images older than this: 90s, 30m, 12h, 7d, 2w.
+        #[arg(long, value_name = "AGE", value_parser = parse_age)]
+        older_than: Option<std::time::Duration>,
+        /// Show what would go, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Every project's images, not only this checkout's project.
+        #[arg(long)]
+        all_projects: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DaemonAction {
+    /// Start it in the background (does nothing when one runs).
+    Start,
+    /// Stop it; a build in progress finishes on its own.
+    Stop,
+    /// Whether it runs, and what it is building.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +164,10 @@ enum VolumesAction {
 
 fn parse_backend(s: &str) -> Result<Backend, String> {
     s.parse()
+}
+
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    dockwarm::prune::parse_age(s).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -195,6 +249,30 @@ fn main() -> ExitCode {
             };
             commands::volumes::run(&dir, action, json)
         }
+        Command::Daemon { action } => commands::daemon::run(match action {
+            DaemonAction::Start => commands::daemon::Action::Start,
+            DaemonAction::Stop => commands::daemon::Action::Stop,
+            DaemonAction::Status { json } => commands::daemon::Action::Status { json },
+        }),
+        Command::Watch => commands::daemon::watch(),
+        Command::Status { json } => commands::status::run(&dir, json),
+        Command::Logs { image, follow } => commands::logs::run(&dir, image.as_deref(), follow),
+        Command::Prune {
+            keep,
+            older_than,
+            dry_run,
+            all_projects,
+            json,
+        } => commands::prune::run(
+            &dir,
+            commands::prune::Args {
+                keep,
+                older_than,
+                dry_run,
+                all_projects,
+                json,
+            },
+        ),
         Command::Doctor => match commands::doctor::run(&dir) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),

@@ -166,6 +166,7 @@ pub async fn prebuild_image(
         })?;
     let log_path = state.log_path(project, &image.name, &fp.hex)?;
     let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
+    state.rotate_logs(project, &image.name, crate::state::LOGS_KEPT);
     let build_labels = managed_labels(project, &image.name, &fp.hex, None);
     let scratch = state.dir("dockerfiles")?.join(&fp.hex);
     let tags = [tag.clone()];

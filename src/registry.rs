@@ -38,6 +38,36 @@ pub struct ImageSeen {
     /// Compose image names tagged for this workspace (`<project>-<service>`, `<project>_<service>`).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The inputs digest of the last full prebuild that succeeded for this workspace: what the
+    /// daemon compares with the files on disk to know whether a build is still owed, after a
+    /// crash or a restart included.
+    #[serde(default)]
+    pub built_digest: Option<String>,
+}
+
+impl ImageSeen {
+    /// The inputs digest this workspace's images were last built from, if known. Records
+    /// written before `built_digest` existed count as built from `inputs_digest` when a
+    /// prebuild ran, which [`ImageSeen::set_inputs_digest`] keeps true.
+    pub fn built(&self) -> Option<&str> {
+        self.built_digest
+            .as_deref()
+            .or_else(|| {
+                self.fingerprint
+                    .as_ref()
+                    .map(|_| self.inputs_digest.as_str())
+            })
+            .filter(|d| !d.is_empty())
+    }
+
+    /// Records a newly seen digest, first pinning what was built (see [`ImageSeen::built`]),
+    /// so that seeing a change is never mistaken for having built it.
+    pub fn set_inputs_digest(&mut self, digest: &str) {
+        if self.built_digest.is_none() {
+            self.built_digest = self.built().map(str::to_string);
+        }
+        self.inputs_digest = digest.to_string();
+    }
 }
 
 /// The registry key of a workspace path.

@@ -119,6 +119,40 @@ impl State {
     }
 }
 
+impl State {
+    /// The dependency-build logs of one image, newest first. Names are
+    /// `<project>-<image>-<12 hex>.log`; a name that merely shares the prefix (another
+    /// project's `<project>-<image>-x` image) does not match the 12-hex tail.
+    pub fn build_logs(&self, project: &str, image: &str) -> Vec<PathBuf> {
+        let prefix = format!("{project}-{image}-");
+        let mut logs: Vec<(SystemTime, PathBuf)> = fs::read_dir(self.root.join("logs"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix(&prefix)
+                    .and_then(|rest| rest.strip_suffix(".log"))
+                    .is_some_and(|h| h.len() == 12 && h.chars().all(|c| c.is_ascii_hexdigit()))
+            })
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        logs.sort_by_key(|l| std::cmp::Reverse(l.0));
+        logs.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Keeps the `keep` newest build logs of an image and deletes the others, so a month of
+    /// lockfile changes does not pile up logs.
+    pub fn rotate_logs(&self, project: &str, image: &str, keep: usize) {
+        for old in self.build_logs(project, image).into_iter().skip(keep) {
+            let _ = fs::remove_file(old);
+        }
+    }
+}
+
+/// Build logs kept per image.
+pub const LOGS_KEPT: usize = 5;
+
 fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())

@@ -2,7 +2,8 @@
 //!
 //! It never fails the git command and never waits for the engine: it hashes the dependency
 //! inputs (microseconds for lockfiles), compares them with what it saw last in this workspace,
-//! and when they changed hands the prebuild to the background and returns.
+//! and when they changed hands the change to the daemon (starting it when none answers) and
+//! returns.
 
 use std::io::Read;
 use std::path::Path;
@@ -93,11 +94,12 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
         return Ok(None);
     }
     record(&state, &config, &ws, known.is_none(), &digests)?;
-    let mut bg_args = vec!["prebuild", "--full", "--quiet"];
-    if !new_workspace && known.is_some() {
-        bg_args.extend(changed.iter().map(String::as_str));
-    }
-    crate::background::spawn(&state, &ws.root, &bg_args)?;
+    let images = if !new_workspace && known.is_some() {
+        changed.clone()
+    } else {
+        Vec::new()
+    };
+    crate::commands::daemon::hand_off(&state, &ws.root, &images)?;
     let what = if new_workspace || known.is_none() {
         "new workspace".to_string()
     } else {
@@ -132,7 +134,7 @@ fn record(
     registry::update(state, &ws.root, |w| {
         for (image, digest) in digests {
             let seen: &mut ImageSeen = w.images.entry(image.clone()).or_default();
-            seen.inputs_digest = digest.clone();
+            seen.set_inputs_digest(digest);
         }
     })?;
     Ok(())

@@ -1,7 +1,7 @@
 //! `dockwarm init [--print-conductor]`: the one line of a workspace's setup.
 //!
 //! Idempotent and quick (well under a second): installs the hooks, registers the workspace,
-//! ensures the shared volumes, and starts the background prebuild. Never asks a question: it
+//! ensures the shared volumes, and hands the prebuild to the daemon (starting it if needed). Never asks a question: it
 //! runs from Conductor's non-interactive setup script.
 
 use std::path::Path;
@@ -74,10 +74,20 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         }
     }
 
-    let pid = crate::background::spawn(&state, &ws.root, &["prebuild", "--full", "--quiet"])?;
-    println!(
-        "prebuild: started in the background (pid {pid}); `dockwarm status` or {}",
-        crate::background::log_path(&state).display()
-    );
+    use super::daemon::HandedTo;
+    match super::daemon::hand_off(&state, &ws.root, &[])? {
+        HandedTo::Daemon => println!(
+            "prebuild: handed to the daemon; `dockwarm status` or {}",
+            super::daemon::log_path(&state).display()
+        ),
+        HandedTo::NewDaemon(pid) => println!(
+            "prebuild: started the daemon (pid {pid}), which prebuilds in the background; `dockwarm status` or {}",
+            super::daemon::log_path(&state).display()
+        ),
+        HandedTo::Prebuild(pid) => println!(
+            "prebuild: started in the background (pid {pid}); `dockwarm status` or {}",
+            crate::background::log_path(&state).display()
+        ),
+    }
     Ok(())
 }

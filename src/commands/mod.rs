@@ -2,12 +2,16 @@
 
 pub mod archive;
 pub mod config;
+pub mod daemon;
 pub mod doctor;
 pub mod fingerprint;
 pub mod hook;
 pub mod hooks;
 pub mod init;
+pub mod logs;
 pub mod prebuild;
+pub mod prune;
+pub mod status;
 pub mod volumes;
 
 use std::io::IsTerminal;

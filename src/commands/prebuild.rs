@@ -50,6 +50,10 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
         }
         let mut outcomes = Vec::new();
         for image in selected {
+            // Taken before the build: a change made while it runs must stay owed.
+            let digest = crate::fingerprint::plan(&config, image, crate::ignore::Dialect::Current)
+                .ok()
+                .map(|plan| crate::fingerprint::inputs_digest(&plan));
             let outcome =
                 match prebuild::prebuild_image(&engine, &state, &config, image, &options).await {
                     Ok(o) => o,
@@ -106,6 +110,9 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                     let seen = w.images.entry(image.name.clone()).or_default();
                     seen.fingerprint = Some(outcome.fingerprint.clone());
                     seen.tags = built.tags.clone();
+                    if digest.is_some() {
+                        seen.built_digest = digest.clone();
+                    }
                 })?;
             }
             outcomes.push(outcome);

@@ -178,6 +178,19 @@ impl Project {
             .unwrap()
     }
 
+    /// Like `dockwarm_in`, with extra environment variables.
+    pub fn dockwarm_env(&self, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_dockwarm"))
+            .args(args)
+            .current_dir(dir)
+            .env("DOCKWARM_STATE_DIR", &self.state)
+            .env("NO_COLOR", "1")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .envs(envs.iter().copied())
+            .output()
+            .unwrap()
+    }
+
     pub fn dockwarm(&self, args: &[&str]) -> Output {
         self.dockwarm_in(&self.root, args)
     }

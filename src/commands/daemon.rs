@@ -1,0 +1,220 @@
+//! `dockwarm daemon start|stop|status` and `dockwarm watch`, and the hand-off that hooks and
+//! `init` use to give the daemon a change.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::daemon::client::{self, ClientError};
+use crate::daemon::protocol::{DaemonStatus, Request};
+use crate::daemon::{self, server};
+use crate::state::State;
+
+pub enum Action {
+    Start,
+    Stop,
+    Status { json: bool },
+}
+
+/// The daemon's log, under `<state>/logs/`.
+pub const LOG_NAME: &str = "daemon.log";
+
+/// How long `daemon start` waits for a new daemon to answer.
+const START_WAIT: Duration = Duration::from_secs(5);
+/// How long `daemon stop` waits for the daemon to go.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+pub fn run(action: Action) -> anyhow::Result<()> {
+    let state = State::open()?;
+    match action {
+        Action::Start => start(&state),
+        Action::Stop => stop(&state),
+        Action::Status { json } => status(&state, json),
+    }
+}
+
+/// `dockwarm watch`: the daemon in the foreground, its log on stderr.
+pub fn watch() -> anyhow::Result<()> {
+    let state = State::open()?;
+    server::run(state, server::Options::from_env())?;
+    Ok(())
+}
+
+fn start(state: &State) -> anyhow::Result<()> {
+    if let Some(r) = client::ping(state) {
+        println!(
+            "daemon: already running (pid {})",
+            r.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+        );
+        return Ok(());
+    }
+    let spawned = spawn(state)?;
+    let deadline = Instant::now() + START_WAIT;
+    while Instant::now() < deadline {
+        if let Some(r) = client::ping(state) {
+            let pid = r.pid.unwrap_or(spawned);
+            println!(
+                "daemon: started (pid {pid}); log: {}",
+                log_path(state).display()
+            );
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tail = std::fs::read_to_string(log_path(state))
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join(" | ");
+    anyhow::bail!(
+        "the daemon did not answer within {}s; its log ({}) ends: {tail}",
+        START_WAIT.as_secs(),
+        log_path(state).display()
+    )
+}
+
+fn stop(state: &State) -> anyhow::Result<()> {
+    match client::request(state, &Request::Stop, Duration::from_secs(2)) {
+        Ok(_) => {}
+        Err(ClientError::NotRunning) => {
+            println!("daemon: not running");
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let deadline = Instant::now() + STOP_WAIT;
+    while Instant::now() < deadline {
+        if client::ping(state).is_none() {
+            println!("daemon: stopped (a build in progress finishes on its own)");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    anyhow::bail!(
+        "the daemon acknowledged the stop but still answers after {}s",
+        STOP_WAIT.as_secs()
+    )
+}
+
+/// The daemon's own status, or None when none answers.
+pub fn query(state: &State) -> Option<DaemonStatus> {
+    client::request(state, &Request::Status, Duration::from_secs(2))
+        .ok()
+        .and_then(|r| r.status)
+}
+
+fn status(state: &State, json: bool) -> anyhow::Result<()> {
+    let status = query(state);
+    if json {
+        return super::print_json(&serde_json::json!({
+            "running": status.is_some(),
+            "socket": daemon::socket_path(state),
+            "log": log_path(state),
+            "daemon": status,
+        }));
+    }
+    let Some(s) = status else {
+        println!("daemon: not running (`dockwarm daemon start`, or any hook starts it)");
+        return Ok(());
+    };
+    println!(
+        "daemon: running (pid {}), {} workspace(s), {} watched dir(s), engine {}",
+        s.pid, s.workspaces, s.watched_dirs, s.engine
+    );
+    for j in &s.running {
+        println!(
+            "  building {}/{} ({}) for {} workspace(s)",
+            j.project,
+            j.image,
+            short(&j.digest),
+            j.workspaces.len()
+        );
+    }
+    for j in &s.queued {
+        println!(
+            "  queued   {}/{} ({}) for {} workspace(s)",
+            j.project,
+            j.image,
+            short(&j.digest),
+            j.workspaces.len()
+        );
+    }
+    for f in &s.failed {
+        println!(
+            "  failed   {} {}: {}",
+            f.workspace.display(),
+            f.image,
+            f.error
+        );
+    }
+    println!("  log: {}", log_path(state).display());
+    Ok(())
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
+
+pub fn log_path(state: &State) -> std::path::PathBuf {
+    state.root().join("logs").join(LOG_NAME)
+}
+
+/// Starts a detached daemon (`dockwarm watch`); returns its pid. A second daemon started
+/// while one runs exits at once on the lock, so racing starters are harmless.
+pub fn spawn(state: &State) -> anyhow::Result<u32> {
+    let dir = state.root().to_path_buf();
+    std::fs::create_dir_all(&dir)?;
+    Ok(crate::background::spawn_logged(
+        state,
+        &dir,
+        &["watch"],
+        LOG_NAME,
+    )?)
+}
+
+/// Whether the user turned the daemon off (`DOCKWARM_DAEMON=0`): hooks and `init` then start
+/// a background prebuild per change, as before the daemon existed.
+pub fn disabled() -> bool {
+    std::env::var("DOCKWARM_DAEMON").is_ok_and(|v| v == "0" || v == "off")
+}
+
+/// Who took a change.
+pub enum HandedTo {
+    /// The running daemon.
+    Daemon,
+    /// A daemon just started (pid); it finds the change when it scans the registry.
+    NewDaemon(u32),
+    /// A background prebuild (pid), the daemon being off.
+    Prebuild(u32),
+}
+
+/// Hands a workspace's change to the daemon without waiting for it: a message when it answers,
+/// else a new daemon (which scans every registered workspace on start, this one included: the
+/// caller has written the registry first). `images` empty: every image, or a new workspace.
+pub fn hand_off(state: &State, workspace: &Path, images: &[String]) -> anyhow::Result<HandedTo> {
+    if disabled() {
+        let mut args = vec!["prebuild", "--full", "--quiet"];
+        args.extend(images.iter().map(String::as_str));
+        return Ok(HandedTo::Prebuild(crate::background::spawn(
+            state, workspace, &args,
+        )?));
+    }
+    let request = if images.is_empty() {
+        Request::Register {
+            path: workspace.to_path_buf(),
+        }
+    } else {
+        Request::Changed {
+            path: workspace.to_path_buf(),
+            images: images.to_vec(),
+        }
+    };
+    match client::send(state, &request) {
+        Ok(()) => Ok(HandedTo::Daemon),
+        Err(_) => Ok(HandedTo::NewDaemon(spawn(state)?)),
+    }
+}

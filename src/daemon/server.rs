@@ -1,0 +1,726 @@
+//! The daemon itself: one event loop that owns all its state (no locks inside), fed by the
+//! socket, the file watcher, finished jobs and its own timers.
+//!
+//! Builds run as child `dockwarm prebuild --full --quiet IMAGE` processes, one workspace at a
+//! time, rather than inside the daemon:
+//! - the daemon stays small while idle (a build's allocations, BuildKit progress buffers and
+//!   tar streams, die with its process instead of staying in the daemon's heap);
+//! - a build that hangs or crashes takes nothing else down, and a daemon killed mid-build leaves
+//!   the build to finish in its own process group; the restarted daemon finds the result;
+//! - the child is the very command users run, with its per-fingerprint file lock, build record,
+//!   log and registry update, so there is one build path to trust, not two.
+//!
+//! The queue is never persisted: what is owed is derived from disk each time (the inputs digest
+//! of the files now, against `built_digest` in the registry), so a crash cannot leave a stale
+//! queue behind.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::{DaemonStatus, Failure, JobView, Request, Response};
+use super::queue::{Job, Key, Queue};
+use super::watcher::{self, DirWatcher, Targets};
+use super::DaemonError;
+use crate::config;
+use crate::fingerprint;
+use crate::ignore::Dialect;
+use crate::registry;
+use crate::state::{now_secs, LockGuard, State};
+use crate::workspace::Workspace;
+
+/// How the daemon runs; [`Options::from_env`] reads the knobs tests and benchmarks turn.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Exit after this long with no registered workspace and nothing queued.
+    pub idle_exit: Duration,
+    /// How often to look for registry changes made behind the daemon's back.
+    pub rescan: Duration,
+    /// Builds at once.
+    pub concurrency: usize,
+}
+
+impl Options {
+    /// `DOCKWARM_DAEMON_IDLE_EXIT` (seconds, default 600), `DOCKWARM_DAEMON_RESCAN_MS`
+    /// (default 10000), `DOCKWARM_DAEMON_JOBS` (default 1).
+    pub fn from_env() -> Options {
+        let num = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        Options {
+            idle_exit: Duration::from_secs(num("DOCKWARM_DAEMON_IDLE_EXIT", 600)),
+            rescan: Duration::from_millis(num("DOCKWARM_DAEMON_RESCAN_MS", 10_000).max(100)),
+            concurrency: num("DOCKWARM_DAEMON_JOBS", 1).clamp(1, 64) as usize,
+        }
+    }
+}
+
+/// Longest wait between two tries to reach a stopped engine.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Finished jobs kept for `status`.
+const HISTORY: usize = 50;
+
+/// Runs the daemon in this process until it is stopped or idle. Fails at once with
+/// [`DaemonError::AlreadyRunning`] when another daemon holds the state directory.
+pub fn run(state: State, options: Options) -> Result<(), DaemonError> {
+    let guard = state
+        .try_lock("daemon")?
+        .ok_or_else(|| DaemonError::AlreadyRunning {
+            pid: super::read_pid(&state),
+        })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| DaemonError::Io {
+            what: "start the runtime".into(),
+            source,
+        })?;
+    rt.block_on(serve(state, options, guard))
+}
+
+enum Input {
+    Request(Request, oneshot::Sender<Response>),
+    Event(notify::Result<notify::Event>),
+    Done(Key, Vec<PathBuf>, JobResult),
+}
+
+/// How a job ended.
+#[derive(Debug)]
+enum JobResult {
+    Ok,
+    /// The build failed with the engine up: a real failure, kept until the next change.
+    Failed(String),
+    /// The engine did not answer: the workspaces not yet built go back to the queue.
+    EngineDown(Vec<PathBuf>),
+}
+
+struct Tracked {
+    project: String,
+    debounce: Duration,
+}
+
+struct Daemon {
+    state: State,
+    options: Options,
+    exe: PathBuf,
+    tx: mpsc::UnboundedSender<Input>,
+    queue: Queue,
+    workspaces: BTreeMap<PathBuf, Tracked>,
+    targets: Targets,
+    watcher: DirWatcher,
+    /// Per workspace: when its debounce ends, and which images changed ("" = all).
+    pending: HashMap<PathBuf, (Instant, BTreeSet<String>)>,
+    failed: BTreeMap<(PathBuf, String), Failure>,
+    history: VecDeque<JobView>,
+    engine_up: Option<bool>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    jobs_started: u64,
+    started_at: u64,
+    next_rescan: Instant,
+    registry_stamp: Option<SystemTime>,
+    empty_since: Option<Instant>,
+    stopping: bool,
+}
+
+async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), DaemonError> {
+    let socket = super::socket_path(&state);
+    // We hold the lock, so any socket file left is a dead daemon's: replace it.
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).map_err(|source| DaemonError::Io {
+        what: format!("listen on {}", socket.display()),
+        source,
+    })?;
+    crate::state::write_atomic(
+        &super::pid_path(&state),
+        std::process::id().to_string().as_bytes(),
+    )?;
+    // Never hold a workspace directory open as the cwd: it may be archived under us.
+    let _ = std::env::set_current_dir(state.root());
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let events = tx.clone();
+    let watcher = DirWatcher::new(move |e| {
+        let _ = events.send(Input::Event(e));
+    })?;
+    let exe = std::env::current_exe().map_err(|source| DaemonError::Io {
+        what: "find the dockwarm executable".into(),
+        source,
+    })?;
+    tokio::spawn(accept(listener, tx.clone()));
+
+    let mut d = Daemon {
+        state,
+        exe,
+        tx,
+        queue: Queue::new(options.concurrency),
+        options,
+        workspaces: BTreeMap::new(),
+        targets: Targets::default(),
+        watcher,
+        pending: HashMap::new(),
+        failed: BTreeMap::new(),
+        history: VecDeque::new(),
+        engine_up: None,
+        retry_at: None,
+        backoff: Duration::from_secs(1),
+        jobs_started: 0,
+        started_at: now_secs(),
+        next_rescan: Instant::now(),
+        registry_stamp: None,
+        empty_since: None,
+        stopping: false,
+    };
+    log(&format!(
+        "daemon {} started (pid {}, socket {}, {} build(s) at once)",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        socket.display(),
+        d.queue.concurrency()
+    ));
+    d.rescan(true);
+    d.dispatch();
+    while !d.stopping {
+        let wake = d.next_wake();
+        tokio::select! {
+            input = rx.recv() => match input {
+                Some(input) => d.handle(input),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(wake.into()) => d.on_timer(),
+        }
+        d.dispatch();
+    }
+    // Let connection tasks write their last answers (the `stop` acknowledgement among them).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Only the socket and pid file go; the lock goes with the process.
+    if super::read_pid(&d.state) == Some(std::process::id()) {
+        let _ = std::fs::remove_file(super::pid_path(&d.state));
+    }
+    let _ = std::fs::remove_file(&socket);
+    log("daemon stopped");
+    Ok(())
+}
+
+async fn accept(listener: UnixListener, tx: mpsc::UnboundedSender<Input>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        tokio::spawn(connection(stream, tx.clone()));
+    }
+}
+
+/// One client: requests in, answers out, until it closes. Bounded line length, so a stray
+/// client cannot grow the daemon's memory.
+async fn connection(stream: UnixStream, tx: mpsc::UnboundedSender<Input>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read.take(1 << 20)).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let response = match serde_json::from_str::<Request>(&line) {
+            Ok(request) => {
+                let (reply, answer) = oneshot::channel();
+                if tx.send(Input::Request(request, reply)).is_err() {
+                    return;
+                }
+                match answer.await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                }
+            }
+            Err(e) => Response::error(format!("bad request: {e}")),
+        };
+        let mut text = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+use tokio::io::AsyncReadExt as _;
+
+impl Daemon {
+    fn handle(&mut self, input: Input) {
+        match input {
+            Input::Request(request, reply) => {
+                let response = self.request(request);
+                let _ = reply.send(response);
+            }
+            Input::Event(Ok(event)) => {
+                if !watcher::is_change(&event.kind) {
+                    return;
+                }
+                for path in &event.paths {
+                    for (workspace, image) in self.targets.concerned(path) {
+                        self.touch(&workspace, &image, None);
+                    }
+                }
+            }
+            Input::Event(Err(e)) => log(&format!("watch error: {e}")),
+            Input::Done(key, workspaces, result) => self.finished(key, workspaces, result),
+        }
+    }
+
+    fn request(&mut self, request: Request) -> Response {
+        match request {
+            Request::Ping => Response {
+                ok: true,
+                pid: Some(std::process::id()),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+                ..Default::default()
+            },
+            Request::Register { path } => {
+                self.rescan(true);
+                if !self.workspaces.contains_key(&path) {
+                    return Response::error(format!("{} is not registered", path.display()));
+                }
+                self.evaluate(&path, &BTreeSet::from([String::new()]));
+                Response::ok()
+            }
+            Request::Changed { path, images } => {
+                if !self.workspaces.contains_key(&path) {
+                    self.rescan(true);
+                }
+                if !self.workspaces.contains_key(&path) {
+                    return Response::error(format!("{} is not registered", path.display()));
+                }
+                let images = if images.is_empty() {
+                    BTreeSet::from([String::new()])
+                } else {
+                    images.into_iter().collect()
+                };
+                // git has finished writing: no debounce.
+                self.evaluate(&path, &images);
+                Response::ok()
+            }
+            Request::Status => Response {
+                ok: true,
+                status: Some(self.status()),
+                ..Default::default()
+            },
+            Request::Stop => {
+                log("stop requested");
+                self.stopping = true;
+                Response::ok()
+            }
+        }
+    }
+
+    /// A change under `workspace`: (re)start its debounce. `delay` None: the workspace's own.
+    fn touch(&mut self, workspace: &Path, image: &str, delay: Option<Duration>) {
+        let delay = delay.unwrap_or_else(|| {
+            self.workspaces
+                .get(workspace)
+                .map(|t| t.debounce)
+                .unwrap_or(Duration::from_millis(500))
+        });
+        let entry = self
+            .pending
+            .entry(workspace.to_path_buf())
+            .or_insert_with(|| (Instant::now(), BTreeSet::new()));
+        entry.0 = Instant::now() + delay;
+        entry.1.insert(image.to_string());
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut wake = self.next_rescan;
+        for (deadline, _) in self.pending.values() {
+            wake = wake.min(*deadline);
+        }
+        if let Some(retry) = self.retry_at {
+            wake = wake.min(retry);
+        }
+        wake
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PathBuf> = self
+            .pending
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(w, _)| w.clone())
+            .collect();
+        for workspace in due {
+            if let Some((_, images)) = self.pending.remove(&workspace) {
+                self.evaluate(&workspace, &images);
+            }
+        }
+        if self.retry_at.is_some_and(|t| t <= now) {
+            self.retry_at = None;
+        }
+        if self.next_rescan <= now {
+            self.rescan(false);
+        }
+    }
+
+    /// Re-reads the registry (when it changed, or `force`), drops workspaces whose directory is
+    /// gone, and decides whether to exit.
+    fn rescan(&mut self, force: bool) {
+        self.next_rescan = Instant::now() + self.options.rescan;
+        if !self.state.root().is_dir() {
+            log("the state directory is gone; exiting");
+            self.stopping = true;
+            return;
+        }
+        if !super::socket_path(&self.state).exists() {
+            log("the socket was removed; exiting");
+            self.stopping = true;
+            return;
+        }
+        let stamp = std::fs::metadata(self.state.root().join("workspaces"))
+            .and_then(|m| m.modified())
+            .ok();
+        if force || stamp != self.registry_stamp || self.registry_stamp.is_none() {
+            self.registry_stamp = stamp;
+            let listed = registry::list(&self.state);
+            let now: BTreeSet<PathBuf> = listed.iter().map(|w| w.path.clone()).collect();
+            let gone: Vec<PathBuf> = self
+                .workspaces
+                .keys()
+                .filter(|p| !now.contains(*p))
+                .cloned()
+                .collect();
+            for path in gone {
+                self.untrack(&path);
+            }
+            for ws in listed {
+                if !self.workspaces.contains_key(&ws.path) {
+                    self.workspaces.insert(
+                        ws.path.clone(),
+                        Tracked {
+                            project: ws.project.clone(),
+                            debounce: Duration::from_millis(500),
+                        },
+                    );
+                    log(&format!("watching {}", ws.path.display()));
+                    self.evaluate(&ws.path, &BTreeSet::from([String::new()]));
+                }
+            }
+        }
+        // A workspace archived without `dockwarm archive` (Conductor deletes the directory).
+        let missing: Vec<PathBuf> = self
+            .workspaces
+            .keys()
+            .filter(|p| !p.is_dir())
+            .cloned()
+            .collect();
+        for path in missing {
+            log(&format!("{} is gone; unregistering it", path.display()));
+            let _ = registry::remove(&self.state, &path);
+            self.untrack(&path);
+        }
+        if self.workspaces.is_empty() && self.queue.is_idle() {
+            let since = *self.empty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= self.options.idle_exit {
+                log("no workspace to watch; exiting");
+                self.stopping = true;
+            }
+        } else {
+            self.empty_since = None;
+        }
+    }
+
+    fn untrack(&mut self, path: &Path) {
+        self.workspaces.remove(path);
+        self.targets.remove_workspace(path);
+        self.pending.remove(path);
+        self.queue.forget_workspace(path);
+        self.failed.retain(|(w, _), _| w != path);
+        self.sync_watches();
+    }
+
+    fn sync_watches(&mut self) {
+        for (dir, why) in self.watcher.sync(&self.targets) {
+            log(&format!("cannot watch {}: {why}", dir.display()));
+        }
+    }
+
+    /// Recomputes the inputs digests of a workspace's images (all when `images` holds "") and
+    /// queues a build for each one whose digest was not built yet. Also refreshes what is
+    /// watched, since a changed Dockerfile may read other files.
+    fn evaluate(&mut self, workspace: &Path, images: &BTreeSet<String>) {
+        if !workspace.is_dir() {
+            log(&format!(
+                "{} is gone; unregistering it",
+                workspace.display()
+            ));
+            let _ = registry::remove(&self.state, workspace);
+            self.untrack(workspace);
+            return;
+        }
+        let all = images.contains("");
+        self.targets.remove_workspace(workspace);
+        let resolved = Workspace::discover(workspace)
+            .map_err(config::ConfigError::from)
+            .and_then(|ws| config::resolve(&ws));
+        let config = match resolved {
+            Ok(c) => c,
+            Err(e) => {
+                log(&format!("{}: {e}", workspace.display()));
+                self.targets.add_root(workspace);
+                self.sync_watches();
+                return;
+            }
+        };
+        if let Some(t) = self.workspaces.get_mut(workspace) {
+            t.debounce = Duration::from_millis(config.debounce_ms.value);
+            t.project = config.project.value.clone();
+        }
+        let mut owed = Vec::new();
+        for image in &config.images {
+            let plan = match fingerprint::plan(&config, image, Dialect::Current) {
+                Ok(p) => p,
+                Err(e) => {
+                    log(&format!("{} {}: {e}", workspace.display(), image.name));
+                    self.targets.add_root(workspace);
+                    continue;
+                }
+            };
+            self.targets.add_image(&config, &plan);
+            if !all && !images.contains(&image.name) {
+                continue;
+            }
+            let digest = fingerprint::inputs_digest(&plan);
+            owed.push((image.name.clone(), digest));
+        }
+        self.sync_watches();
+        let project = config.project.value.clone();
+        let mut built = BTreeMap::new();
+        let recorded = registry::update(&self.state, workspace, |w| {
+            for (image, digest) in &owed {
+                let seen = w.images.entry(image.clone()).or_default();
+                if seen.inputs_digest != *digest {
+                    seen.set_inputs_digest(digest);
+                }
+                built.insert(image.clone(), seen.built().map(str::to_string));
+            }
+        });
+        if let Err(e) = recorded {
+            log(&format!("{}: {e}", workspace.display()));
+        }
+        for (image, digest) in owed {
+            if built.get(&image).cloned().flatten().as_deref() == Some(digest.as_str()) {
+                self.failed.remove(&(workspace.to_path_buf(), image));
+                continue;
+            }
+            let failed_key = (workspace.to_path_buf(), image.clone());
+            match self.failed.get(&failed_key) {
+                // Building the same bytes again would fail the same way: wait for a change.
+                Some(f) if f.digest == digest => continue,
+                Some(_) => {
+                    self.failed.remove(&failed_key);
+                }
+                None => {}
+            }
+            let key = Key {
+                project: project.clone(),
+                image: image.clone(),
+                digest: digest.clone(),
+            };
+            let pushed = self.queue.push(key, workspace, now_ms());
+            if pushed != super::queue::Pushed::Already {
+                log(&format!(
+                    "{} {image}: inputs {} changed; build {:?}",
+                    workspace.display(),
+                    &digest[..12.min(digest.len())],
+                    pushed
+                ));
+            }
+        }
+    }
+
+    /// Starts queued jobs while slots are free and the engine is not known to be down.
+    fn dispatch(&mut self) {
+        if self.stopping || self.retry_at.is_some() {
+            return;
+        }
+        while let Some(job) = self.queue.start_next(now_ms()) {
+            self.jobs_started += 1;
+            log(&format!(
+                "build {} {} ({}) for {} workspace(s)",
+                job.key.project,
+                job.key.image,
+                &job.key.digest[..12.min(job.key.digest.len())],
+                job.workspaces.len()
+            ));
+            let tx = self.tx.clone();
+            let exe = self.exe.clone();
+            tokio::spawn(async move {
+                let result = run_job(&exe, &job).await;
+                let _ = tx.send(Input::Done(job.key.clone(), job.workspaces.clone(), result));
+            });
+        }
+    }
+
+    fn finished(&mut self, key: Key, workspaces: Vec<PathBuf>, result: JobResult) {
+        let Some(job) = self.queue.finish(&key) else {
+            return;
+        };
+        let mut view = job.view();
+        view.finished_at_ms = Some(now_ms());
+        match result {
+            JobResult::Ok => {
+                self.engine_up = Some(true);
+                self.backoff = Duration::from_secs(1);
+                view.result = Some("ok".into());
+                log(&format!("build {} {}: done", key.project, key.image));
+            }
+            JobResult::Failed(error) => {
+                self.engine_up = Some(true);
+                log(&format!(
+                    "build {} {}: failed: {error}",
+                    key.project, key.image
+                ));
+                for w in &workspaces {
+                    self.failed.insert(
+                        (w.clone(), key.image.clone()),
+                        Failure {
+                            workspace: w.clone(),
+                            image: key.image.clone(),
+                            digest: key.digest.clone(),
+                            error: error.clone(),
+                            at: now_secs(),
+                        },
+                    );
+                }
+                view.result = Some("failed".into());
+                view.error = Some(error);
+            }
+            JobResult::EngineDown(left) => {
+                self.engine_up = Some(false);
+                log(&format!(
+                    "the engine does not answer; retrying in {}s",
+                    self.backoff.as_secs()
+                ));
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                let mut again = job;
+                again.workspaces = left;
+                if !again.workspaces.is_empty() {
+                    self.queue.requeue_front(again);
+                }
+                return;
+            }
+        }
+        self.history.push_back(view);
+        while self.history.len() > HISTORY {
+            self.history.pop_front();
+        }
+    }
+
+    fn status(&self) -> DaemonStatus {
+        DaemonStatus {
+            pid: std::process::id(),
+            started_at: self.started_at,
+            workspaces: self.workspaces.len(),
+            watched_dirs: self.watcher.count(),
+            engine: match self.engine_up {
+                Some(true) => "up",
+                Some(false) => "down",
+                None => "unknown",
+            }
+            .into(),
+            concurrency: self.queue.concurrency(),
+            running: self.queue.running().iter().map(Job::view).collect(),
+            queued: self.queue.queued().map(Job::view).collect(),
+            failed: self.failed.values().cloned().collect(),
+            history: self.history.iter().cloned().collect(),
+            jobs_started: self.jobs_started,
+        }
+    }
+}
+
+/// Builds one job: the dependency stage once (in the first workspace), then each workspace's
+/// own image, through child `dockwarm prebuild --full` processes.
+async fn run_job(exe: &Path, job: &Job) -> JobResult {
+    if !engine_answers().await {
+        return JobResult::EngineDown(job.workspaces.clone());
+    }
+    let mut errors = Vec::new();
+    for (i, workspace) in job.workspaces.iter().enumerate() {
+        if !workspace.is_dir() {
+            continue;
+        }
+        match run_child(exe, workspace, &job.key.image).await {
+            Ok(()) => {}
+            Err(e) => {
+                if !engine_answers().await {
+                    return JobResult::EngineDown(job.workspaces[i..].to_vec());
+                }
+                errors.push(format!("{}: {e}", workspace.display()));
+            }
+        }
+    }
+    if errors.is_empty() {
+        JobResult::Ok
+    } else {
+        JobResult::Failed(errors.join("; "))
+    }
+}
+
+async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), String> {
+    use std::process::Stdio;
+    log(&format!("prebuild {image} in {}", workspace.display()));
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(["prebuild", "--full", "--quiet", image])
+        .current_dir(workspace)
+        .env("DOCKWARM_BACKGROUND", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .stdin(Stdio::null())
+        // The daemon's own stderr (its log file when detached), not a pipe: a child must
+        // outlive a daemon killed mid-build, and a pipe would break under it.
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        // Its own group: a signal meant for the daemon leaves a running build to finish.
+        .process_group(0);
+    let status = cmd
+        .status()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`dockwarm prebuild --full {image}` failed ({status}); its output is in the daemon log, the build's in `dockwarm logs {image}`"
+        ))
+    }
+}
+
+/// Whether the engine answers now. Asked before each job and after each failure, so a stopped
+/// engine holds the queue instead of failing it.
+async fn engine_answers() -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(6), crate::engine::Engine::connect()).await,
+        Ok(Ok(_))
+    )
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One timestamped line on stderr (the daemon's log file when it runs in the background).
+fn log(line: &str) {
+    let ms = now_ms();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}.{:03} {line}", ms / 1000, ms % 1000);
+}

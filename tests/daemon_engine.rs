@@ -1,0 +1,526 @@
+//! The daemon as users run it: a real `dockwarm watch` process, real files, the real engine.
+//!
+//! "A build" below is a dependency-stage build that ran (the child prebuild's `built …` line
+//! in the daemon's log), as opposed to one that found its fingerprint already built.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{busybox, engine, git, Project};
+use serde_json::Value;
+
+/// The seed's shape: lockfile, install step with a cache mount, then the source. `SLEEP` makes
+/// the install step last long enough to be caught mid-build.
+fn dockerfile(sleep: u32) -> String {
+    format!(
+        r#"ARG BASE=dockwarm-test/busybox:latest
+FROM ${{BASE}}
+WORKDIR /app
+COPY deps.lock ./
+RUN --mount=type=cache,target=/cache/deps sh -c 'sleep {sleep}; cp deps.lock /cache/deps/ && date > /app/installed'
+COPY . .
+RUN echo built > /app/done
+"#
+    )
+}
+
+const COMPOSE: &str = "services:\n  app:\n    build:\n      context: .\n";
+
+/// A project whose daemon is stopped (and killed if need be) when the test ends.
+struct Setup {
+    p: Project,
+    envs: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn new(sleep: u32) -> Setup {
+        busybox();
+        let p = Project::new(&[
+            ("Dockerfile", &dockerfile(sleep)),
+            ("compose.yaml", COMPOSE),
+            ("src/main.sh", "echo hi\n"),
+        ]);
+        p.write("deps.lock", &format!("base==1\n# {}\n", p.name));
+        git(&p.root, &["add", "-A"]);
+        git(&p.root, &["commit", "-qm", "lock"]);
+        Setup {
+            p,
+            envs: vec![
+                ("DOCKWARM_DAEMON_IDLE_EXIT".into(), "30".into()),
+                ("DOCKWARM_DAEMON_RESCAN_MS".into(), "500".into()),
+            ],
+        }
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        let envs: Vec<(&str, &str)> = self
+            .envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.p.dockwarm_env(dir, args, &envs)
+    }
+
+    fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run(dir, args);
+        assert!(
+            out.status.success(),
+            "dockwarm {args:?}: {}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn daemon(&self) -> Value {
+        let text = self.ok(&self.p.root, &["daemon", "status", "--json"]);
+        serde_json::from_str(&text).unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.p.state.join("logs/daemon.log")).unwrap_or_default()
+    }
+
+    /// Dependency builds that ran (not "already built").
+    fn builds(&self) -> usize {
+        let needle = format!("app: built dockwarm/{}-app-deps:", self.p.name);
+        self.log().matches(&needle).count()
+    }
+
+    /// Waits until the daemon has nothing running or queued and `done` jobs finished.
+    fn wait_idle(&self, done: usize, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.daemon();
+            let d = &s["daemon"];
+            let idle = d["running"].as_array().is_some_and(|a| a.is_empty())
+                && d["queued"].as_array().is_some_and(|a| a.is_empty());
+            let finished = d["history"].as_array().map(|a| a.len()).unwrap_or(0);
+            if idle && finished >= done {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon not idle after {within:?}: {s:#}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn tag_for(&self, dir: &Path) -> String {
+        let text = self.ok(dir, &["fingerprint", "--json"]);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let fp = v[0]["fingerprint"].as_str().unwrap();
+        format!("dockwarm/{}-app-deps:{}", self.p.name, &fp[..12])
+    }
+
+    fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.p.state.join("daemon.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = self.run(&self.p.root, &["daemon", "stop"]);
+        if let Some(pid) = self.pid() {
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+fn image_exists(tag: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["image", "inspect", tag])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Writes `text` the way editors and `uv lock` do: a temporary file renamed over the old one.
+fn save_atomically(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn history(s: &Value) -> Vec<Value> {
+    s["daemon"]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_edit_builds_within_a_second_and_a_burst_of_writes_builds_once() {
+    if !engine() {
+        return;
+    }
+    let s = Setup::new(0);
+    let root = s.p.root.clone();
+    s.ok(&root, &["daemon", "start"]);
+    s.ok(&root, &["init"]);
+    s.wait_idle(1, Duration::from_secs(60));
+    assert_eq!(s.builds(), 1, "{}", s.log());
+
+    // One edit, saved atomically: built within a second of the write, and tagged.
+    let lock = root.join("deps.lock");
+    save_atomically(&lock, &format!("edited==2\n# {}\n", s.p.name));
+    let written = now_ms();
+    let after = s.wait_idle(2, Duration::from_secs(60));
+    let job = history(&after).last().cloned().unwrap();
+    let started = job["started_at_ms"].as_u64().unwrap();
+    assert!(
+        started.saturating_sub(written) <= 1000,
+        "build started {} ms after the write",
+        started - written
+    );
+    assert_eq!(job["result"], "ok", "{job:#}");
+    let tag = s.tag_for(&root);
+    assert!(image_exists(&tag), "{tag} missing\n{}", s.log());
+    assert!(image_exists(&format!("{}-app", s.p.name)));
+    assert_eq!(s.builds(), 2, "{}", s.log());
+
+    // 100 writes within a second, in place and by rename: one build, of the last content.
+    for i in 0..100 {
+        let text = format!("burst=={i}\n# {}\n", s.p.name);
+        if i % 2 == 0 {
+            std::fs::write(&lock, text).unwrap();
+        } else {
+            save_atomically(&lock, &text);
+        }
+        std::thread::sleep(Duration::from_millis(8));
+    }
+    let after = s.wait_idle(3, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(1));
+    let after_wait = s.daemon();
+    assert_eq!(
+        history(&after_wait).len(),
+        history(&after).len(),
+        "a late extra job: {after_wait:#}"
+    );
+    assert_eq!(history(&after).len(), 3, "{after:#}");
+    assert_eq!(s.builds(), 3, "{}", s.log());
+    let tag = s.tag_for(&root);
+    assert!(image_exists(&tag), "the final content's {tag} is missing");
+    let out = std::process::Command::new("docker")
+        .args(["run", "--rm", &tag, "cat", "/app/deps.lock"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("burst==99"));
+
+    // status agrees.
+    let st: Value = serde_json::from_str(&s.ok(&root, &["status", "--json"])).unwrap();
+    let img = &st["workspaces"][0]["images"][0];
+    assert_eq!(img["state"], "warm", "{st:#}");
+    assert_eq!(img["exact"], true);
+    assert!(img["last_build"]["duration_ms"].as_u64().is_some());
+}
+
+#[test]
+fn five_worktrees_with_the_same_inputs_build_once() {
+    if !engine() {
+        return;
+    }
+    let s = Setup::new(0);
+    let root = s.p.root.clone();
+    let mut trees: Vec<PathBuf> = vec![root.clone()];
+    for i in 1..5 {
+        let dir = s.p.tmp.path().join(format!("{}-wt{i}", s.p.name));
+        git(
+            &root,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                &format!("b{i}"),
+                dir.to_str().unwrap(),
+            ],
+        );
+        trees.push(dir);
+    }
+    s.ok(&root, &["daemon", "start"]);
+    for t in &trees {
+        s.ok(t, &["init"]);
+    }
+    s.wait_idle(1, Duration::from_secs(120));
+    let jobs = history(&s.daemon()).len();
+    // The same new lockfile lands in all five.
+    let text = format!("shared==2\n# {}\n", s.p.name);
+    for t in &trees {
+        save_atomically(&t.join("deps.lock"), &text);
+    }
+    let before = s.builds();
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = s.wait_idle(jobs + 1, Duration::from_secs(120));
+    assert_eq!(s.builds() - before, 1, "{}", s.log());
+    assert_eq!(s.builds(), 2, "{}", s.log());
+    let st: Value = serde_json::from_str(&s.ok(&root, &["status", "--json"])).unwrap();
+    let states: Vec<&str> = st["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["images"][0]["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["warm"; 5], "{st:#}\n{after:#}");
+    // Each workspace got its own image, tagged with its compose names.
+    for t in &trees {
+        let name = t.file_name().unwrap().to_string_lossy().to_lowercase();
+        assert!(image_exists(&format!("{name}-app")), "{name}-app");
+    }
+    for t in &trees[1..] {
+        let name = t.file_name().unwrap().to_string_lossy().to_lowercase();
+        common::cleanup_project(&name);
+    }
+}
+
+#[test]
+fn kill_9_during_a_build_then_start_recovers() {
+    if !engine() {
+        return;
+    }
+    let s = Setup::new(4);
+    let root = s.p.root.clone();
+    s.ok(&root, &["daemon", "start"]);
+    let first = s.pid().unwrap();
+    s.ok(&root, &["init"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.daemon()["daemon"]["running"]
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        assert!(Instant::now() < deadline, "no build started\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(200));
+    // The dead daemon's socket and pid file are still there: they must not block a start.
+    assert!(s.p.state.join("daemon.sock").exists());
+    assert_eq!(s.daemon()["running"], false);
+    s.ok(&root, &["daemon", "start"]);
+    let second = s.pid().unwrap();
+    assert_ne!(first, second);
+    let st = s.wait_idle(1, Duration::from_secs(60));
+    assert_eq!(st["daemon"]["pid"].as_u64(), Some(second as u64));
+    let tag = s.tag_for(&root);
+    assert!(image_exists(&tag), "{tag}\n{}", s.log());
+    let status: Value = serde_json::from_str(&s.ok(&root, &["status", "--json"])).unwrap();
+    assert_eq!(
+        status["workspaces"][0]["images"][0]["state"], "warm",
+        "{status:#}"
+    );
+    // One dependency build in all: the killed daemon's child finished it; the new daemon found
+    // it built (or waited for it on the fingerprint lock).
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(s.builds(), 1, "{}", s.log());
+}
+
+/// A stand-in for the engine's socket that can be stopped and started again: a byte forwarder
+/// from a socket of ours to the real one, so "the engine restarts" without touching dockerd.
+struct Proxy {
+    path: PathBuf,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<UnixStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    fn new(path: PathBuf) -> Proxy {
+        let mut p = Proxy {
+            path,
+            up: Arc::new(AtomicBool::new(false)),
+            conns: Arc::new(Mutex::new(Vec::new())),
+            thread: None,
+        };
+        p.start();
+        p
+    }
+
+    fn start(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let listener = UnixListener::bind(&self.path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        self.up.store(true, Ordering::SeqCst);
+        let up = self.up.clone();
+        let conns = self.conns.clone();
+        self.thread = Some(std::thread::spawn(move || {
+            while up.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        client.set_nonblocking(false).unwrap();
+                        let Ok(server) = UnixStream::connect("/var/run/docker.sock") else {
+                            continue;
+                        };
+                        let mut all = conns.lock().unwrap();
+                        all.push(client.try_clone().unwrap());
+                        all.push(server.try_clone().unwrap());
+                        pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                        pipe(server, client);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        }));
+    }
+
+    fn stop(&mut self) {
+        self.up.store(false, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        let _ = std::fs::remove_file(&self.path);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+fn pipe(mut from: UnixStream, mut to: UnixStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn the_engine_restarting_under_the_daemon_delays_a_build_but_does_not_lose_it() {
+    if !engine() {
+        return;
+    }
+    let mut s = Setup::new(0);
+    let root = s.p.root.clone();
+    let sock = s.p.tmp.path().join("engine.sock");
+    let mut proxy = Proxy::new(sock.clone());
+    s.envs
+        .push(("DOCKER_HOST".into(), format!("unix://{}", sock.display())));
+    s.ok(&root, &["daemon", "start"]);
+    s.ok(&root, &["init"]);
+    s.wait_idle(1, Duration::from_secs(60));
+
+    // The engine goes away; a change arrives; the queue holds it.
+    proxy.stop();
+    save_atomically(
+        &root.join("deps.lock"),
+        &format!("during-outage==3\n# {}\n", s.p.name),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let d = s.daemon();
+        if d["daemon"]["engine"] == "down" && !d["daemon"]["queued"].as_array().unwrap().is_empty()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon never saw the engine down: {d:#}\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // status still answers from the state directory.
+    let st: Value = serde_json::from_str(&s.ok(&root, &["status", "--json"])).unwrap();
+    assert_eq!(st["engine"]["up"], false, "{st:#}");
+    assert_eq!(
+        st["workspaces"][0]["images"][0]["state"], "queued",
+        "{st:#}"
+    );
+
+    // The engine is back: the queued build runs.
+    std::thread::sleep(Duration::from_secs(2));
+    proxy.start();
+    let after = s.wait_idle(2, Duration::from_secs(60));
+    assert_eq!(
+        history(&after).last().unwrap()["result"],
+        "ok",
+        "{after:#}\n{}",
+        s.log()
+    );
+    assert_eq!(after["daemon"]["engine"], "up");
+    s.envs.retain(|(k, _)| k != "DOCKER_HOST");
+    let tag = s.tag_for(&root);
+    assert!(image_exists(&tag), "{tag}\n{}", s.log());
+}
+
+#[test]
+fn one_daemon_per_state_dir_and_it_leaves_when_the_workspaces_are_gone() {
+    if !engine() {
+        return;
+    }
+    let mut s = Setup::new(0);
+    s.envs[0].1 = "1".into();
+    let root = s.p.root.clone();
+    let ws = s.p.tmp.path().join(format!("{}-gone", s.p.name));
+    git(
+        &root,
+        &["worktree", "add", "-q", "-b", "gone", ws.to_str().unwrap()],
+    );
+    // init starts the daemon on demand.
+    s.ok(&ws, &["init"]);
+    s.wait_idle(1, Duration::from_secs(60));
+    let pid = s.pid().unwrap();
+    assert!(s
+        .ok(&root, &["daemon", "start"])
+        .contains("already running"));
+    let out = s.run(&root, &["watch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
+    // A registered workspace deleted without `archive` (Conductor removes the directory): the
+    // daemon unregisters it, and with nothing left to watch it exits after its grace period.
+    std::fs::remove_dir_all(&ws).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.p.state.join("workspaces").read_dir().unwrap().count() > 0 {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "still running\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!s.p.state.join("daemon.sock").exists());
+    common::cleanup_project(&format!("{}-gone", s.p.name));
+}
