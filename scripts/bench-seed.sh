@@ -171,6 +171,10 @@ if [ -z "${DOCKWARM:-}" ]; then
     DOCKWARM="${CARGO_TARGET_DIR:-$repo/target}/release/dockwarm"
 fi
 [ -x "$DOCKWARM" ] || { say "no dockwarm binary at $DOCKWARM"; exit 2; }
+# The installed hooks run the `dockwarm` found on PATH before the one recorded at install time:
+# put this one first, or an older installed dockwarm would answer the hooks.
+mkdir -p "$work/bin" && ln -sf "$(cd "$(dirname "$DOCKWARM")" && pwd)/$(basename "$DOCKWARM")" "$work/bin/dockwarm"
+export PATH="$work/bin:$PATH"
 dw_commit=$(git -C "$repo" rev-parse --short HEAD)
 git -C "$repo" diff --quiet HEAD -- src Cargo.toml Cargo.lock || dw_commit="$dw_commit+uncommitted"
 say "dockwarm $DOCKWARM at $dw_commit"
@@ -196,7 +200,7 @@ new_repo() {  # DIR
 
 record() {  # run contender scenario seconds fetches note
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
-    say "  run $1 $2 $3: ${4}s, ${5} wheels fetched${6:+ ($6)}"
+    say "  run $1 $2 $3: ${4:+${4}s, }${5} wheels fetched${6:+ ($6)}"
 }
 
 image_field() {  # NAME -> "ID FINGERPRINT" or nothing
