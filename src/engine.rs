@@ -20,6 +20,8 @@ pub mod labels {
     pub const IMAGE: &str = "dev.dockwarm.image";
     /// On workspace images: the path of the workspace they were built for.
     pub const WORKSPACE: &str = "dev.dockwarm.workspace";
+    /// On workspace images: the digest of everything they were built from.
+    pub const SOURCE: &str = "dev.dockwarm.source";
 }
 
 /// How long a request may take before we call the engine unreachable. Generous enough for a

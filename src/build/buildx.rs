@@ -78,8 +78,18 @@ pub async fn build(
     if let Some(target) = req.target {
         cmd.args(["--target", target]);
     }
+    if let Some(network) = req.network {
+        cmd.arg("--network").arg(network);
+    }
     for (k, v) in req.args {
         cmd.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    if req.inline_cache {
+        cmd.args(["--cache-to", "type=inline"]);
+    }
+    for image in req.cache_from {
+        cmd.arg("--cache-from")
+            .arg(format!("type=registry,ref={image}"));
     }
     for (k, v) in req.labels {
         cmd.arg("--label").arg(format!("{k}={v}"));

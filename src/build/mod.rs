@@ -26,6 +26,13 @@ pub struct Request<'a> {
     /// When set, build this text instead of the file (a truncated dependency stage).
     pub dockerfile_text: Option<&'a str>,
     pub target: Option<&'a str>,
+    /// The network RUN steps use (`host`); part of their cache keys, so it must match the
+    /// user's build.
+    pub network: Option<&'a str>,
+    /// Images whose inline cache metadata the build may reuse (after `docker builder prune`).
+    pub cache_from: &'a [String],
+    /// Embed cache metadata in the image, so it can serve as `cache_from` later.
+    pub inline_cache: bool,
     pub args: &'a BTreeMap<String, String>,
     pub labels: &'a BTreeMap<String, String>,
     pub tags: &'a [String],
