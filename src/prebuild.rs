@@ -144,26 +144,14 @@ pub async fn prebuild_image(
                     fp.short()
                 );
             }
-            let state = state.clone();
-            tokio::task::spawn_blocking(move || state.lock(&lock_name))
-                .await
-                .map_err(|e| StateError::Io {
-                    path: "lock".into(),
-                    source: std::io::Error::other(e),
-                })??
+            lock_blocking(state.clone(), lock_name).await?
         }
     };
     if built_image(engine, &tag, &fp.hex).await? {
         return Ok(outcome(Status::AlreadyBuilt, None));
     }
 
-    let builder = Builder::choose(options.backend, engine)
-        .await
-        .map_err(|failure| PrebuildError::Build {
-            image: image.name.clone(),
-            failure,
-            log: "(no build started)".into(),
-        })?;
+    let builder = choose_builder(engine, options, image).await?;
     let log_path = state.log_path(project, &image.name, &fp.hex)?;
     let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
     state.rotate_logs(project, &image.name, crate::state::LOGS_KEPT);
@@ -266,26 +254,14 @@ pub async fn build_workspace_image(
         });
     }
     let _guard = {
-        let state = state.clone();
         let name = format!(
             "workspace-image-{}-{}",
             crate::registry::id(&config.root),
             image.name
         );
-        tokio::task::spawn_blocking(move || state.lock(&name))
-            .await
-            .map_err(|e| StateError::Io {
-                path: "lock".into(),
-                source: std::io::Error::other(e),
-            })??
+        lock_blocking(state.clone(), name).await?
     };
-    let builder = Builder::choose(options.backend, engine)
-        .await
-        .map_err(|failure| PrebuildError::Build {
-            image: image.name.clone(),
-            failure,
-            log: "(no build started)".into(),
-        })?;
+    let builder = choose_builder(engine, options, image).await?;
     let context_dir = config.root.join(&image.context.value);
     let dockerfile_path = config.root.join(&image.dockerfile.value);
     let args = image.arg_values();
@@ -460,6 +436,34 @@ fn managed_labels(
         l.insert(labels::WORKSPACE.to_string(), w.to_string());
     }
     l
+}
+
+/// Waits for a state lock without blocking the runtime.
+async fn lock_blocking(
+    state: State,
+    name: String,
+) -> Result<crate::state::LockGuard, PrebuildError> {
+    tokio::task::spawn_blocking(move || state.lock(&name))
+        .await
+        .map_err(|e| StateError::Io {
+            path: "lock".into(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(PrebuildError::from)
+}
+
+async fn choose_builder(
+    engine: &Engine,
+    options: &Options,
+    image: &ImageSpec,
+) -> Result<Builder, PrebuildError> {
+    Builder::choose(options.backend, engine)
+        .await
+        .map_err(|failure| PrebuildError::Build {
+            image: image.name.clone(),
+            failure,
+            log: "(no build started)".into(),
+        })
 }
 
 async fn pull_missing(engine: &Engine, bases: &[BaseImage]) {

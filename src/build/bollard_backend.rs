@@ -24,11 +24,7 @@ pub async fn build(
     req: &Request<'_>,
     log: &mut BuildLog,
 ) -> Result<(), BuildFailure> {
-    let fail = |message: String| BuildFailure {
-        step: None,
-        message,
-        tail: Vec::new(),
-    };
+    let fail = |message: String| BuildFailure::plain(message);
     let text = match req.dockerfile_text {
         Some(t) => t.to_string(),
         None => std::fs::read_to_string(req.dockerfile_path).map_err(|e| {

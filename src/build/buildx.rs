@@ -45,11 +45,7 @@ pub async fn build(
     req: &Request<'_>,
     log: &mut BuildLog,
 ) -> Result<(), BuildFailure> {
-    let fail = |message: String| BuildFailure {
-        step: None,
-        message,
-        tail: Vec::new(),
-    };
+    let fail = |message: String| BuildFailure::plain(message);
     let dockerfile = match req.dockerfile_text {
         None => req.dockerfile_path.to_path_buf(),
         Some(text) => {
