@@ -9,3 +9,5 @@ export DOCKWARM_REQUIRE_ENGINE=1
 # Benchmarks are built (so they keep compiling) but not run: they measure, they do not test.
 cargo build --quiet --all-targets
 cargo test --lib --bins --tests -- --test-threads 4 "$@"
+# Tests that prune the engine's whole build cache run alone, after the others.
+cargo test --tests -- --ignored --test-threads 1 "$@"

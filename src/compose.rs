@@ -58,6 +58,8 @@ pub struct Build {
     pub dockerfile: String,
     pub target: Option<String>,
     pub args: BTreeMap<String, String>,
+    /// `build.network` (e.g. `host`): the network of RUN steps, part of their cache keys.
+    pub network: Option<String>,
 }
 
 /// A top-level volume: `external` ones must exist before `up`, and `name:` fixes the engine
@@ -257,6 +259,7 @@ fn parse_build(
             dockerfile: "Dockerfile".into(),
             target: None,
             args: BTreeMap::new(),
+            network: None,
         }),
         Value::Mapping(_) => {
             let mut args = BTreeMap::new();
@@ -300,6 +303,7 @@ fn parse_build(
                 context: field("context")?.unwrap_or_else(|| ".".into()),
                 dockerfile: field("dockerfile")?.unwrap_or_else(|| "Dockerfile".into()),
                 target: field("target")?,
+                network: field("network")?,
                 args,
             })
         }

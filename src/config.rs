@@ -113,6 +113,8 @@ pub struct ImageSpec {
     /// Relative to the workspace root.
     pub dockerfile: Sourced<PathBuf>,
     pub target: Sourced<Option<String>>,
+    /// The build's network (`host` to reach a package index on the host's loopback).
+    pub network: Sourced<Option<String>>,
     pub deps_target: Sourced<Option<String>>,
     pub args: BTreeMap<String, Sourced<String>>,
     pub inputs: Sourced<Vec<String>>,
@@ -183,6 +185,7 @@ struct RawImage {
     dockerfile: Option<String>,
     target: Option<String>,
     deps_target: Option<String>,
+    network: Option<String>,
     #[serde(default)]
     args: BTreeMap<String, String>,
     #[serde(default)]
@@ -477,12 +480,20 @@ fn resolve_images(
             for (k, v) in &r.args {
                 args.insert(k.clone(), sourced(v.clone(), format!("{here} args")));
             }
+            let network = match &r.network {
+                Some(n) => sourced(Some(n.clone()), format!("{here} network")),
+                None => sourced(
+                    svc.and_then(|(_, b)| b.network.clone()),
+                    svc_from(".network"),
+                ),
+            };
             images.push(ImageSpec {
                 name: r.name.clone(),
                 from: here.clone(),
                 context,
                 dockerfile,
                 target,
+                network,
                 deps_target: sourced(
                     r.deps_target.clone(),
                     if r.deps_target.is_some() {
@@ -532,6 +543,7 @@ fn resolve_images(
             context: sourced(context, format!("{at}.context")),
             dockerfile: sourced(dockerfile, format!("{at}.dockerfile")),
             target: sourced(build.target.clone(), format!("{at}.target")),
+            network: sourced(build.network.clone(), format!("{at}.network")),
             deps_target: sourced(None, "derived from the Dockerfile"),
             args: build
                 .args
@@ -550,6 +562,7 @@ fn resolve_images(
             context: sourced(PathBuf::new(), "default"),
             dockerfile: sourced(PathBuf::from("Dockerfile"), "default"),
             target: sourced(None, "default"),
+            network: sourced(None, "default"),
             deps_target: sourced(None, "derived from the Dockerfile"),
             args: BTreeMap::new(),
             inputs: sourced(Vec::new(), "default"),

@@ -20,6 +20,8 @@ pub mod labels {
     pub const IMAGE: &str = "dev.dockwarm.image";
     /// On workspace images: the path of the workspace they were built for.
     pub const WORKSPACE: &str = "dev.dockwarm.workspace";
+    /// On workspace images: the digest of everything they were built from.
+    pub const SOURCE: &str = "dev.dockwarm.source";
 }
 
 /// How long a request may take before we call the engine unreachable. Generous enough for a
@@ -320,39 +322,36 @@ impl Engine {
     }
 }
 
+/// Writes the request on a fresh connection and reads the whole response.
+async fn exchange<S>(stream: std::io::Result<S>, request: &str) -> std::io::Result<Vec<u8>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = stream?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    Ok(response)
+}
+
 /// GET `path` over HTTP/1.0 (the engine then closes the connection, so reading to the end is
 /// the whole response); returns the header block and the body.
 async fn raw_get(host: &str, path: &str) -> Result<(String, Vec<u8>), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: dockwarm\r\n\r\n");
-    let mut response = Vec::new();
     let socket = host
         .strip_prefix("unix://")
         .or(host.starts_with('/').then_some(host));
-    if let Some(socket) = socket {
-        let mut s = tokio::net::UnixStream::connect(socket)
-            .await
-            .map_err(|e| e.to_string())?;
-        s.write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        s.read_to_end(&mut response)
-            .await
-            .map_err(|e| e.to_string())?;
-    } else {
-        let addr = host
-            .trim_start_matches("tcp://")
-            .trim_start_matches("http://");
-        let mut s = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        s.write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        s.read_to_end(&mut response)
-            .await
-            .map_err(|e| e.to_string())?;
+    let response = match socket {
+        Some(socket) => exchange(tokio::net::UnixStream::connect(socket).await, &request).await,
+        None => {
+            let addr = host
+                .trim_start_matches("tcp://")
+                .trim_start_matches("http://");
+            exchange(tokio::net::TcpStream::connect(addr).await, &request).await
+        }
     }
+    .map_err(|e| e.to_string())?;
     let split = response
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

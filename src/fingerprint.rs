@@ -291,6 +291,9 @@ pub fn fingerprint(plan: Plan, bases: Vec<BaseImage>) -> Fingerprint {
     field("version", VERSION);
     field("definition", &plan.deps.definition);
     field("target", plan.deps.build_target.as_deref().unwrap_or(""));
+    if let Some(network) = &plan.image.network.value {
+        field("network", network);
+    }
     for (k, v) in &plan.args {
         field("arg", k);
         field("value", v);

@@ -61,7 +61,7 @@ pub async fn flush(state: &State, engine: &Engine) -> usize {
         };
         let mut done = true;
         for tag in &cleanup.tags {
-            match remove_tag(engine, tag, &cleanup.workspace).await {
+            match remove_tag(engine, tag).await {
                 Ok(true) => removed += 1,
                 Ok(false) => {}
                 Err(_) => done = false,
@@ -74,13 +74,13 @@ pub async fn flush(state: &State, engine: &Engine) -> usize {
     removed
 }
 
-/// Untags `tag` if dockwarm made it for `workspace`; never touches anything else.
-/// Ok(false): nothing to do (gone already, or not ours).
-pub async fn remove_tag(
-    engine: &Engine,
-    tag: &str,
-    workspace: &str,
-) -> Result<bool, bollard::errors::Error> {
+/// Untags `tag`, one of the departing workspace's compose names, if dockwarm put it there;
+/// never touches anything else. Ok(false): nothing to do (gone already, or not ours).
+///
+/// The image may have been built for another workspace with identical sources and only tagged
+/// for this one, so the test is dockwarm's label, not the image's workspace label: compose
+/// names are per workspace (`<workspace project>-<service>`), and only dockwarm labels images.
+pub async fn remove_tag(engine: &Engine, tag: &str) -> Result<bool, bollard::errors::Error> {
     let image = match engine.docker.inspect_image(tag).await {
         Ok(i) => i,
         Err(e) if is_not_found(&e) => return Ok(false),
@@ -88,7 +88,7 @@ pub async fn remove_tag(
     };
     let l = image.config.and_then(|c| c.labels).unwrap_or_default();
     let ours = l.get(labels::MANAGED).map(String::as_str) == Some("true")
-        && l.get(labels::WORKSPACE).map(String::as_str) == Some(workspace);
+        && l.contains_key(labels::PROJECT);
     if !ours {
         return Ok(false);
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use bollard::query_parameters::CreateImageOptions;
+use bollard::query_parameters::{CreateImageOptions, TagImageOptions};
 use futures_util::StreamExt;
 
 use crate::build::{BuildFailure, Builder, Request};
@@ -144,26 +144,14 @@ pub async fn prebuild_image(
                     fp.short()
                 );
             }
-            let state = state.clone();
-            tokio::task::spawn_blocking(move || state.lock(&lock_name))
-                .await
-                .map_err(|e| StateError::Io {
-                    path: "lock".into(),
-                    source: std::io::Error::other(e),
-                })??
+            lock_blocking(state.clone(), lock_name).await?
         }
     };
     if built_image(engine, &tag, &fp.hex).await? {
         return Ok(outcome(Status::AlreadyBuilt, None));
     }
 
-    let builder = Builder::choose(options.backend, engine)
-        .await
-        .map_err(|failure| PrebuildError::Build {
-            image: image.name.clone(),
-            failure,
-            log: "(no build started)".into(),
-        })?;
+    let builder = choose_builder(engine, options, image).await?;
     let log_path = state.log_path(project, &image.name, &fp.hex)?;
     let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
     state.rotate_logs(project, &image.name, crate::state::LOGS_KEPT);
@@ -179,6 +167,9 @@ pub async fn prebuild_image(
             .truncated
             .then_some(fp.plan.deps.dockerfile_text.as_str()),
         target: fp.plan.deps.build_target.as_deref(),
+        network: image.network.value.as_deref(),
+        cache_from: &[],
+        inline_cache: true,
         args: &fp.plan.args,
         labels: &build_labels,
         tags: &tags,
@@ -225,6 +216,8 @@ pub struct WorkspaceImage {
     pub tags: Vec<String>,
     /// Compose names left alone because an image dockwarm did not make holds them.
     pub skipped: Vec<String>,
+    /// Tagged an image already built from identical sources instead of building.
+    pub reused: bool,
     pub duration_ms: u64,
 }
 
@@ -256,36 +249,60 @@ pub async fn build_workspace_image(
             image: image.name.clone(),
             tags,
             skipped,
+            reused: false,
             duration_ms: 0,
         });
     }
     let _guard = {
-        let state = state.clone();
         let name = format!(
             "workspace-image-{}-{}",
             crate::registry::id(&config.root),
             image.name
         );
-        tokio::task::spawn_blocking(move || state.lock(&name))
-            .await
-            .map_err(|e| StateError::Io {
-                path: "lock".into(),
-                source: std::io::Error::other(e),
-            })??
+        lock_blocking(state.clone(), name).await?
     };
-    let builder = Builder::choose(options.backend, engine)
-        .await
-        .map_err(|failure| PrebuildError::Build {
-            image: image.name.clone(),
-            failure,
-            log: "(no build started)".into(),
-        })?;
-    let log_path = state.log_path(&config.compose_project.value, &image.name, "workspace")?;
-    let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
-    let build_labels = managed_labels(project, &image.name, fingerprint, Some(&workspace));
+    let builder = choose_builder(engine, options, image).await?;
     let context_dir = config.root.join(&image.context.value);
     let dockerfile_path = config.root.join(&image.dockerfile.value);
     let args = image.arg_values();
+    let mut build_labels = managed_labels(project, &image.name, fingerprint, Some(&workspace));
+
+    // Workspaces of one repository mostly hold the same files (a fresh `git worktree add`
+    // does): an image already built from identical sources only needs this workspace's names.
+    let source = source_digest(config, image, fingerprint, engine.ignore_dialect())?;
+    build_labels.insert(labels::SOURCE.to_string(), source.clone());
+    if let Some(id) = image_with_label(engine, labels::SOURCE, &source).await? {
+        for tag in &tags {
+            let (repo, tag_part) = split_tag(tag);
+            engine
+                .docker
+                .tag_image(
+                    &id,
+                    Some(TagImageOptions {
+                        repo: Some(repo.into()),
+                        tag: Some(tag_part.into()),
+                    }),
+                )
+                .await?;
+        }
+        return Ok(WorkspaceImage {
+            image: image.name.clone(),
+            tags,
+            skipped,
+            reused: true,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+
+    let log_path = state.log_path(&config.compose_project.value, &image.name, "workspace")?;
+    let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
+    // The dependency image carries inline cache metadata: when BuildKit's own cache was pruned
+    // (or evicted by its GC), the workspace build still reuses its layers.
+    let cache_from = [format!(
+        "{}:{}",
+        fingerprint::repository(project, &image.name),
+        &fingerprint[..12.min(fingerprint.len())]
+    )];
     let scratch = state
         .dir("dockerfiles")?
         .join(format!("ws-{}", crate::registry::id(&config.root)));
@@ -294,6 +311,9 @@ pub async fn build_workspace_image(
         dockerfile_path: &dockerfile_path,
         dockerfile_text: None,
         target: image.target.value.as_deref(),
+        network: image.network.value.as_deref(),
+        cache_from: &cache_from,
+        inline_cache: false,
         args: &args,
         labels: &build_labels,
         tags: &tags,
@@ -310,8 +330,79 @@ pub async fn build_workspace_image(
         image: image.name.clone(),
         tags,
         skipped,
+        reused: false,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// sha256 over everything the workspace image is built from: the dependency fingerprint, the
+/// Dockerfile, target, network and args, and every file of the context as the engine sees it.
+fn source_digest(
+    config: &Config,
+    image: &ImageSpec,
+    deps_fingerprint: &str,
+    dialect: crate::ignore::Dialect,
+) -> Result<String, PrebuildError> {
+    use sha2::{Digest, Sha256};
+    let context_dir = config.root.join(&image.context.value);
+    let dockerfile_path = config.root.join(&image.dockerfile.value);
+    let rules = crate::ignore::IgnoreRules::load(&context_dir, &dockerfile_path)
+        .map_err(FingerprintError::from)?
+        .with_dialect(dialect);
+    let files = crate::context::expand_sources(&context_dir, &rules, &[".".to_string()]).map_err(
+        |source| FingerprintError::Inputs {
+            image: image.name.clone(),
+            source,
+        },
+    )?;
+    let hashed = fingerprint::hash_files(&context_dir, std::path::Path::new(""), &files)?;
+    let dockerfile = std::fs::read(&dockerfile_path).map_err(|e| FingerprintError::Unreadable {
+        path: dockerfile_path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut h = Sha256::new();
+    for part in [
+        "dockwarm-source-v1",
+        deps_fingerprint,
+        image.target.value.as_deref().unwrap_or(""),
+        image.network.value.as_deref().unwrap_or(""),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.update(Sha256::digest(&dockerfile));
+    for (k, v) in image.arg_values() {
+        h.update(format!("{}={k}={v}\0", k.len()).as_bytes());
+    }
+    for f in &hashed {
+        h.update(format!("{}\0{}\0", f.path, f.sha256).as_bytes());
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The ID of some image carrying `key=value`, if any.
+async fn image_with_label(
+    engine: &Engine,
+    key: &str,
+    value: &str,
+) -> Result<Option<String>, PrebuildError> {
+    let filters =
+        std::collections::HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
+    let images = engine
+        .docker
+        .list_images(Some(bollard::query_parameters::ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?;
+    Ok(images.into_iter().next().map(|i| i.id))
+}
+
+fn split_tag(tag: &str) -> (&str, &str) {
+    match tag.rsplit_once(':') {
+        Some((repo, t)) if !t.contains('/') => (repo, t),
+        _ => (tag, "latest"),
+    }
 }
 
 /// True when `tag` names an image without our label.
@@ -345,6 +436,34 @@ fn managed_labels(
         l.insert(labels::WORKSPACE.to_string(), w.to_string());
     }
     l
+}
+
+/// Waits for a state lock without blocking the runtime.
+async fn lock_blocking(
+    state: State,
+    name: String,
+) -> Result<crate::state::LockGuard, PrebuildError> {
+    tokio::task::spawn_blocking(move || state.lock(&name))
+        .await
+        .map_err(|e| StateError::Io {
+            path: "lock".into(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(PrebuildError::from)
+}
+
+async fn choose_builder(
+    engine: &Engine,
+    options: &Options,
+    image: &ImageSpec,
+) -> Result<Builder, PrebuildError> {
+    Builder::choose(options.backend, engine)
+        .await
+        .map_err(|failure| PrebuildError::Build {
+            image: image.name.clone(),
+            failure,
+            log: "(no build started)".into(),
+        })
 }
 
 async fn pull_missing(engine: &Engine, bases: &[BaseImage]) {

@@ -261,6 +261,39 @@ fn failed_build_names_the_step_and_keeps_the_last_good_image(backend: &str) {
     assert!(still.status.success(), "the last good image stays tagged");
 }
 
+/// A compose `build.network: host` (to reach a package index on the host's loopback) is part of
+/// the RUN steps' cache keys: the prebuild must build with it too.
+#[test]
+fn a_host_network_build_is_cached_for_the_user() {
+    if !engine() {
+        return;
+    }
+    let p = project(SINGLE);
+    p.write(
+        "compose.yaml",
+        "services:\n  app:\n    build:\n      context: .\n      network: host\n",
+    );
+    let out = p.json(&["prebuild"]);
+    assert_eq!(out[0]["status"], "built", "{out}");
+    let compose = Command::new("docker")
+        .args(["compose", "--progress", "plain", "build"])
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&compose.stderr).into_owned()
+        + &String::from_utf8_lossy(&compose.stdout);
+    assert!(compose.status.success(), "{log}");
+    let deps: Vec<_> = steps(&log)
+        .into_iter()
+        .filter(|(name, _)| name.contains("deps.lock") || name.contains("/cache/deps"))
+        .collect();
+    assert_eq!(deps.len(), 2, "{log}");
+    assert!(
+        deps.iter().all(|(_, cached)| *cached),
+        "not all CACHED: {deps:?}\n{log}"
+    );
+}
+
 #[test]
 fn buildx_failed_build_is_reported() {
     failed_build_names_the_step_and_keeps_the_last_good_image("buildx");

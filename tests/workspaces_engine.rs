@@ -416,3 +416,58 @@ fn a_hanging_hook_stops_itself_and_git_goes_on() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("took over 1 s"), "{stderr}");
 }
+
+/// BuildKit's cache pruned (or evicted by its GC, cache mounts first): a workspace whose sources
+/// differ still builds on the prebuilt dependency layers, through the dependency image's inline
+/// cache. Ignored by default because it prunes the engine's whole build cache, which would
+/// disturb tests running beside it; `scripts/test.sh` runs it alone afterwards.
+#[test]
+#[ignore = "prunes the engine's build cache; run alone (scripts/test.sh does)"]
+fn a_workspace_builds_on_the_dependency_image_after_builder_prune() {
+    if !engine() {
+        return;
+    }
+    let p = project();
+    p.ok(&["init"]);
+    let main_tag = format!("{}-app", compose_project(&p.root));
+    wait_for("the main workspace image", Duration::from_secs(120), || {
+        inspect(&main_tag, "{{.Id}}").is_some()
+    });
+    let deps_tag = built_records(&p.state)[0]["tag"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    common::sh(Command::new("docker").args(["builder", "prune", "-af"]));
+    let dir = p.tmp.path().join(format!("{}-after-prune", p.name));
+    git(
+        &p,
+        &p.root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            dir.to_str().unwrap(),
+            "-b",
+            "after-prune",
+        ],
+    );
+    std::fs::write(dir.join("src/main.sh"), "echo other sources\n").unwrap();
+    let out = p.dockwarm_in(&dir, &["init"]);
+    assert!(out.status.success());
+    let tag = format!("{}-app", compose_project(&dir));
+    wait_for("the new workspace image", Duration::from_secs(120), || {
+        inspect(&tag, "{{.Id}}").is_some()
+    });
+    let deps_layers = layers(&deps_tag);
+    assert_eq!(
+        &layers(&tag)[..deps_layers.len()],
+        &deps_layers[..],
+        "the dependency layers were reused, not rebuilt"
+    );
+    assert_ne!(
+        inspect(&tag, "{{.Id}}"),
+        inspect(&main_tag, "{{.Id}}"),
+        "other sources, another image"
+    );
+}

@@ -24,11 +24,7 @@ pub async fn build(
     req: &Request<'_>,
     log: &mut BuildLog,
 ) -> Result<(), BuildFailure> {
-    let fail = |message: String| BuildFailure {
-        step: None,
-        message,
-        tail: Vec::new(),
-    };
+    let fail = |message: String| BuildFailure::plain(message);
     let text = match req.dockerfile_text {
         Some(t) => t.to_string(),
         None => std::fs::read_to_string(req.dockerfile_path).map_err(|e| {
@@ -59,12 +55,20 @@ pub async fn build(
         dockerfile: DOCKERFILE_IN_TAR.to_string(),
         t: Some(first_tag.clone()),
         target: req.target.unwrap_or_default().to_string(),
-        buildargs: Some(
-            req.args
+        networkmode: req.network.map(str::to_string),
+        cachefrom: (!req.cache_from.is_empty()).then(|| req.cache_from.to_vec()),
+        buildargs: Some({
+            let mut args: HashMap<String, String> = req
+                .args
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        ),
+                .collect();
+            // The engine's own switch for inline cache metadata in the built image.
+            if req.inline_cache {
+                args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
+            }
+            args
+        }),
         labels: Some(
             req.labels
                 .iter()

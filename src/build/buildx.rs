@@ -45,11 +45,7 @@ pub async fn build(
     req: &Request<'_>,
     log: &mut BuildLog,
 ) -> Result<(), BuildFailure> {
-    let fail = |message: String| BuildFailure {
-        step: None,
-        message,
-        tail: Vec::new(),
-    };
+    let fail = |message: String| BuildFailure::plain(message);
     let dockerfile = match req.dockerfile_text {
         None => req.dockerfile_path.to_path_buf(),
         Some(text) => {
@@ -78,8 +74,18 @@ pub async fn build(
     if let Some(target) = req.target {
         cmd.args(["--target", target]);
     }
+    if let Some(network) = req.network {
+        cmd.arg("--network").arg(network);
+    }
     for (k, v) in req.args {
         cmd.arg("--build-arg").arg(format!("{k}={v}"));
+    }
+    if req.inline_cache {
+        cmd.args(["--cache-to", "type=inline"]);
+    }
+    for image in req.cache_from {
+        cmd.arg("--cache-from")
+            .arg(format!("type=registry,ref={image}"));
     }
     for (k, v) in req.labels {
         cmd.arg("--label").arg(format!("{k}={v}"));

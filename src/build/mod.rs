@@ -26,6 +26,13 @@ pub struct Request<'a> {
     /// When set, build this text instead of the file (a truncated dependency stage).
     pub dockerfile_text: Option<&'a str>,
     pub target: Option<&'a str>,
+    /// The network RUN steps use (`host`); part of their cache keys, so it must match the
+    /// user's build.
+    pub network: Option<&'a str>,
+    /// Images whose inline cache metadata the build may reuse (after `docker builder prune`).
+    pub cache_from: &'a [String],
+    /// Embed cache metadata in the image, so it can serve as `cache_from` later.
+    pub inline_cache: bool,
     pub args: &'a BTreeMap<String, String>,
     pub labels: &'a BTreeMap<String, String>,
     pub tags: &'a [String],
@@ -42,6 +49,15 @@ pub struct BuildFailure {
 }
 
 impl BuildFailure {
+    /// A failure before or outside any build step.
+    pub fn plain(message: impl Into<String>) -> BuildFailure {
+        BuildFailure {
+            step: None,
+            message: message.into(),
+            tail: Vec::new(),
+        }
+    }
+
     fn from_log(log: &BuildLog, message: impl Into<String>) -> BuildFailure {
         BuildFailure {
             step: log.failed_step(),
@@ -63,23 +79,15 @@ impl Builder {
             Backend::Bollard => Ok(Builder::Bollard(engine.clone())),
             Backend::Buildx => match buildx::find().await {
                 Some(docker) => Ok(Builder::Buildx { docker }),
-                None => Err(BuildFailure {
-                    step: None,
-                    message: "backend `buildx` chosen but `docker buildx version` does not answer; install the buildx plugin or set backend = \"bollard\"".into(),
-                    tail: Vec::new(),
-                }),
+                None => Err(BuildFailure::plain("backend `buildx` chosen but `docker buildx version` does not answer; install the buildx plugin or set backend = \"bollard\"")),
             },
             Backend::Auto => match buildx::find().await {
                 Some(docker) => Ok(Builder::Buildx { docker }),
                 // API 1.53 deprecates the /session endpoint bollard's BuildKit builds need.
-                None if engine.api_minor() >= 53 => Err(BuildFailure {
-                    step: None,
-                    message: format!(
+                None if engine.api_minor() >= 53 => Err(BuildFailure::plain(format!(
                         "no `docker buildx`, and engine API {} deprecates the /session endpoint the bollard backend needs; install the buildx plugin",
                         engine.api_version()
-                    ),
-                    tail: Vec::new(),
-                }),
+                    ))),
                 None => Ok(Builder::Bollard(engine.clone())),
             },
         }

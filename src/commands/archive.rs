@@ -39,7 +39,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         let mut removed = Vec::new();
         let mut left = Vec::new();
         for tag in &tags {
-            match pending::remove_tag(&engine, tag, &workspace).await {
+            match pending::remove_tag(&engine, tag).await {
                 Ok(true) => removed.push(tag.clone()),
                 Ok(false) => {}
                 Err(_) => left.push(tag.clone()),

@@ -85,9 +85,8 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                 )
                 .await?;
                 if registry::get(&state, &config.root).is_none() {
-                    let workspace = config.root.display().to_string();
                     for tag in &built.tags {
-                        let _ = crate::pending::remove_tag(&engine, tag, &workspace).await;
+                        let _ = crate::pending::remove_tag(&engine, tag).await;
                     }
                     outcomes.push(outcome);
                     continue;
@@ -100,8 +99,13 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                     );
                 }
                 if !built.tags.is_empty() {
+                    let how = if built.reused {
+                        "reused an image built from identical sources"
+                    } else {
+                        "built"
+                    };
                     println!(
-                        "{}: workspace image tagged {}",
+                        "{}: workspace image {how}, tagged {}",
                         image.name,
                         built.tags.join(", ")
                     );
