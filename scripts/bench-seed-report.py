@@ -162,7 +162,10 @@ def markdown(rows, facts, out):
              "timed from its own checkout. The hand-made way builds in each workspace one after the other; "
              "dockwarm's two switches happen back to back and are waited for together.")
     L.append("- Scenario 4 starts from `docker builder prune -af`; the images the run made are kept (a prune "
-             "of the builder does not remove images).")
+             "of the builder does not remove images). The new workspace branches from the main checkout, so "
+             "its sources equal an existing workspace's.")
+    L.append(f"- The index listened on {facts.get('index', '?')}; builds reached it with compose's "
+             "`build.network: host` (dockwarm passes it to its builds since e163091).")
     L.append("- The seed's cache volumes are created as it says (`dwbench_seed_global_uv_cache`, "
              "`…_pip_cache`); the bench service mounts none of them, and named volumes never reach a build.")
     L.append("")
@@ -193,8 +196,15 @@ def png(rows, facts, out):
         vals = [med(secs[(who, s)]) for s in scen]
         pos = [y + (h / 2 if k == 0 else -h / 2) for y in ys]
         ax.barh(pos, [v or 0 for v in vals], height=h, color=colors[who], label=LABEL[who])
-        for p, v in zip(pos, vals):
-            ax.text((v or 0) + 0.3, p, "failed" if v is None else f"{v:.1f} s", va="center", fontsize=9)
+        for p, v, sc in zip(pos, vals, scen):
+            label = "failed" if v is None else f"{v:.1f} s"
+            sv = med(secs[("seed", sc)])
+            if who == "dockwarm" and v and sv:
+                r = sv / v
+                label += f"  ({r:.0f}× faster)" if r >= 10 else (f"  ({r:.1f}× faster)" if r >= 1.05 else
+                          (f"  ({1 / r:.1f}× slower)" if r < 0.95 else "  (same)"))
+            ax.text((v or 0) + 0.3, p, label, va="center", fontsize=9,
+                    fontweight="bold" if who == "dockwarm" else "normal")
         fv = [med(fetched[(who, s)]) or 0 for s in scen]
         bx.barh(pos, fv, height=h, color=colors[who], label=LABEL[who])
         for p, v in zip(pos, fv):
@@ -212,7 +222,7 @@ def png(rows, facts, out):
     bx.set_xlim(0, max(fmax, 1) * 1.25)
     ax.legend(loc="lower right", frameon=False)
     fig.suptitle(f"bench/app (59 packages): hand-made caching vs dockwarm {facts['dockwarm']}, "
-                 f"median of {facts['runs']} runs, {facts['date']}", fontsize=11)
+                 f"median of {facts['runs']} run{'s' if facts['runs'] != 1 else ''}, {facts['date']}", fontsize=11)
     fig.text(0.01, 0.01, f"{facts['cpu']}; Docker {facts['engine']}, {facts['storage']}", fontsize=8, color="#555")
     fig.tight_layout(rect=(0, 0.03, 1, 0.95))
     fig.savefig(out, dpi=110)

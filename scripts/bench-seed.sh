@@ -32,10 +32,11 @@
 #
 # Environment:
 #   QUICK=1 | RUNS=N       number of runs per contender (default 3; QUICK: 1)
-#   INDEX_HOST=ADDR        where the index listens. Default: the docker bridge's gateway (172.17.0.1),
-#                          with the benchmark's copies of uv.lock/Dockerfile/compose.yaml pointed at
-#                          it, because dockwarm's builds do not get compose's `build.network: host`
-#                          (see docs/benchmarks.md). INDEX_HOST=127.0.0.1 runs the fixture unchanged.
+#   INDEX_HOST=ADDR        where the index listens. Default 127.0.0.1: the fixture unchanged, builds
+#                          reach it through compose's `build.network: host`. INDEX_HOST=bridge (the
+#                          docker bridge's gateway, e.g. 172.17.0.1) points the benchmark's copies of
+#                          uv.lock/Dockerfile/compose.yaml there instead, so that a dockwarm without
+#                          `build.network` support (before e163091) can be measured at all.
 #   CONTENDERS="seed dockwarm"   which ones to run
 #   DOCKWARM=PATH          a dockwarm binary (default: `cargo build --release` of this checkout)
 #   OUT=DIR                where benchmarks.md/.png go (default docs/; QUICK=1: /tmp/dwbench-quick)
@@ -149,7 +150,8 @@ if [ "$(ls "$bench/index/wheels" | wc -l)" -lt 68 ]; then
 fi
 "$bench/index/fetch.sh" | tail -1
 
-if [ -z "${INDEX_HOST:-}" ]; then
+INDEX_HOST="${INDEX_HOST:-127.0.0.1}"
+if [ "$INDEX_HOST" = bridge ]; then
     INDEX_HOST=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null || true)
     INDEX_HOST=${INDEX_HOST:-172.17.0.1}
 fi
