@@ -81,6 +81,7 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
                 rt.block_on(volume_checks(engine, &c, &mut r));
             }
             hooks_check(&c, &mut r);
+            daemon_check(&mut r);
             compose_sharing(&c, &mut r);
             let dialect = match &engine {
                 Some(e) => e.ignore_dialect(),
@@ -177,6 +178,47 @@ async fn volume_checks(engine: &Engine, c: &Config, r: &mut Report) {
                 None,
             ),
         }
+    }
+}
+
+fn daemon_check(r: &mut Report) {
+    let Ok(state) = crate::state::State::open() else {
+        return;
+    };
+    let owed = crate::pending::count(&state);
+    if owed > 0 {
+        r.line(
+            Level::Warn,
+            "cleanups",
+            &format!("{owed} archived workspace(s) still have image tags to remove"),
+            Some("they are removed the next time dockwarm reaches the engine"),
+        );
+    }
+    match crate::daemon::client::ping(&state) {
+        Some(answer) => r.line(
+            Level::Ok,
+            "daemon",
+            &format!(
+                "running (pid {})",
+                answer
+                    .pid
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ),
+            None,
+        ),
+        None if crate::commands::daemon::disabled() => r.line(
+            Level::Ok,
+            "daemon",
+            "off (DOCKWARM_DAEMON=0): hooks start a background prebuild per change",
+            None,
+        ),
+        None => r.line(
+            Level::Ok,
+            "daemon",
+            "not running; hooks and `dockwarm init` start it when a workspace changes",
+            None,
+        ),
     }
 }
 
