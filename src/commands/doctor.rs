@@ -235,12 +235,19 @@ fn hooks_check(c: &Config, r: &mut Report) {
                 .hooks
                 .iter()
                 .filter(|h| h.state.needs_install())
-                .map(|h| format!("{}: {}", h.name, h.state))
+                .map(|h| match h.state {
+                    crate::hooks::HookState::Missing => h.name.to_string(),
+                    ref other => format!("{} ({other})", h.name),
+                })
                 .collect();
             r.line(
                 Level::Warn,
                 "hooks",
-                &missing.join("; "),
+                &format!(
+                    "not installed in {}: {}",
+                    status.location.dir.display(),
+                    missing.join(", ")
+                ),
                 Some("run `dockwarm hooks install` (or `dockwarm init`)"),
             )
         }
