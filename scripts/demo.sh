@@ -26,6 +26,7 @@ work=$(mktemp -d /tmp/dockwarm-demo.XXXXXX)
 export DOCKWARM_STATE_DIR="$work/state" GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.com \
   GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.com
 cleanup() {
+  (cd "$work/second" && docker compose down >/dev/null 2>&1) || true
   (cd "$work/demo" && "$dockwarm" archive >/dev/null 2>&1) || true
   (cd "$work/second" && "$dockwarm" archive >/dev/null 2>&1) || true
   docker image ls --filter label=dev.dockwarm.project=demo -q | xargs -r docker image rm -f >/dev/null 2>&1 || true
@@ -61,6 +62,7 @@ for _ in $(seq 1 60); do
 done
 echo
 run docker compose up --no-build
+run docker compose down
 step "The user's own build finds every dependency step CACHED"
 docker compose --progress plain build 2>&1 | grep -E '^#[0-9]+ (\[app (deps|base)|CACHED)' || true
 

@@ -81,6 +81,7 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
                 rt.block_on(volume_checks(engine, &c, &mut r));
             }
             hooks_check(&c, &mut r);
+            daemon_check(&mut r);
             compose_sharing(&c, &mut r);
             let dialect = match &engine {
                 Some(e) => e.ignore_dialect(),
@@ -180,6 +181,47 @@ async fn volume_checks(engine: &Engine, c: &Config, r: &mut Report) {
     }
 }
 
+fn daemon_check(r: &mut Report) {
+    let Ok(state) = crate::state::State::open() else {
+        return;
+    };
+    let owed = crate::pending::count(&state);
+    if owed > 0 {
+        r.line(
+            Level::Warn,
+            "cleanups",
+            &format!("{owed} archived workspace(s) still have image tags to remove"),
+            Some("they are removed the next time dockwarm reaches the engine"),
+        );
+    }
+    match crate::daemon::client::ping(&state) {
+        Some(answer) => r.line(
+            Level::Ok,
+            "daemon",
+            &format!(
+                "running (pid {})",
+                answer
+                    .pid
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ),
+            None,
+        ),
+        None if crate::commands::daemon::disabled() => r.line(
+            Level::Ok,
+            "daemon",
+            "off (DOCKWARM_DAEMON=0): hooks start a background prebuild per change",
+            None,
+        ),
+        None => r.line(
+            Level::Ok,
+            "daemon",
+            "not running; hooks and `dockwarm init` start it when a workspace changes",
+            None,
+        ),
+    }
+}
+
 fn hooks_check(c: &Config, r: &mut Report) {
     match crate::hooks::status(&c.root) {
         Ok(status) if status.installed() => r.line(
@@ -193,12 +235,19 @@ fn hooks_check(c: &Config, r: &mut Report) {
                 .hooks
                 .iter()
                 .filter(|h| h.state.needs_install())
-                .map(|h| format!("{}: {}", h.name, h.state))
+                .map(|h| match h.state {
+                    crate::hooks::HookState::Missing => h.name.to_string(),
+                    ref other => format!("{} ({other})", h.name),
+                })
                 .collect();
             r.line(
                 Level::Warn,
                 "hooks",
-                &missing.join("; "),
+                &format!(
+                    "not installed in {}: {}",
+                    status.location.dir.display(),
+                    missing.join(", ")
+                ),
                 Some("run `dockwarm hooks install` (or `dockwarm init`)"),
             )
         }
