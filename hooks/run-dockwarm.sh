@@ -5,11 +5,13 @@
 # is started here (no mktemp, no watchdog): each fork costs git time, and the hook runs on every
 # checkout. Every command here is safe under `sh -e` (husky runs its hook files that way).
 if [ -z "${DOCKWARM_HOOK_RUNNING:-}" ]; then
+	# The dockwarm that installed the hook first: another (older) one earlier on PATH would
+	# answer with its own idea of the state. PATH only when that one has moved or gone.
 	dockwarm_cmd=
-	if command -v dockwarm >/dev/null 2>&1; then
-		dockwarm_cmd=dockwarm
-	elif [ -n "$dockwarm_exe" ] && [ -x "$dockwarm_exe" ]; then
+	if [ -n "$dockwarm_exe" ] && [ -x "$dockwarm_exe" ]; then
 		dockwarm_cmd=$dockwarm_exe
+	elif command -v dockwarm >/dev/null 2>&1; then
+		dockwarm_cmd=dockwarm
 	fi
 	if [ -z "$dockwarm_cmd" ]; then
 		if [ "$dockwarm_quiet_missing" != 1 ]; then

@@ -610,8 +610,9 @@ pub struct UninstallReport {
 }
 
 /// Installs the three hooks for the checkout containing `worktree` (for every worktree, unless
-/// `core.hooksPath` is per worktree). `dockwarm_exe` is recorded as a fallback because hooks run
-/// with the PATH of whatever started git (a GUI client, an IDE), which may lack dockwarm's.
+/// `core.hooksPath` is per worktree). `dockwarm_exe` is recorded and run first: hooks run with the
+/// PATH of whatever started git (a GUI client, an IDE), which may lack dockwarm's or hold an older
+/// one; PATH is the fallback when the recorded binary has moved.
 pub fn install(worktree: &Path, dockwarm_exe: &Path) -> Result<InstallReport, HooksError> {
     let location = hooks_dir(worktree)?;
     let exe = std::path::absolute(dockwarm_exe).unwrap_or_else(|_| dockwarm_exe.to_path_buf());
