@@ -127,6 +127,36 @@ fn image_id(reference: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `docker compose build` (v2) in `dir`; its plain progress log.
+fn compose_build(dir: &std::path::Path) -> String {
+    let out = Command::new("docker")
+        .args(["compose", "--progress", "plain", "build"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "docker compose build failed:\n{log}");
+    log
+}
+
+/// The dependency stage's COPY and RUN are both in the user's build log, and both CACHED.
+fn assert_dependency_steps_cached(log: &str) {
+    let deps: Vec<(String, bool)> = steps(log)
+        .into_iter()
+        .filter(|(name, _)| name.contains("deps.lock") || name.contains("/cache/deps"))
+        .collect();
+    assert_eq!(
+        deps.len(),
+        2,
+        "expected the COPY and RUN of the dependency stage in:\n{log}"
+    );
+    assert!(
+        deps.iter().all(|(_, cached)| *cached),
+        "not all CACHED: {deps:?}\n{log}"
+    );
+}
+
 /// After `dockwarm prebuild`, the user's own builds (compose v2, and `docker build` of the full
 /// Dockerfile) run no step of the dependency stage; a second prebuild builds nothing.
 fn prebuild_then_user_builds_are_cached(dockerfile: &str, backend: &str) {
@@ -157,35 +187,8 @@ fn prebuild_then_user_builds_are_cached(dockerfile: &str, backend: &str) {
     assert_eq!(again[0]["status"], "already_built");
     assert_eq!(again[0]["fingerprint"], fp.as_str());
 
-    let dependency_steps = |log: &str| -> Vec<(String, bool)> {
-        steps(log)
-            .into_iter()
-            .filter(|(name, _)| name.contains("deps.lock") || name.contains("/cache/deps"))
-            .collect()
-    };
-
     // compose v2, as users on macOS run it.
-    let compose = Command::new("docker")
-        .args(["compose", "--progress", "plain", "build"])
-        .current_dir(&p.root)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&compose.stderr).into_owned()
-        + &String::from_utf8_lossy(&compose.stdout);
-    assert!(
-        compose.status.success(),
-        "docker compose build failed:\n{log}"
-    );
-    let deps = dependency_steps(&log);
-    assert_eq!(
-        deps.len(),
-        2,
-        "expected the COPY and RUN of the dependency stage in:\n{log}"
-    );
-    assert!(
-        deps.iter().all(|(_, cached)| *cached),
-        "not all CACHED: {deps:?}\n{log}"
-    );
+    assert_dependency_steps_cached(&compose_build(&p.root));
 
     // The classic CLI with BuildKit, building the whole Dockerfile.
     let build = Command::new("/usr/bin/docker")
@@ -202,12 +205,7 @@ fn prebuild_then_user_builds_are_cached(dockerfile: &str, backend: &str) {
         .unwrap();
     let log = String::from_utf8_lossy(&build.stderr).into_owned();
     assert!(build.status.success(), "docker build failed:\n{log}");
-    let deps = dependency_steps(&log);
-    assert_eq!(deps.len(), 2, "{log}");
-    assert!(
-        deps.iter().all(|(_, cached)| *cached),
-        "not all CACHED: {deps:?}\n{log}"
-    );
+    assert_dependency_steps_cached(&log);
 }
 
 #[test]
@@ -275,23 +273,7 @@ fn a_host_network_build_is_cached_for_the_user() {
     );
     let out = p.json(&["prebuild"]);
     assert_eq!(out[0]["status"], "built", "{out}");
-    let compose = Command::new("docker")
-        .args(["compose", "--progress", "plain", "build"])
-        .current_dir(&p.root)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&compose.stderr).into_owned()
-        + &String::from_utf8_lossy(&compose.stdout);
-    assert!(compose.status.success(), "{log}");
-    let deps: Vec<_> = steps(&log)
-        .into_iter()
-        .filter(|(name, _)| name.contains("deps.lock") || name.contains("/cache/deps"))
-        .collect();
-    assert_eq!(deps.len(), 2, "{log}");
-    assert!(
-        deps.iter().all(|(_, cached)| *cached),
-        "not all CACHED: {deps:?}\n{log}"
-    );
+    assert_dependency_steps_cached(&compose_build(&p.root));
 }
 
 #[test]
