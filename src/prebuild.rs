@@ -298,11 +298,16 @@ pub async fn build_workspace_image(
     let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
     // The dependency image carries inline cache metadata: when BuildKit's own cache was pruned
     // (or evicted by its GC), the workspace build still reuses its layers.
-    let cache_from = [format!(
+    let deps_tag = format!(
         "{}:{}",
         fingerprint::repository(project, &image.name),
         &fingerprint[..12.min(fingerprint.len())]
-    )];
+    );
+    let cache_from: Vec<String> = if built_image(engine, &deps_tag, fingerprint).await? {
+        vec![deps_tag]
+    } else {
+        Vec::new()
+    };
     let scratch = state
         .dir("dockerfiles")?
         .join(format!("ws-{}", crate::registry::id(&config.root)));

@@ -315,9 +315,15 @@ fn archive_removes_the_workspace_tags_now_or_when_the_engine_is_back() {
     p.ok(&["init"]);
     let cp = compose_project(&p.root);
     let tags = [format!("{cp}-app"), format!("{cp}_app")];
-    wait_for("the workspace image", Duration::from_secs(120), || {
-        tags.iter().all(|t| inspect(t, "{{.Id}}").is_some())
-    });
+    // The workspace image comes first; the dependency image right after, from cache.
+    wait_for(
+        "the workspace and dependency images",
+        Duration::from_secs(120),
+        || {
+            tags.iter().all(|t| inspect(t, "{{.Id}}").is_some())
+                && built_records(&p.state).len() == 1
+        },
+    );
     let deps_tag = built_records(&p.state)[0]["tag"]
         .as_str()
         .unwrap()
@@ -430,9 +436,11 @@ fn a_workspace_builds_on_the_dependency_image_after_builder_prune() {
     let p = project();
     p.ok(&["init"]);
     let main_tag = format!("{}-app", compose_project(&p.root));
-    wait_for("the main workspace image", Duration::from_secs(120), || {
-        inspect(&main_tag, "{{.Id}}").is_some()
-    });
+    wait_for(
+        "the main workspace and dependency images",
+        Duration::from_secs(120),
+        || inspect(&main_tag, "{{.Id}}").is_some() && built_records(&p.state).len() == 1,
+    );
     let deps_tag = built_records(&p.state)[0]["tag"]
         .as_str()
         .unwrap()

@@ -17,6 +17,16 @@ pub struct Args {
     pub json: bool,
 }
 
+/// Shows a failed build's log tail before its one-line error.
+fn report(e: PrebuildError) -> anyhow::Error {
+    if let PrebuildError::Build { failure, .. } = &e {
+        for line in &failure.tail {
+            eprintln!("  {line}");
+        }
+    }
+    e.into()
+}
+
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
     let config = config::load(dir)?;
     let selected = config.select(&args.images)?;
@@ -50,29 +60,18 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
         }
         let mut outcomes = Vec::new();
         for image in selected {
-            // Taken before the build: a change made while it runs must stay owed.
-            let digest = crate::fingerprint::plan(&config, image, crate::ignore::Dialect::Current)
-                .ok()
-                .map(|plan| crate::fingerprint::inputs_digest(&plan));
-            let outcome =
-                match prebuild::prebuild_image(&engine, &state, &config, image, &options).await {
-                    Ok(o) => o,
-                    Err(PrebuildError::Build {
-                        image,
-                        failure,
-                        log,
-                    }) => {
-                        for line in &failure.tail {
-                            eprintln!("  {line}");
-                        }
-                        return Err(anyhow::Error::new(PrebuildError::Build {
-                            image,
-                            failure,
-                            log,
-                        }));
-                    }
-                    Err(e) => return Err(e.into()),
-                };
+            // Taken before the build and checked after it: a change made while it runs (a
+            // checkout mid-build) must stay owed, so the build only counts for inputs that held
+            // still throughout.
+            let inputs_digest = || {
+                crate::fingerprint::plan(&config, image, crate::ignore::Dialect::Current)
+                    .ok()
+                    .map(|plan| crate::fingerprint::inputs_digest(&plan))
+            };
+            let digest = inputs_digest();
+            let outcome = prebuild::prebuild_image(&engine, &state, &config, image, &options)
+                .await
+                .map_err(report)?;
             // A workspace archived meanwhile gets no new tags: its archive already ran.
             if args.full && registry::get(&state, &config.root).is_some() {
                 let built = prebuild::build_workspace_image(
@@ -83,7 +82,8 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                     &outcome.fingerprint,
                     &options,
                 )
-                .await?;
+                .await
+                .map_err(report)?;
                 if registry::get(&state, &config.root).is_none() {
                     for tag in &built.tags {
                         let _ = crate::pending::remove_tag(&engine, tag).await;
@@ -110,11 +110,12 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                         built.tags.join(", ")
                     );
                 }
+                let digest_after = inputs_digest();
                 registry::update(&state, &config.root, |w| {
                     let seen = w.images.entry(image.name.clone()).or_default();
                     seen.fingerprint = Some(outcome.fingerprint.clone());
                     seen.tags = built.tags.clone();
-                    if digest.is_some() {
+                    if digest.is_some() && digest == digest_after {
                         seen.built_digest = digest.clone();
                     }
                 })?;
