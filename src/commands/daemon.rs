@@ -125,23 +125,17 @@ fn status(state: &State, json: bool) -> anyhow::Result<()> {
         "daemon: running (pid {}), {} workspace(s), {} watched dir(s), engine {}",
         s.pid, s.workspaces, s.watched_dirs, s.engine
     );
-    for j in &s.running {
-        println!(
-            "  building {}/{} ({}) for {} workspace(s)",
-            j.project,
-            j.image,
-            short(&j.digest),
-            j.workspaces.len()
-        );
-    }
-    for j in &s.queued {
-        println!(
-            "  queued   {}/{} ({}) for {} workspace(s)",
-            j.project,
-            j.image,
-            short(&j.digest),
-            j.workspaces.len()
-        );
+    let jobs = [("building", &s.running), ("queued", &s.queued)];
+    for (what, list) in jobs {
+        for j in list {
+            println!(
+                "  {what:<8} {}/{} ({}) for {} workspace(s)",
+                j.project,
+                j.image,
+                short(&j.digest),
+                j.workspaces.len()
+            );
+        }
     }
     for f in &s.failed {
         println!(

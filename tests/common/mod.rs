@@ -168,14 +168,7 @@ impl Project {
 
     /// `dockwarm ARGS` in `dir`, with this project's state dir.
     pub fn dockwarm_in(&self, dir: &Path, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_dockwarm"))
-            .args(args)
-            .current_dir(dir)
-            .env("DOCKWARM_STATE_DIR", &self.state)
-            .env("NO_COLOR", "1")
-            .env_remove("COMPOSE_PROJECT_NAME")
-            .output()
-            .unwrap()
+        self.dockwarm_env(dir, args, &[])
     }
 
     /// Like `dockwarm_in`, with extra environment variables.
