@@ -1,8 +1,7 @@
 //! Bad input gets one clear line naming the file and what to do, and the documented exit code.
 
-mod common;
 
-use common::Project;
+use crate::common::Project;
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -11,7 +11,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-mod common;
+use crate::common;
 
 use dockwarm::context::{list_tar, write_tar};
 use dockwarm::ignore::{Dialect, IgnoreRules};

@@ -3,7 +3,7 @@
 //! "A build" below is a dependency-stage build that ran (the child prebuild's `built …` line
 //! in the daemon's log), as opposed to one that found its fingerprint already built.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{busybox, engine, git, Project};
+use crate::common::{busybox, engine, git, Project};
 use serde_json::Value;
 
 /// The seed's shape: lockfile, install step with a cache mount, then the source. `SLEEP` makes

@@ -1,8 +1,7 @@
 //! `dockwarm doctor`: one line per check, each failure with its fix.
 
-mod common;
 
-use common::{engine, Project};
+use crate::common::{engine, Project};
 
 #[test]
 fn doctor_explains_what_is_wrong_and_how_to_fix_it() {

@@ -1,11 +1,11 @@
 //! The core against the real engine and the real clients: fingerprints, dependency-stage
 //! prebuilds through both backends, and the user's own builds finding them CACHED.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
-use common::{busybox, engine, sh, steps, Project};
+use crate::common::{busybox, engine, sh, steps, Project};
 
 /// A single-stage Dockerfile in the seed's style: lockfile, install with a cache mount, source.
 const SINGLE: &str = r#"ARG BASE=dockwarm-test/busybox:latest

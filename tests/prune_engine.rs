@@ -1,11 +1,11 @@
 //! `dockwarm prune` against the real engine: what it keeps, what it never touches.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use common::{busybox, engine, sh, Project};
+use crate::common::{busybox, engine, sh, Project};
 use dockwarm::registry::{self, ImageSeen, Workspace};
 use dockwarm::state::State;
 

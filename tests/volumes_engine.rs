@@ -1,10 +1,10 @@
 //! Shared volumes against the real engine.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
-use common::{busybox, engine, Project};
+use crate::common::{busybox, engine, Project};
 
 fn project() -> Project {
     let p = Project::new(&[

@@ -1,13 +1,13 @@
 //! Workspaces end to end: real git firing the installed hooks, the real dockwarm binary, the
 //! real engine and compose v2.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{busybox, engine, Project};
+use crate::common::{busybox, engine, Project};
 
 const DOCKERFILE: &str = r#"ARG BASE=dockwarm-test/busybox:latest
 FROM ${BASE} AS base

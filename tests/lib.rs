@@ -1,0 +1,16 @@
+//! The one integration-test binary: every test module links against dockwarm once.
+//!
+//! Tests run real processes (git, docker, compose, dockwarm itself) in temp directories; see
+//! `common` for the project builder and the engine helpers.
+
+mod common;
+
+mod bad_input;
+mod context_engine;
+mod daemon_engine;
+mod doctor;
+mod hooks_git;
+mod prebuild_engine;
+mod prune_engine;
+mod volumes_engine;
+mod workspaces_engine;
