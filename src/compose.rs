@@ -4,7 +4,7 @@
 //! Compose v1 and v2 agree on everything read here except the image names they give built
 //! services (`<project>_<service>` and `<project>-<service>`), which [`image_names`] covers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_yaml_ng::Value;
@@ -39,6 +39,9 @@ pub struct ComposeFile {
     pub name: Option<String>,
     pub services: Vec<Service>,
     pub volumes: Vec<Volume>,
+    /// Every variable the file's text refers to (`$NAME`, `${NAME...}`): the part of the
+    /// environment that can change what it says.
+    pub variables: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -131,7 +134,35 @@ pub fn load(path: &Path, vars: &BTreeMap<String, String>) -> Result<ComposeFile,
         path: shown.clone(),
         reason: e.to_string(),
     })?;
-    parse(&text, path, vars)
+    let mut file = parse(&text, path, vars)?;
+    file.variables = referenced_variables(&text);
+    Ok(file)
+}
+
+/// The names of the variables a compose file's text refers to. A superset is harmless (it
+/// only widens what counts as a change), so comments and `$$` escapes are not told apart.
+pub fn referenced_variables(text: &str) -> BTreeSet<String> {
+    let bytes = text.as_bytes();
+    let mut names = BTreeSet::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if bytes.get(i) == Some(&b'{') {
+            i += 1;
+        }
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+            i += 1;
+        }
+        if i > start && !bytes[start].is_ascii_digit() {
+            names.insert(text[start..i].to_string());
+        }
+    }
+    names
 }
 
 pub fn parse(
@@ -221,6 +252,7 @@ pub fn parse(
         }
     }
     Ok(ComposeFile {
+        variables: BTreeSet::new(),
         path: path.to_path_buf(),
         name,
         services,

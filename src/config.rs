@@ -38,7 +38,7 @@ pub enum ConfigError {
 }
 
 /// A value and where it came from ("dockwarm.toml", "compose.yaml services.web.build", ...).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sourced<T> {
     pub value: T,
     pub from: String,
@@ -75,7 +75,7 @@ impl std::str::FromStr for Backend {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// The workspace root (this checkout).
     pub root: PathBuf,
@@ -91,9 +91,19 @@ pub struct Config {
     pub backend: Sourced<Backend>,
     pub debounce_ms: Sourced<u64>,
     pub prune_keep: Sourced<u32>,
+    /// What the resolution read: a change to any of it can change the configuration.
+    pub read: ConfigInputs,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The files a configuration was read from (or looked for: a compose file that appears
+/// changes the answer) and the environment variables it consulted, with their values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigInputs {
+    pub files: Vec<PathBuf>,
+    pub env: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VolumeSpec {
     /// The key in `[volumes]` (or compose's top-level volume key).
     pub key: String,
@@ -104,7 +114,7 @@ pub struct VolumeSpec {
     pub from: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageSpec {
     pub name: String,
     pub from: String,
@@ -318,7 +328,19 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
         Some(k) => sourced(k, format!("{FILE_NAME} [prune] keep")),
         None => sourced(3, "default"),
     };
+    let mut read = ConfigInputs::default();
+    read.files.push(toml_path.clone());
+    read.files
+        .extend(compose::FILE_NAMES.iter().map(|n| ws.root.join(n)));
+    read.files.push(ws.root.join(".env"));
+    let mut env_names: Vec<String> = vec!["COMPOSE_PROJECT_NAME".into(), "DOCKWARM_BACKEND".into()];
+    env_names.extend(compose.iter().flat_map(|c| c.variables.iter().cloned()));
+    for name in env_names {
+        let value = std::env::var(&name).ok();
+        read.env.insert(name, value);
+    }
     Ok(Config {
+        read,
         root: ws.root.clone(),
         file,
         compose_file: compose_path,

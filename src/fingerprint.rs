@@ -59,7 +59,7 @@ impl FingerprintError {
 }
 
 /// Everything about an image's dependency stage that can be known without the engine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub image: ImageSpec,
     /// Absolute paths.
@@ -68,12 +68,33 @@ pub struct Plan {
     pub deps: DepsPlan,
     pub args: BTreeMap<String, String>,
     pub inputs: Vec<InputFile>,
+    /// Directories (absolute) whose entries decided `inputs`: a `COPY dir/` or a wildcard's.
+    #[serde(default)]
+    pub dirs_read: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+impl Plan {
+    /// Every path whose change can change this plan: the Dockerfile, both ignore files, the
+    /// inputs and the directories listed to find them.
+    pub fn read_paths(&self) -> Vec<PathBuf> {
+        let mut paths = vec![
+            self.dockerfile_path.clone(),
+            self.context_dir.join(".dockerignore"),
+            crate::ignore::dockerfile_ignore_path(&self.dockerfile_path),
+        ];
+        paths.extend(self.inputs.iter().map(|f| self.context_dir.join(&f.context_path)));
+        paths.extend(self.dirs_read.iter().cloned());
+        paths
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InputFile {
     /// Relative to the workspace root, with `/`.
     pub path: String,
+    /// Relative to the build context, with `/`.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub context_path: String,
     pub size: u64,
     pub sha256: String,
 }
@@ -158,14 +179,25 @@ pub fn plan(
     let rules = IgnoreRules::load(&context_dir, &dockerfile_path)?.with_dialect(dialect);
     let mut sources = deps.context_sources.clone();
     sources.extend(image.inputs.value.iter().cloned());
-    let files = context::expand_sources(&context_dir, &rules, &sources).map_err(|source| {
+    let found = context::resolve_sources(&context_dir, &rules, &sources).map_err(|source| {
         FingerprintError::Inputs {
             image: image.name.clone(),
             source,
         }
     })?;
     let prefix = image.context.value.clone();
-    let inputs = hash_files(&context_dir, &prefix, &files)?;
+    let inputs = hash_files(&context_dir, &prefix, &found.files)?;
+    let dirs_read = found
+        .dirs_read
+        .iter()
+        .map(|d| {
+            if d.is_empty() {
+                context_dir.clone()
+            } else {
+                context_dir.join(d)
+            }
+        })
+        .collect();
     Ok(Plan {
         image: image.clone(),
         context_dir,
@@ -173,6 +205,7 @@ pub fn plan(
         deps,
         args,
         inputs,
+        dirs_read,
     })
 }
 
@@ -274,6 +307,7 @@ fn hash_file(
     let repo_path = prefix.join(rel);
     Ok(InputFile {
         path: repo_path.to_string_lossy().replace('\\', "/"),
+        context_path: rel.to_string(),
         size,
         sha256: hex::encode(hasher.finalize()),
     })

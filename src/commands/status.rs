@@ -15,8 +15,7 @@ use serde::Serialize;
 use crate::config;
 use crate::daemon::protocol::DaemonStatus;
 use crate::engine::Engine;
-use crate::fingerprint;
-use crate::ignore::Dialect;
+use crate::plan::{self, WorkspacePlan};
 use crate::prebuild;
 use crate::registry;
 use crate::state::{BuildRecord, State};
@@ -120,33 +119,37 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
             images: Vec::new(),
             error: None,
         };
-        let config = match Workspace::discover(&ws.path)
+        let dialect = engine
+            .as_ref()
+            .map(Engine::ignore_dialect)
+            .unwrap_or_else(|| plan::remembered_dialect(state));
+        let plan = match Workspace::discover(&ws.path)
             .map_err(config::ConfigError::from)
-            .and_then(|w| config::resolve(&w))
+            .and_then(|w| WorkspacePlan::load(state, &w, dialect))
         {
-            Ok(c) => c,
+            Ok(p) => p,
             Err(e) => {
                 report.error = Some(e.to_string());
                 workspaces.push(report);
                 continue;
             }
         };
-        for image in &config.images {
-            let seen = ws.images.get(&image.name);
-            let digest = fingerprint::plan(&config, image, Dialect::Current)
-                .map(|p| fingerprint::inputs_digest(&p));
+        let config = &plan.config;
+        for image_plan in &plan.images {
+            let image = &image_plan.name;
+            let seen = ws.images.get(image);
             let mut r = ImageReport {
-                image: image.name.clone(),
+                image: image.clone(),
                 fingerprint: seen.and_then(|s| s.fingerprint.clone()),
                 exact: false,
                 state: "cold".into(),
                 last_build: None,
-                error: digest.as_ref().err().map(|e| e.to_string()),
+                error: image_plan.deps.as_ref().err().map(|e| e.to_string()),
             };
             let mut warm = false;
             if let Some(engine) = &engine {
                 let exact = rt.block_on(async {
-                    let fp = prebuild::fingerprint_image(engine, &config, image).await?;
+                    let fp = prebuild::fingerprint_image(engine, image_plan).await?;
                     let tag = fp.tag(&config.project.value);
                     let built = prebuild::built_image(engine, &tag, &fp.hex).await?;
                     Ok::<_, prebuild::PrebuildError>((fp.hex, built))
@@ -159,7 +162,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
                     }
                     Err(e) => r.error = Some(e.to_string()),
                 }
-            } else if let (Ok(d), Some(s)) = (&digest, seen) {
+            } else if let (Some(d), Some(s)) = (&image_plan.inputs_digest, seen) {
                 // Without the engine: warm as far as the state directory knows.
                 warm = s.built() == Some(d.as_str());
             }
@@ -168,7 +171,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
             let daemon_state = daemon.as_ref().and_then(|d| {
                 let has = |j: &crate::daemon::protocol::JobView| {
                     j.project == config.project.value
-                        && j.image == image.name
+                        && j.image == *image
                         && j.workspaces.iter().any(|w| w == &ws.path)
                 };
                 if d.running.iter().any(has) {
@@ -178,7 +181,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
                 } else if d
                     .failed
                     .iter()
-                    .any(|f| f.workspace == ws.path && f.image == image.name)
+                    .any(|f| f.workspace == ws.path && f.image == *image)
                 {
                     Some("failed")
                 } else {
@@ -201,7 +204,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
         }
         volume_projects
             .entry(config.project.value.clone())
-            .or_insert(config);
+            .or_insert_with(|| config.clone());
         workspaces.push(report);
     }
     if let Some(engine) = &engine {
