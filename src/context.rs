@@ -958,7 +958,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         make_tree(root);
-        for p in ["node_modules/a/index.js", "vendor/p/keep.me", "vendor/p/other"] {
+        for p in [
+            "node_modules/a/index.js",
+            "vendor/p/keep.me",
+            "vendor/p/other",
+        ] {
             fs::create_dir_all(root.join(p).parent().expect("parent")).expect("mkdir");
             fs::write(root.join(p), "x").expect("write");
         }

@@ -82,7 +82,11 @@ impl Plan {
             self.context_dir.join(".dockerignore"),
             crate::ignore::dockerfile_ignore_path(&self.dockerfile_path),
         ];
-        paths.extend(self.inputs.iter().map(|f| self.context_dir.join(&f.context_path)));
+        paths.extend(
+            self.inputs
+                .iter()
+                .map(|f| self.context_dir.join(&f.context_path)),
+        );
         paths.extend(self.dirs_read.iter().cloned());
         paths
     }

@@ -88,11 +88,9 @@ impl ImagePlan {
         self.sources
             .get_or_init(|| {
                 let plan = self.deps.as_ref().map_err(|e| e.to_string())?;
-                let rules = crate::ignore::IgnoreRules::load(
-                    &plan.context_dir,
-                    &plan.dockerfile_path,
-                )
-                .map_err(|e| e.to_string())?;
+                let rules =
+                    crate::ignore::IgnoreRules::load(&plan.context_dir, &plan.dockerfile_path)
+                        .map_err(|e| e.to_string())?;
                 let files = crate::context::expand_sources(
                     &plan.context_dir,
                     &rules.with_dialect(self.dialect),
@@ -118,7 +116,11 @@ impl WorkspacePlan {
     /// The plan of the checkout at `ws`: the stored one while its stamp holds, else computed
     /// now and stored. `dialect`: the engine's `.dockerignore` generation (what a build will
     /// send), or [`remembered_dialect`] where the engine is not asked (hooks).
-    pub fn load(state: &State, ws: &Workspace, dialect: Dialect) -> Result<WorkspacePlan, PlanError> {
+    pub fn load(
+        state: &State,
+        ws: &Workspace,
+        dialect: Dialect,
+    ) -> Result<WorkspacePlan, PlanError> {
         let path = stored_path(state, &ws.root);
         let stored: Option<Stored> = path
             .as_ref()
@@ -146,9 +148,7 @@ impl WorkspacePlan {
             other => other,
         };
         // Stat what the last plan read before reading anything (see the module's doc).
-        let before = stored
-            .map(|s| s.stamp.restat())
-            .unwrap_or_default();
+        let before = stored.map(|s| s.stamp.restat()).unwrap_or_default();
         let plan = Self::compute(ws, dialect, before)?;
         if let (Some(path), Some(stored)) = (path, plan.to_stored()) {
             // Only a cache: a failure to write it costs the next caller a recompute.

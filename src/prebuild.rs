@@ -11,8 +11,8 @@ use crate::config::{Backend, Config, ImageSpec};
 use crate::engine::{labels, Engine, EngineError};
 use crate::fingerprint::{self, BaseImage, Fingerprint, FingerprintError, Plan};
 use crate::plan::{ImagePlan, WorkspacePlan};
-use crate::registry;
 use crate::progress::BuildLog;
+use crate::registry;
 use crate::state::{now_secs, BuildRecord, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -116,13 +116,10 @@ pub async fn run(
             message: format!("image `{}` has no plan", image.name),
             usage: false,
         })?;
-        let deps = image_plan
-            .deps
-            .as_ref()
-            .map_err(|e| PrebuildError::Plan {
-                message: e.to_string(),
-                usage: e.is_usage(),
-            })?;
+        let deps = image_plan.deps.as_ref().map_err(|e| PrebuildError::Plan {
+            message: e.to_string(),
+            usage: e.is_usage(),
+        })?;
         let outcome =
             prebuild_image(engine, state, config, image, deps, &mut builder, options).await?;
         let mut result = ImageResult {

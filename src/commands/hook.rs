@@ -83,7 +83,11 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
         return Ok(None);
     }
     // A new workspace is handed over whole; otherwise only the images that changed.
-    let images = if new { Vec::new() } else { seen.changed.clone() };
+    let images = if new {
+        Vec::new()
+    } else {
+        seen.changed.clone()
+    };
     crate::commands::daemon::hand_off(&state, &ws.root, &images)?;
     let what = if new {
         "new workspace".to_string()

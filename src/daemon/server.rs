@@ -81,7 +81,11 @@ pub fn run(state: State, options: Options) -> Result<(), DaemonError> {
             what: "start the runtime".into(),
             source,
         })?;
-    rt.block_on(serve(state, options, guard))
+    let result = rt.block_on(serve(state, options, guard));
+    // A plan still being computed (a huge input, a slow disk) must not hold the exit: the
+    // next daemon computes it again.
+    rt.shutdown_background();
+    result
 }
 
 enum Input {
