@@ -94,7 +94,7 @@ enum Input {
     Done(Key, Vec<PathBuf>, JobResult),
     /// An evaluation computed off the loop: the workspace, the images it was asked about
     /// ("" = all), and what it found.
-    Evaluated(PathBuf, BTreeSet<String>, Result<Observation, String>),
+    Evaluated(PathBuf, BTreeSet<String>, Result<Box<Observation>, String>),
 }
 
 /// How a job ended.
@@ -490,7 +490,9 @@ impl Daemon {
                 .map_err(|e| e.to_string())
                 .and_then(|ws| {
                     let dialect = crate::plan::remembered_dialect(&state);
-                    changes::observe(&state, &ws, dialect, false).map_err(|e| e.to_string())
+                    changes::observe(&state, &ws, dialect, false)
+                        .map(Box::new)
+                        .map_err(|e| e.to_string())
                 });
             let _ = tx.send(Input::Evaluated(path, images, result));
         });
@@ -502,7 +504,7 @@ impl Daemon {
         &mut self,
         workspace: &Path,
         images: &BTreeSet<String>,
-        result: Result<Observation, String>,
+        result: Result<Box<Observation>, String>,
     ) {
         let again = self.evaluating.remove(workspace).unwrap_or_default();
         if !again.is_empty() {
