@@ -144,11 +144,18 @@ pub async fn run(
                     let _ = crate::pending::remove_tag(engine, tag).await;
                 }
             } else {
+                let warm = account(state, &result.outcome, &built)?;
                 // The build counts for these inputs only if they held still while it ran (a
                 // checkout mid-build leaves the new inputs owed).
                 let held = plan.still_current();
                 registry::update(state, &config.root, |w| {
                     let seen = w.images.entry(image.name.clone()).or_default();
+                    if let Some(avoided) = warm {
+                        if seen.fingerprint.as_deref() != Some(&result.outcome.fingerprint) {
+                            let took = result.outcome.duration_ms + built.duration_ms;
+                            seen.saved.add(avoided, took);
+                        }
+                    }
                     seen.fingerprint = Some(result.outcome.fingerprint.clone());
                     seen.tags = built.tags.clone();
                     if held {
@@ -190,6 +197,33 @@ pub async fn built_image(
         }
         Err(e) if crate::engine::is_not_found(&e) => Ok(false),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The time accounting of one `--full` prebuild. A cold one (the dependency stage built now)
+/// records how long the workspace image on it took, completing the measured cost of a cold
+/// build of the fingerprint. A warm one (the fingerprint was already built) returns that cost:
+/// the cold build this workspace was spared.
+fn account(
+    state: &State,
+    outcome: &Outcome,
+    built: &WorkspaceImage,
+) -> Result<Option<u64>, PrebuildError> {
+    let Some(mut record) = state.build_record(&outcome.fingerprint) else {
+        return Ok(None);
+    };
+    match outcome.status {
+        Status::Built => {
+            if record.status == "built" && !built.reused && !built.tags.is_empty() {
+                record.workspace_ms = Some(built.duration_ms);
+                state.write_build_record(&record)?;
+            }
+            Ok(None)
+        }
+        Status::AlreadyBuilt if record.status == "built" => {
+            Ok(Some(record.duration_ms + record.workspace_ms.unwrap_or(0)))
+        }
+        Status::AlreadyBuilt => Ok(None),
     }
 }
 
@@ -302,6 +336,7 @@ async fn prebuild_image(
         duration_ms: started.elapsed().as_millis() as u64,
         log: Some(log_path.clone()),
         error: None,
+        workspace_ms: None,
     };
     match result {
         Ok(()) => {

@@ -17,7 +17,7 @@ use crate::daemon::protocol::DaemonStatus;
 use crate::engine::Engine;
 use crate::plan::{self, WorkspacePlan};
 use crate::prebuild;
-use crate::registry;
+use crate::registry::{self, Saved};
 use crate::state::{BuildRecord, State};
 use crate::volumes::human_size;
 use crate::workspace::Workspace;
@@ -32,6 +32,8 @@ pub struct Report {
     pub daemon: Option<DaemonStatus>,
     pub workspaces: Vec<WorkspaceReport>,
     pub volumes: Vec<VolumeReport>,
+    /// Every workspace's builds served warm and the cold build time they avoided.
+    pub saved: Saved,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +51,8 @@ pub struct WorkspaceReport {
     pub current: bool,
     pub images: Vec<ImageReport>,
     pub error: Option<String>,
+    /// The sum of its images' `saved`.
+    pub saved: Saved,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,6 +66,8 @@ pub struct ImageReport {
     pub state: String,
     pub last_build: Option<LastBuild>,
     pub error: Option<String>,
+    /// Builds of this image served warm here, and the cold build time they avoided.
+    pub saved: Saved,
 }
 
 #[derive(Debug, Serialize)]
@@ -118,6 +124,10 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
             current: here == Some(ws.path.as_path()),
             images: Vec::new(),
             error: None,
+            saved: ws.images.values().fold(Saved::default(), |mut sum, s| {
+                sum += s.saved;
+                sum
+            }),
         };
         let dialect = engine
             .as_ref()
@@ -145,6 +155,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
                 state: "cold".into(),
                 last_build: None,
                 error: image_plan.deps.as_ref().err().map(|e| e.to_string()),
+                saved: seen.map(|s| s.saved).unwrap_or_default(),
             };
             let mut warm = false;
             if let Some(engine) = &engine {
@@ -221,7 +232,12 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
             }
         }
     }
+    let saved = workspaces.iter().fold(Saved::default(), |mut sum, w| {
+        sum += w.saved;
+        sum
+    });
     Ok(Report {
+        saved,
         engine: EngineState {
             up: engine.is_some(),
             error: engine_error,
@@ -252,7 +268,13 @@ fn print(report: &Report) {
     }
     for ws in &report.workspaces {
         let mark = if ws.current { " (here)" } else { "" };
-        println!("{}{mark}  {}  [{}]", ws.name, ws.path.display(), ws.project);
+        println!(
+            "{}{mark}  {}  [{}]{}",
+            ws.name,
+            ws.path.display(),
+            ws.project,
+            saved_text(&ws.saved)
+        );
         if let Some(e) = &ws.error {
             println!("  {}", super::paint(&format!("error: {e}"), "31"));
         }
@@ -291,6 +313,13 @@ fn print(report: &Report) {
             }
         }
     }
+    if report.saved.builds > 0 {
+        println!(
+            "time saved, all workspaces: {} ({} warm builds)",
+            duration_text(report.saved.ms),
+            report.saved.builds
+        );
+    }
     if report.engine.up {
         for v in &report.volumes {
             let size = match (v.exists, v.size) {
@@ -302,6 +331,28 @@ fn print(report: &Report) {
         }
     } else {
         println!("volumes: sizes unknown while the engine is down");
+    }
+}
+
+/// "  saved 3m12s (5 warm builds)", or nothing before the first warm build.
+fn saved_text(saved: &Saved) -> String {
+    if saved.builds == 0 {
+        return String::new();
+    }
+    let plural = if saved.builds == 1 { "" } else { "s" };
+    format!(
+        "  saved {} ({} warm build{plural})",
+        duration_text(saved.ms),
+        saved.builds
+    )
+}
+
+fn duration_text(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0..=59 => format!("{:.1}s", ms as f64 / 1000.0),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60),
     }
 }
 
