@@ -37,16 +37,29 @@ pub enum ObserveError {
     State(#[from] StateError),
 }
 
+/// Who looks, which decides what a look writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// A git hook: registers a new workspace and records what it saw.
+    Hook,
+    /// The daemon after a change it was told of or saw: records what it saw (registered
+    /// workspaces only).
+    Watch,
+    /// The daemon after a job: what is owed now, recording nothing. A job's end is not a
+    /// sighting: a hook that comes after must still tell the user of a change it sees.
+    Recheck,
+}
+
 /// Plans the workspace (reusing the stored plan while its stamp holds), compares each image's
-/// inputs digest with the registry's and records the new ones. `register`: add the workspace
-/// to the registry if it is not there (hooks and `init` do; the daemon only looks at
-/// registered ones). Writes nothing when nothing changed.
+/// inputs digest with the registry's and, as `look` says, records the new ones. Writes nothing
+/// when nothing changed.
 pub fn observe(
     state: &State,
     ws: &Workspace,
     dialect: Dialect,
-    register: bool,
+    look: Look,
 ) -> Result<Observation, ObserveError> {
+    let register = look == Look::Hook;
     let known = registry::get(state, &ws.root);
     let plan = WorkspacePlan::load(state, ws, dialect)?;
     let digests = plan.digests();
@@ -61,7 +74,7 @@ pub fn observe(
         registry::put(state, &new_record(ws, &plan.config))?;
     }
     let mut unbuilt = Vec::new();
-    if changed.is_empty() {
+    if changed.is_empty() || look == Look::Recheck {
         for (image, digest) in &digests {
             if seen(image).and_then(ImageSeen::built) != Some(digest.as_str()) {
                 unbuilt.push((image.clone(), digest.clone()));

@@ -60,6 +60,9 @@ pub enum Status {
     Built,
     /// The fingerprint's image was already there.
     AlreadyBuilt,
+    /// Not built: the inputs changed while the workspace's image was built before it, so the
+    /// context no longer matches the fingerprint; the next build takes the new inputs.
+    InputsChanged,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -120,34 +123,51 @@ pub async fn run(
             message: e.to_string(),
             usage: e.is_usage(),
         })?;
-        let outcome =
-            prebuild_image(engine, state, config, image, deps, &mut builder, options).await?;
+        // A workspace archived meanwhile gets no new tags: its archive already ran.
+        let full = options.full && registry::get(state, &config.root).is_some();
+        let (outcome, first) = prebuild_image(
+            engine,
+            state,
+            plan,
+            image,
+            image_plan,
+            deps,
+            full,
+            &mut builder,
+            options,
+        )
+        .await?;
         let mut result = ImageResult {
             outcome,
             workspace_image: None,
         };
-        // A workspace archived meanwhile gets no new tags: its archive already ran.
-        if options.full && registry::get(state, &config.root).is_some() {
-            let built = build_workspace_image(
-                engine,
-                state,
-                config,
-                image,
-                image_plan,
-                &result.outcome.fingerprint,
-                &mut builder,
-                options,
-            )
-            .await?;
+        if full {
+            let built = match first {
+                Some(built) => built?,
+                None => {
+                    build_workspace_image(
+                        engine,
+                        state,
+                        config,
+                        image,
+                        image_plan,
+                        &result.outcome.fingerprint,
+                        &mut builder,
+                        options,
+                    )
+                    .await?
+                }
+            };
             if registry::get(state, &config.root).is_none() {
                 for tag in &built.tags {
                     let _ = crate::pending::remove_tag(engine, tag).await;
                 }
             } else {
-                let warm = account(state, &result.outcome, &built)?;
+                let warm = avoided_cold_build(state, &result.outcome);
                 // The build counts for these inputs only if they held still while it ran (a
-                // checkout mid-build leaves the new inputs owed).
-                let held = plan.still_current();
+                // checkout mid-build leaves the new inputs owed), and only if the dependency
+                // image was made (inputs that moved and came back still left it unbuilt).
+                let held = plan.still_current() && result.outcome.status != Status::InputsChanged;
                 registry::update(state, &config.root, |w| {
                     let seen = w.images.entry(image.name.clone()).or_default();
                     if let Some(avoided) = warm {
@@ -200,31 +220,15 @@ pub async fn built_image(
     }
 }
 
-/// The time accounting of one `--full` prebuild. A cold one (the dependency stage built now)
-/// records how long the workspace image on it took, completing the measured cost of a cold
-/// build of the fingerprint. A warm one (the fingerprint was already built) returns that cost:
-/// the cold build this workspace was spared.
-fn account(
-    state: &State,
-    outcome: &Outcome,
-    built: &WorkspaceImage,
-) -> Result<Option<u64>, PrebuildError> {
-    let Some(mut record) = state.build_record(&outcome.fingerprint) else {
-        return Ok(None);
-    };
-    match outcome.status {
-        Status::Built => {
-            if record.status == "built" && !built.reused && !built.tags.is_empty() {
-                record.workspace_ms = Some(built.duration_ms);
-                state.write_build_record(&record)?;
-            }
-            Ok(None)
-        }
-        Status::AlreadyBuilt if record.status == "built" => {
-            Ok(Some(record.duration_ms + record.workspace_ms.unwrap_or(0)))
-        }
-        Status::AlreadyBuilt => Ok(None),
+/// For a prebuild that found its fingerprint already built, the cold build it spared this
+/// workspace: the measured duration of that fingerprint's build (a `--full` one covers the
+/// workspace image built with it).
+fn avoided_cold_build(state: &State, outcome: &Outcome) -> Option<u64> {
+    if outcome.status != Status::AlreadyBuilt {
+        return None;
     }
+    let record = state.build_record(&outcome.fingerprint)?;
+    (record.status == "built").then_some(record.duration_ms)
 }
 
 /// The fingerprint of an image of a plan, with base image IDs from the engine; the plan's
@@ -246,17 +250,32 @@ pub async fn fingerprint_of(engine: &Engine, deps: &Plan) -> Result<Fingerprint,
     Ok(fingerprint::fingerprint(deps.clone(), bases))
 }
 
+/// What a workspace's image build, run first, gave.
+type FirstBuild = Result<WorkspaceImage, PrebuildError>;
+
 /// Builds the dependency stage of one image unless its fingerprint is built already.
+///
+/// With `full`, when the dependency build is owed, the workspace's own image is built first,
+/// under the fingerprint's lock, and comes back beside the outcome: on the engine's BuildKit
+/// the cost of an export is registering new layers, and one export of the whole chain costs
+/// less than two (see [`crate::build`]); the dependency image then finds every step CACHED
+/// and every layer registered. Should the inputs change while that runs, the dependency
+/// build is left to the next build ([`Status::InputsChanged`]): it would read the new ones
+/// under this fingerprint's tag.
+#[allow(clippy::too_many_arguments)]
 async fn prebuild_image(
     engine: &Engine,
     state: &State,
-    config: &Config,
+    plan: &WorkspacePlan,
     image: &ImageSpec,
+    image_plan: &ImagePlan,
     deps: &Plan,
+    full: bool,
     builder: &mut Option<Builder>,
     options: &Options,
-) -> Result<Outcome, PrebuildError> {
+) -> Result<(Outcome, Option<FirstBuild>), PrebuildError> {
     let started = Instant::now();
+    let config = &plan.config;
     let project = config.project.value.as_str();
     let mut fp = fingerprint_of(engine, deps).await?;
     if fp.bases.iter().any(|b| b.id.is_none()) {
@@ -275,7 +294,7 @@ async fn prebuild_image(
         duration_ms: started.elapsed().as_millis() as u64,
     };
     if built_image(engine, &tag, &fp.hex).await? {
-        return Ok(outcome(Status::AlreadyBuilt, None));
+        return Ok((outcome(Status::AlreadyBuilt, None), None));
     }
 
     // One build per fingerprint across all workspaces and processes: whoever holds the lock
@@ -295,7 +314,21 @@ async fn prebuild_image(
         }
     };
     if built_image(engine, &tag, &fp.hex).await? {
-        return Ok(outcome(Status::AlreadyBuilt, None));
+        return Ok((outcome(Status::AlreadyBuilt, None), None));
+    }
+
+    let first = if full {
+        Some(
+            build_workspace_image(
+                engine, state, config, image, image_plan, &fp.hex, builder, options,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    if first.is_some() && !plan.still_current() {
+        return Ok((outcome(Status::InputsChanged, None), first));
     }
 
     let builder = choose_builder(engine, options, image, builder).await?;
@@ -333,15 +366,15 @@ async fn prebuild_image(
         status: "built".into(),
         backend: builder.name().into(),
         finished_at: now_secs(),
+        // With `full`, the workspace image's build too: the whole cold build.
         duration_ms: started.elapsed().as_millis() as u64,
         log: Some(log_path.clone()),
         error: None,
-        workspace_ms: None,
     };
     match result {
         Ok(()) => {
             state.write_build_record(&record)?;
-            Ok(outcome(Status::Built, Some(builder.name())))
+            Ok((outcome(Status::Built, Some(builder.name())), first))
         }
         Err(failure) => {
             record.status = "failed".into();

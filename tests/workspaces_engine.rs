@@ -104,6 +104,18 @@ fn built_records(state: &Path) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// The daemon has nothing running or queued and has finished `jobs` jobs.
+fn daemon_idle_after(p: &Project, jobs: usize) -> bool {
+    let out = p.dockwarm(&["daemon", "status", "--json"]);
+    let Ok(s) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+        return false;
+    };
+    let d = &s["daemon"];
+    d["running"].as_array().is_some_and(|a| a.is_empty())
+        && d["queued"].as_array().is_some_and(|a| a.is_empty())
+        && d["history"].as_array().map_or(0, |a| a.len()) >= jobs
+}
+
 fn compose_project(dir: &Path) -> String {
     dockwarm::compose::normalize_project_name(&dir.file_name().unwrap().to_string_lossy())
 }
@@ -189,7 +201,7 @@ fn three_worktrees_share_one_dependency_build_and_start_without_building() {
         },
     );
     let record = &built_records(&p.state)[0];
-    let cold = record["duration_ms"].as_u64().unwrap() + record["workspace_ms"].as_u64().unwrap();
+    let cold = record["duration_ms"].as_u64().unwrap();
     for ws in status["workspaces"].as_array().unwrap() {
         let (builds, ms) = saved(ws);
         let first = ws["path"] == p.root.to_str().unwrap();
@@ -303,6 +315,166 @@ fn git_commands_that_change_dependencies_prebuild_in_the_background() {
     );
 }
 
+/// The dependency stage's steps in a build log: (step, CACHED).
+fn dependency_steps(log_path: &Path) -> Vec<(String, bool)> {
+    let log = std::fs::read_to_string(log_path).unwrap();
+    common::steps(&log)
+        .into_iter()
+        .filter(|(name, _)| name.contains("deps.lock") || name.contains("/cache/deps"))
+        .collect()
+}
+
+/// A dependency change is built once: the workspace's image runs the dependency stage, and the
+/// dependency image that follows finds every step CACHED (each layer already registered, so it
+/// exports nothing), for the first build and for a change committed later.
+#[test]
+fn the_dependency_image_comes_from_the_workspace_build_cache() {
+    if !engine() {
+        return;
+    }
+    let p = project();
+    p.ok(&["init"]);
+    let main_tag = format!("{}-app", compose_project(&p.root));
+    let workspace_log = p
+        .state
+        .join("logs")
+        .join(format!("{}-app-workspace.log", compose_project(&p.root)));
+    let mut previous = String::new();
+    for round in 0..2 {
+        if round == 1 {
+            p.write("deps.lock", &format!("requests==2.33.0\n# {}\n", p.name));
+            git(&p, &p.root, &["commit", "-qam", "bump"]);
+        }
+        wait_for(
+            "the workspace and dependency images",
+            Duration::from_secs(120),
+            || built_records(&p.state).len() == round + 1,
+        );
+        let record = built_records(&p.state)
+            .into_iter()
+            .find(|r| r["fingerprint"] != previous.as_str())
+            .unwrap();
+        let fp = record["fingerprint"].as_str().unwrap().to_string();
+        wait_for(
+            "the workspace image of the change",
+            Duration::from_secs(60),
+            || {
+                inspect(
+                    &main_tag,
+                    "{{index .Config.Labels \"dev.dockwarm.fingerprint\"}}",
+                ) == Some(fp.clone())
+            },
+        );
+        previous = fp;
+
+        let built_there = dependency_steps(&workspace_log);
+        assert_eq!(built_there.len(), 2, "{built_there:?}");
+        assert!(
+            built_there.iter().all(|(_, cached)| !cached),
+            "round {round}: the workspace build ran the dependency stage: {built_there:?}"
+        );
+        let deps_log = PathBuf::from(record["log"].as_str().unwrap());
+        let from_cache = dependency_steps(&deps_log);
+        assert_eq!(from_cache.len(), 2, "{from_cache:?}");
+        assert!(
+            from_cache.iter().all(|(_, cached)| *cached),
+            "round {round}: the dependency image came from the workspace build's cache: {from_cache:?}"
+        );
+        let deps_tag = record["tag"].as_str().unwrap();
+        let deps_layers = layers(deps_tag);
+        assert_eq!(&layers(&main_tag)[..deps_layers.len()], &deps_layers[..]);
+    }
+}
+
+/// A gate on the host's loopback that a build step polls with `wget`: closed (503) until
+/// opened. Returns the port, whether a request has arrived, and the switch that opens it.
+fn gate() -> (
+    u16,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (asked, open) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (a, o) = (asked.clone(), open.clone());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            a.store(true, Ordering::SeqCst);
+            let reply = if o.load(Ordering::SeqCst) {
+                "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\ngo"
+            } else {
+                "HTTP/1.0 503 Wait\r\nContent-Length: 0\r\n\r\n"
+            };
+            let _ = conn.write_all(reply.as_bytes());
+        }
+    });
+    (port, asked, open)
+}
+
+/// The dependency image is built after the workspace's image, from the context as it is then:
+/// when the dependency inputs changed meanwhile, the old fingerprint's dependency image is not
+/// built from the new inputs; the change gets its own build.
+#[test]
+fn inputs_changed_during_the_workspace_build_are_left_to_the_next_build() {
+    if !engine() {
+        return;
+    }
+    use std::sync::atomic::Ordering;
+    let (port, asked, open) = gate();
+    let p = project();
+    p.write(
+        "Dockerfile",
+        &DOCKERFILE.replace(
+            "COPY . .\n",
+            &format!(
+                "COPY . .\nRUN until wget -q -O- http://127.0.0.1:{port}/ >/dev/null; do sleep 1; done\n"
+            ),
+        ),
+    );
+    p.write(
+        "compose.yaml",
+        "services:\n  app:\n    build:\n      context: .\n      network: host\n",
+    );
+    common::git(&p.root, &["commit", "-qam", "gate"]);
+    let before = p.json(&["fingerprint"])[0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.ok(&["init"]);
+    wait_for(
+        "the workspace build to reach the gate",
+        Duration::from_secs(120),
+        || asked.load(Ordering::SeqCst),
+    );
+    p.write("deps.lock", &format!("requests==2.33.0\n# {}\n", p.name));
+    let after = p.json(&["fingerprint"])[0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(before, after);
+    open.store(true, Ordering::SeqCst);
+
+    wait_for("the build of the change", Duration::from_secs(120), || {
+        !built_records(&p.state).is_empty()
+    });
+    let records = built_records(&p.state);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["fingerprint"], after.as_str());
+    let old_tag = format!("dockwarm/{}-app-deps:{}", p.name, &before[..12]);
+    assert!(
+        inspect(&old_tag, "{{.Id}}").is_none(),
+        "no dependency image for the fingerprint whose inputs are gone"
+    );
+}
+
 #[test]
 fn hooks_never_fail_git_on_a_broken_config_or_a_stopped_engine() {
     if !engine() {
@@ -346,13 +518,15 @@ fn archive_removes_the_workspace_tags_now_or_when_the_engine_is_back() {
     p.ok(&["init"]);
     let cp = compose_project(&p.root);
     let tags = [format!("{cp}-app"), format!("{cp}_app")];
-    // The workspace image comes first; the dependency image right after, from cache.
+    // The workspace image comes first; the dependency image right after, from cache; then the
+    // job ends (an archive before that is "meanwhile": the job itself removes its new tags).
     wait_for(
-        "the workspace and dependency images",
+        "the workspace and dependency images, and the job's end",
         Duration::from_secs(120),
         || {
             tags.iter().all(|t| inspect(t, "{{.Id}}").is_some())
                 && built_records(&p.state).len() == 1
+                && daemon_idle_after(&p, 1)
         },
     );
     let deps_tag = built_records(&p.state)[0]["tag"]

@@ -7,6 +7,24 @@
 //!   dockwarm writes itself; needs no CLI at all.
 //!
 //! `auto` picks buildx when `docker buildx version` answers.
+//!
+//! # A workspace's image and its dependency image: the workspace's first
+//!
+//! When both are owed (a dependency change under `prebuild --full`), build the workspace's image
+//! first and the dependency image right after it. What an export costs on the engine's own
+//! BuildKit (buildx's `docker` driver, and the `/build` endpoint) is registering each new layer
+//! in the engine's layer store (moby's `EnsureLayer`): the graph driver's `Diff` of the layer
+//! against its parent. Drivers without a native diff (fuse-overlayfs, vfs...) take moby's
+//! naive diff, which walks the whole of both trees, however small the layer, then sleeps to
+//! the next full second. Measured with the bench fixture (14k files, a 135 MB venv) on 20.10
+//! with fuse-overlayfs: 2-3.5 s to register a 2 KB `COPY . .` layer.
+//! - One export registers a chain's new layers concurrently (moby diffs each layer while its
+//!   parent's registration runs); two builds register the dependency layers, then the
+//!   source layer after them, one export each.
+//! - The build after the first finds its steps CACHED and its layers registered, so it costs a
+//!   solve and no diff (0.5 s here): build the one that holds more layers first.
+//! - The dependency image's inline cache (`--cache-to type=inline`, `BUILDKIT_INLINE_CACHE`)
+//!   costs no compression there: moby's worker answers it with the same `EnsureLayer`.
 
 mod bollard_backend;
 mod buildx;

@@ -8,7 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::changes::{self, ObserveError};
+use crate::changes::{self, Look, ObserveError};
 use crate::config::ConfigError;
 use crate::plan;
 use crate::state::State;
@@ -69,7 +69,7 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
     let ws = Workspace::discover(dir)?;
     let state = State::open()?;
     let dialect = plan::remembered_dialect(&state);
-    let seen = match changes::observe(&state, &ws, dialect, true) {
+    let seen = match changes::observe(&state, &ws, dialect, Look::Hook) {
         Ok(seen) => seen,
         // A repository with nothing to build has nothing to keep warm.
         Err(ObserveError::Plan(ConfigError::NoImages { .. })) => return Ok(None),

@@ -78,6 +78,10 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                 o.backend.as_deref().unwrap_or("?")
             ),
             Status::AlreadyBuilt => println!("{}: already built {}", o.image, o.tag),
+            Status::InputsChanged => println!(
+                "{}: inputs changed during the build; {} is left to the next build",
+                o.image, o.tag
+            ),
         }
         let Some(built) = &r.workspace_image else {
             continue;

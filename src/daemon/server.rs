@@ -27,7 +27,7 @@ use super::protocol::{DaemonStatus, Failure, JobView, Request, Response};
 use super::queue::{Job, Key, Queue};
 use super::watcher::{self, DirWatcher, Targets};
 use super::DaemonError;
-use crate::changes::{self, Observation};
+use crate::changes::{self, Look, Observation};
 use crate::registry;
 use crate::state::{now_secs, LockGuard, State};
 use crate::workspace::Workspace;
@@ -466,6 +466,11 @@ impl Daemon {
     /// the answer. One evaluation per workspace at a time: a change that arrives meanwhile
     /// is looked at once the current one is done.
     fn evaluate(&mut self, workspace: &Path, images: &BTreeSet<String>) {
+        self.evaluate_as(workspace, images, Look::Watch);
+    }
+
+    /// [`Daemon::evaluate`], as `look` says (see [`Look`]).
+    fn evaluate_as(&mut self, workspace: &Path, images: &BTreeSet<String>, look: Look) {
         if !workspace.is_dir() {
             log(&format!(
                 "{} is gone; unregistering it",
@@ -490,7 +495,7 @@ impl Daemon {
                 .map_err(|e| e.to_string())
                 .and_then(|ws| {
                     let dialect = crate::plan::remembered_dialect(&state);
-                    changes::observe(&state, &ws, dialect, false)
+                    changes::observe(&state, &ws, dialect, look)
                         .map(Box::new)
                         .map_err(|e| e.to_string())
                 });
@@ -656,6 +661,18 @@ impl Daemon {
         self.history.push_back(view);
         while self.history.len() > HISTORY {
             self.history.pop_front();
+        }
+        // A change seen while the job ran joined it (same digest) or queued nothing; if the
+        // inputs moved under the build, it did not count as built. What is owed now comes from
+        // the files again, so such a change is not lost.
+        for workspace in workspaces {
+            if self.workspaces.contains_key(&workspace) {
+                self.evaluate_as(
+                    &workspace,
+                    &BTreeSet::from([key.image.clone()]),
+                    Look::Recheck,
+                );
+            }
         }
     }
 
