@@ -242,7 +242,7 @@ seed_build() {  # DIR LOGNAME: the seed's build step in a workspace
 }
 seed_run() {
     local r=$1 P="dwbench-seed-r$1" base="$work/seed-r$1" t n note
-    local M="$base/$P" W2="$base/$P-ws2" W3="$base/$P-ws3" W4="$base/$P-ws4"
+    local M="$base/$P" W2="$base/$P-ws2" W3="$base/$P-ws3" W4="$base/$P-ws4" W5="$base/$P-ws5"
     announce_prune "reset before the seed's run $r"
     new_repo "$M"
 
@@ -284,6 +284,14 @@ seed_run() {
     verify v1 "$W2" "${P}-ws2_api" slugify || true
     verify v1 "$M" "${P}_api" slugify || true
     verify v1 "$W3" "${P}-ws3_api" slugify || true
+
+    say "run $r seed s5: a new workspace on a new commit of main (sources unlike any image's)"
+    (cd "$M" && echo "# s5 $r" >> app/main.py && git_q commit -qam "s5: a source change")
+    n=$(wheels); t=$(now)
+    git -C "$M" worktree add -q -b ws5 "$W5" HEAD
+    seed_build "$W5" "seed-r$r-s5" || { tail -20 "$work/seed-r$r-s5.log"; return 1; }
+    record "$r" seed s5 "$(since "$t")" "$(( $(wheels) - n ))" ""
+    note_image "${P}-ws5_api"; verify v1 "$W5" "${P}-ws5_api" || true
 
     announce_prune "seed s4: BuildKit's cache mounts and layers gone"
     say "run $r seed s4: a new workspace after the prune"
@@ -332,7 +340,7 @@ dw_init() {  # DIR LOGNAME
 }
 dockwarm_run() {
     local r=$1 P="dwbench-dw-r$1" base="$work/dw-r$1" t n s out
-    local M="$base/$P" W2="$base/$P-ws2" W3="$base/$P-ws3" W4="$base/$P-ws4"
+    local M="$base/$P" W2="$base/$P-ws2" W3="$base/$P-ws3" W4="$base/$P-ws4" W5="$base/$P-ws5"
     export DOCKWARM_STATE_DIR="$work/dw-state-r$r"
     state_dirs+=("$DOCKWARM_STATE_DIR")
     announce_prune "reset before dockwarm's run $r"
@@ -387,6 +395,15 @@ dockwarm_run() {
     verify v2 "$M" "$P-api" slugify || true
     verify v2 "$W3" "$P-ws3-api" slugify || true
 
+    say "run $r dockwarm s5: a new workspace on a new commit of main (sources unlike any image's)"
+    (cd "$M" && echo "# s5 $r" >> app/main.py && git_q commit -qam "s5: a source change")
+    n=$(wheels); t=$(now)
+    git -C "$M" worktree add -q -b ws5 "$W5" HEAD
+    dw_init "$W5" "dw-r$r-s5-init"
+    out=$(dw_wait "$P-ws5-api" "" "$t" "$W5") || { dw_fail "$out"; return 1; }
+    record "$r" dockwarm s5 "$out" "$(( $(wheels) - n ))" ""
+    verify v2 "$W5" "$P-ws5-api" || true
+
     announce_prune "dockwarm s4: BuildKit's cache mounts and layers gone"
     say "run $r dockwarm s4: a new workspace after the prune"
     n=$(wheels); t=$(now)
@@ -398,7 +415,9 @@ dockwarm_run() {
 
     # let the daemon finish anything it still does before its images go
     for _ in $(seq 100); do
-        "$DOCKWARM" daemon status 2>/dev/null | grep -qE '^  (building|queued) ' || break
+        # Not a pipe into grep -q: under pipefail its early exit would end the wait at once.
+        st=$("$DOCKWARM" daemon status 2>/dev/null || true)
+        grep -qE '^  (building|queued) ' <<<"$st" || break
         sleep 0.3
     done
     cp "$DOCKWARM_STATE_DIR/logs/daemon.log" "$work/dw-r$r-daemon.log" 2>/dev/null || true
