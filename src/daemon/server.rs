@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -90,7 +91,9 @@ pub fn run(state: State, options: Options) -> Result<(), DaemonError> {
 
 enum Input {
     Request(Request, oneshot::Sender<Response>),
-    Event(notify::Result<notify::Event>),
+    /// (workspace, image) pairs whose inputs a file event touched ("" = every image).
+    Touched(BTreeSet<(PathBuf, String)>),
+    WatchError(notify::Error),
     Done(Key, Vec<PathBuf>, JobResult),
     /// An evaluation computed off the loop: the workspace, the images it was asked about
     /// ("" = all), and what it found.
@@ -119,7 +122,9 @@ struct Daemon {
     tx: mpsc::UnboundedSender<Input>,
     queue: Queue,
     workspaces: BTreeMap<PathBuf, Tracked>,
-    targets: Targets,
+    /// Shared with the watcher's thread, which drops events for paths that are not inputs
+    /// before they reach the loop.
+    targets: Arc<RwLock<Targets>>,
     watcher: DirWatcher,
     /// Per workspace: when its debounce ends, and which images changed ("" = all).
     pending: HashMap<PathBuf, (Instant, BTreeSet<String>)>,
@@ -156,8 +161,29 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let events = tx.clone();
-    let watcher = DirWatcher::new(move |e| {
-        let _ = events.send(Input::Event(e));
+    let targets = Arc::new(RwLock::new(Targets::default()));
+    let interest = Arc::clone(&targets);
+    let watcher = DirWatcher::new(move |e: notify::Result<notify::Event>| match e {
+        Ok(event) => {
+            // A checkout or build writes many files: only inputs' events cost the loop a wake.
+            if !watcher::is_change(&event.kind) {
+                return;
+            }
+            let Ok(targets) = interest.read() else {
+                return;
+            };
+            let touched: BTreeSet<(PathBuf, String)> = event
+                .paths
+                .iter()
+                .flat_map(|path| targets.concerned(path))
+                .collect();
+            if !touched.is_empty() {
+                let _ = events.send(Input::Touched(touched));
+            }
+        }
+        Err(e) => {
+            let _ = events.send(Input::WatchError(e));
+        }
     })?;
     let exe = std::env::current_exe().map_err(|source| DaemonError::Io {
         what: "find the dockwarm executable".into(),
@@ -172,7 +198,7 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         queue: Queue::new(options.concurrency),
         options,
         workspaces: BTreeMap::new(),
-        targets: Targets::default(),
+        targets,
         watcher,
         pending: HashMap::new(),
         failed: BTreeMap::new(),
@@ -268,17 +294,12 @@ impl Daemon {
                 let response = self.request(request);
                 let _ = reply.send(response);
             }
-            Input::Event(Ok(event)) => {
-                if !watcher::is_change(&event.kind) {
-                    return;
-                }
-                for path in &event.paths {
-                    for (workspace, image) in self.targets.concerned(path) {
-                        self.touch(&workspace, &image, None);
-                    }
+            Input::Touched(touched) => {
+                for (workspace, image) in touched {
+                    self.touch(&workspace, &image, None);
                 }
             }
-            Input::Event(Err(e)) => log(&format!("watch error: {e}")),
+            Input::WatchError(e) => log(&format!("watch error: {e}")),
             Input::Done(key, workspaces, result) => self.finished(key, workspaces, result),
             Input::Evaluated(workspace, images, result) => {
                 self.evaluated(&workspace, &images, result)
@@ -448,15 +469,30 @@ impl Daemon {
 
     fn untrack(&mut self, path: &Path) {
         self.workspaces.remove(path);
-        self.targets.remove_workspace(path);
+        self.targets_mut().remove_workspace(path);
         self.pending.remove(path);
         self.queue.forget_workspace(path);
         self.failed.retain(|(w, _), _| w != path);
         self.sync_watches();
     }
 
+    /// The watched targets, for a change. A poisoned lock (a panic while held) keeps its
+    /// last state: what is watched is rebuilt from the registry at each evaluation anyway.
+    fn targets_mut(&self) -> std::sync::RwLockWriteGuard<'_, Targets> {
+        self.targets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn sync_watches(&mut self) {
-        for (dir, why) in self.watcher.sync(&self.targets) {
+        let failed = {
+            let targets = self
+                .targets
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.watcher.sync(&targets)
+        };
+        for (dir, why) in failed {
             log(&format!("cannot watch {}: {why}", dir.display()));
         }
     }
@@ -519,12 +555,12 @@ impl Daemon {
             // Unregistered while it was evaluated.
             return;
         }
-        self.targets.remove_workspace(workspace);
+        self.targets_mut().remove_workspace(workspace);
         let seen = match result {
             Ok(seen) => seen,
             Err(e) => {
                 log(&format!("{}: {e}", workspace.display()));
-                self.targets.add_root(workspace);
+                self.targets_mut().add_root(workspace);
                 self.sync_watches();
                 return;
             }
@@ -536,10 +572,10 @@ impl Daemon {
         }
         for image in &seen.plan.images {
             match &image.deps {
-                Ok(plan) => self.targets.add_image(config, plan),
+                Ok(plan) => self.targets_mut().add_image(config, plan),
                 Err(e) => {
                     log(&format!("{} {}: {e}", workspace.display(), image.name));
-                    self.targets.add_root(workspace);
+                    self.targets_mut().add_root(workspace);
                 }
             }
         }
