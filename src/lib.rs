@@ -4,11 +4,13 @@
 
 pub mod background;
 pub mod build;
+pub mod cleanup;
 pub mod commands;
 pub mod compose;
 pub mod config;
 pub mod context;
 pub mod daemon;
+pub mod disk;
 pub mod dockerfile;
 pub mod engine;
 pub mod fingerprint;

@@ -197,7 +197,7 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
     let text = fs::read(path).ok()?;
     serde_json::from_slice(&text).ok()
 }
