@@ -38,11 +38,14 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Connects to the engine and finishes the cleanups earlier archives owed it.
+/// Connects to the engine and finishes the cleanups earlier archives (and workspaces deleted
+/// without one) owed it.
 pub async fn connect(
     state: &crate::state::State,
 ) -> Result<crate::engine::Engine, crate::engine::EngineError> {
     let engine = crate::engine::Engine::connect().await?;
+    // A workspace deleted without `archive` is noticed by whichever dockwarm runs next.
+    crate::cleanup::forget_vanished(state);
     let removed = crate::pending::flush(state, &engine).await;
     if removed > 0 {
         eprintln!("dockwarm: removed {removed} image tag(s) left by earlier archives");
