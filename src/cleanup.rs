@@ -91,36 +91,77 @@ pub struct Orphans {
     pub untagged: Vec<String>,
 }
 
-/// Decides which tags and untagged images nobody needs. A tag is claimed by a registered
-/// workspace when it recorded it, or when it starts with that workspace's compose project and
-/// `-` or `_` (a build may tag before its record is written). Images a container was made from
-/// are never touched; nor is anything without dockwarm's label, nor dependency images' tags
-/// (the budget and `keep` decide those).
+/// The image names registered workspaces hold.
+#[derive(Debug, Default)]
+pub struct Claims {
+    /// Recorded after their builds, and the compose names their configuration gives now (a
+    /// build tags before its record is written).
+    exact: HashSet<String>,
+    /// For a workspace whose configuration does not resolve now: anything starting with its
+    /// compose project and `-` or `_` (broad, so nothing of it goes by mistake).
+    prefixes: Vec<String>,
+    /// The registered workspaces' paths.
+    paths: HashSet<PathBuf>,
+}
+
+impl Claims {
+    /// Reads each registered workspace's record and, from its directory, its configuration.
+    pub fn of(registered: &[registry::Workspace]) -> Claims {
+        let mut c = Claims::default();
+        for w in registered {
+            c.paths.insert(w.path.clone());
+            c.exact.extend(
+                w.images
+                    .values()
+                    .flat_map(|i| i.tags.iter().map(|t| with_tag(t))),
+            );
+            let resolved = crate::workspace::Workspace::discover(&w.path)
+                .map_err(crate::config::ConfigError::from)
+                .and_then(|ws| crate::config::resolve(&ws));
+            match resolved {
+                Ok(config) => c.exact.extend(
+                    config
+                        .images
+                        .iter()
+                        .flat_map(|i| i.compose_tags.iter().map(|t| with_tag(t))),
+                ),
+                Err(_) => c.prefixes.extend([
+                    format!("{}-", w.compose_project),
+                    format!("{}_", w.compose_project),
+                ]),
+            }
+        }
+        c
+    }
+
+    fn holds(&self, tag: &str) -> bool {
+        self.exact.contains(&with_tag(tag))
+            || self.prefixes.iter().any(|p| tag.starts_with(p.as_str()))
+    }
+}
+
+/// Decides which tags and untagged images nobody needs: tags of dockwarm's workspace images
+/// that no registered workspace [`Claims`], and dockwarm-labelled images without a tag. Images
+/// a container was made from are never touched; nor is anything without dockwarm's label, nor
+/// dependency images' tags (the budget and `keep` decide those).
+///
+/// An unclaimed tag goes only when the workspace the image was built for (its
+/// `dev.dockwarm.workspace` label) is gone (`exists` says no) or is registered here: a
+/// workspace still on disk but registered in another state directory (`DOCKWARM_STATE_DIR`
+/// for tests, another user on a shared engine) keeps its names.
 pub fn orphans(
     images: &[EngineImage],
-    registered: &[registry::Workspace],
+    claims: &Claims,
     containers: &HashMap<String, String>,
     projects: Option<&BTreeSet<String>>,
+    exists: &dyn Fn(&Path) -> bool,
 ) -> Orphans {
-    let recorded: HashSet<String> = registered
-        .iter()
-        .flat_map(|w| {
-            w.images
-                .values()
-                .flat_map(|i| i.tags.iter().map(|t| with_tag(t)))
+    let claimed = |tag: &str| claims.holds(tag);
+    let abandoned = |image: &EngineImage| {
+        image.workspace().is_some_and(|w| {
+            let w = Path::new(w);
+            claims.paths.contains(w) || !exists(w)
         })
-        .collect();
-    let prefixes: Vec<String> = registered
-        .iter()
-        .flat_map(|w| {
-            [
-                format!("{}-", w.compose_project),
-                format!("{}_", w.compose_project),
-            ]
-        })
-        .collect();
-    let claimed = |tag: &str| {
-        recorded.contains(&with_tag(tag)) || prefixes.iter().any(|p| tag.starts_with(p.as_str()))
     };
     let mut out = Orphans::default();
     for image in images {
@@ -132,7 +173,7 @@ pub fn orphans(
         }
         if image.tags.is_empty() {
             out.untagged.push(image.id.clone());
-        } else if image.workspace().is_some() {
+        } else if abandoned(image) {
             out.tags
                 .extend(image.tags.iter().filter(|t| !claimed(t)).cloned());
         }
@@ -264,7 +305,13 @@ pub async fn maintain(
     let scope = Some(&scope);
 
     let images = disk::images(engine).await?;
-    report.orphans = orphans(&images, &registered, &containers, scope);
+    report.orphans = orphans(
+        &images,
+        &Claims::of(&registered),
+        &containers,
+        scope,
+        &|p: &Path| p.is_dir(),
+    );
     if !options.dry_run {
         let names = report
             .orphans
@@ -560,17 +607,25 @@ mod tests {
                 ..image("i6", &["a-app:old"], None)
             },
         ];
+        // b is registered; its directory does not exist here, so its compose project's prefix
+        // claims too ("b-app"), beside what it recorded.
         let registered = vec![ws("b", &["myapp:dev"])];
+        let claims = Claims::of(&registered);
         let containers = HashMap::from([("i4".to_string(), "c".to_string())]);
-        let o = orphans(&images, &registered, &containers, None);
+        let gone = |p: &Path| p != Path::new("/w/b");
+        let o = orphans(&images, &claims, &containers, None, &|p| !gone(p));
         assert_eq!(o.tags, vec!["a-app:latest", "a_app:latest"]);
         assert_eq!(o.untagged, vec!["i5"]);
+        // a still on disk but not registered here (another state directory's): kept.
+        let o = orphans(&images, &claims, &containers, None, &|_| true);
+        assert!(o.tags.is_empty(), "{o:?}");
         // Another project's scope sees nothing.
         let o = orphans(
             &images,
-            &registered,
+            &claims,
             &containers,
             Some(&BTreeSet::from(["q".to_string()])),
+            &|_| false,
         );
         assert!(o.tags.is_empty() && o.untagged.is_empty());
     }

@@ -517,6 +517,110 @@ pub fn save_snapshot(state: &State, update: Snapshot) {
     }
 }
 
+/// What `status` shows about disk: the last measurement, never an engine call (so `status`
+/// stays fast whatever the engine is doing).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct View {
+    /// The project of the checkout `status` ran in, if any.
+    pub project: Option<String>,
+    /// Unique bytes of that project's dockwarm images at the last measurement (None: not yet
+    /// measured; the daemon measures after each build and hourly, `dockwarm prune` too).
+    pub used: Option<u64>,
+    /// Its budget as configured now.
+    pub budget: Option<u64>,
+    pub budget_from: Option<String>,
+    pub images: Option<usize>,
+    pub measured_at: Option<u64>,
+    /// Every measured project.
+    pub projects: BTreeMap<String, ProjectUsage>,
+    /// The BuildKit cache (all of it, not only dockwarm's builds').
+    pub builder: Option<BuilderUsage>,
+    pub builder_measured_at: Option<u64>,
+    /// Bytes of BuildKit cache kept when pruning it (None: never pruned).
+    pub builder_budget: Option<u64>,
+}
+
+/// [`View`] for the checkout containing `here`, if any.
+pub fn view(state: &State, here: Option<&std::path::Path>) -> View {
+    let snap = snapshot(state).unwrap_or_default();
+    let config = here.and_then(|h| crate::config::load(h).ok());
+    let mut v = View {
+        projects: snap.projects.clone(),
+        builder: snap.builder.clone(),
+        builder_measured_at: snap.builder_measured_at,
+        ..Default::default()
+    };
+    match config {
+        Some(c) => {
+            let p = c.project.value.clone();
+            if let Some(u) = snap.projects.get(&p) {
+                v.used = Some(u.used);
+                v.images = Some(u.images);
+                v.measured_at = Some(snap.measured_at);
+            }
+            v.budget = Some(c.prune_budget.value);
+            v.budget_from = Some(c.prune_budget.from);
+            v.builder_budget = c.builder_budget.value;
+            v.project = Some(p);
+        }
+        None => {
+            if let Ok(u) = crate::config::user_prune() {
+                v.budget = Some(u.budget.value);
+                v.budget_from = Some(u.budget.from);
+                v.builder_budget = u.builder_budget.value;
+            }
+            if !snap.projects.is_empty() {
+                v.used = Some(snap.projects.values().map(|p| p.used).sum());
+                v.images = Some(snap.projects.values().map(|p| p.images).sum());
+                v.measured_at = Some(snap.measured_at);
+            }
+        }
+    }
+    v
+}
+
+impl View {
+    /// One line for `status`.
+    pub fn line(&self) -> String {
+        let whose = self
+            .project
+            .as_deref()
+            .map(|p| format!("{p}'s"))
+            .unwrap_or_else(|| "all projects'".into());
+        let mut out = match (self.used, self.budget) {
+            (Some(u), Some(b)) => format!(
+                "disk: {whose} dockwarm images use {} of the {} budget ({}{} image(s), measured {} ago)",
+                human(u),
+                human(b),
+                if u > b { "OVER, all in use; " } else { "" },
+                self.images.unwrap_or(0),
+                crate::state::ago(self.measured_at.unwrap_or(0)),
+            ),
+            (None, Some(b)) => format!(
+                "disk: {whose} dockwarm images not measured yet (budget {}); `dockwarm prune --budget --dry-run` measures now",
+                human(b)
+            ),
+            _ => "disk: not measured yet".into(),
+        };
+        if let Some(b) = &self.builder {
+            out.push_str(&format!(
+                "\nbuild cache: {} ({} of it cache mounts), {}",
+                human(b.size),
+                human(b.cache_mounts),
+                match self.builder_budget {
+                    Some(k) => format!(
+                        "pruned to {} by the engine ([prune] builder_budget)",
+                        human(k)
+                    ),
+                    None =>
+                        "never pruned by dockwarm (set [prune] builder_budget to opt in)".into(),
+                }
+            ));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
