@@ -33,6 +33,8 @@ pub struct Report {
     pub daemon: Option<DaemonStatus>,
     pub workspaces: Vec<WorkspaceReport>,
     pub volumes: Vec<VolumeReport>,
+    /// dockwarm's images against the budget, and the BuildKit cache, as last measured.
+    pub disk: crate::disk::View,
 }
 
 #[derive(Debug, Serialize)]
@@ -226,6 +228,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
         daemon,
         workspaces,
         volumes,
+        disk: crate::disk::view(state, here),
     })
 }
 
@@ -300,6 +303,7 @@ fn print(report: &Report) {
     } else {
         println!("volumes: sizes unknown while the engine is down");
     }
+    println!("{}", report.disk.line());
 }
 
 fn ago(at: u64) -> String {
