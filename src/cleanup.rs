@@ -499,8 +499,9 @@ pub async fn maintain(
         }
         snapshot.projects.insert(
             project.clone(),
+            // A dry run measures what is there now.
             disk::ProjectUsage {
-                used: pr.after,
+                used: if options.dry_run { pr.before } else { pr.after },
                 budget: budget_bytes,
                 images: items.len() - gone.len(),
             },
@@ -525,11 +526,9 @@ pub async fn maintain(
             }
         }
     }
-    if !options.dry_run {
-        snapshot.builder_measured_at = report.builder.as_ref().map(|_| now as u64);
-        snapshot.builder = report.builder.clone();
-        disk::save_snapshot(state, snapshot);
-    }
+    snapshot.builder_measured_at = report.builder.as_ref().map(|_| now as u64);
+    snapshot.builder = report.builder.clone();
+    disk::save_snapshot(state, snapshot);
     Ok(report)
 }
 
