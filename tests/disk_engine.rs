@@ -342,6 +342,19 @@ fn the_daemon_holds_a_small_budget_but_keeps_current_and_container_images_and_fo
     assert_eq!(disk["budget"], 1000, "{st:#}");
     assert!(disk["used"].as_u64().unwrap() > 0, "{st:#}");
 
+    // doctor measures now and says it is over, with the fix; prune --budget --dry-run agrees.
+    let out = s.run(&root, &["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("disk: dockwarm's images of `{}` use", s.p.name))
+            && text.contains("over the 1.0 kB budget")
+            && text.contains("dockwarm prune --budget"),
+        "{text}"
+    );
+    let out = s.ok(&root, &["prune", "--budget", "--dry-run"]);
+    assert!(out.contains("OVER (everything left is in use)"), "{out}");
+    assert!(!out.contains("would remove"), "{out}");
+
     let _ = Command::new("docker")
         .args(["rm", "-f", &container])
         .output();
