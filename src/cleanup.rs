@@ -240,6 +240,8 @@ pub struct Report {
     /// Bytes the engine reported freed by an opted-in builder prune.
     pub builder_freed: Option<u64>,
     pub builder_error: Option<String>,
+    /// Projects whose budget could not be read (the message names the file and line).
+    pub errors: Vec<String>,
 }
 
 /// The budget, `keep` and builder budget of a project: from a registered workspace of it that
@@ -366,7 +368,14 @@ pub async fn maintain(
     };
 
     for project in &projects {
-        let budget = project_settings(project, &registered)?;
+        // One project's malformed dockwarm.toml must not stop the others' upkeep.
+        let budget = match project_settings(project, &registered) {
+            Ok(b) => b,
+            Err(e) => {
+                report.errors.push(format!("{project}: budget not enforced: {e}"));
+                continue;
+            }
+        };
         let keep = budget.keep;
         let budget_bytes = options.budget_override.unwrap_or(budget.bytes);
         if let Some(b) = budget.builder {
@@ -546,8 +555,6 @@ pub async fn maintain(
 pub enum MaintainError {
     #[error("{0}")]
     Engine(String),
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
 }
 
 impl From<EngineError> for MaintainError {

@@ -1,7 +1,7 @@
 //! The disk dockwarm's images use, and the budget that bounds it.
 //!
 //! **What is counted.** The unique bytes of the layers of a project's dockwarm images (a layer
-//! shared by ten of them counts once), leaving out layers that an image dockwarm did not make
+//! shared by ten of them counts once), leaving out layers that any image outside the project
 //! also holds (the base image is the user's: removing dockwarm's images would never free it).
 //! That is exactly what removing every dockwarm image of the project could give back.
 //!

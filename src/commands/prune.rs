@@ -202,7 +202,8 @@ fn print_report(report: &cleanup::Report, args: &Args) -> anyhow::Result<()> {
     if args.json {
         super::print_json(report)?;
     } else {
-        let acted = !report.vanished.is_empty()
+        let acted = !report.errors.is_empty()
+            || !report.vanished.is_empty()
             || !report.orphans.tags.is_empty()
             || !report.orphans.untagged.is_empty()
             || report.projects.iter().any(|p| !p.removed.is_empty())
@@ -249,6 +250,9 @@ fn print_report(report: &cleanup::Report, args: &Args) -> anyhow::Result<()> {
             }
             if let Some(e) = &report.builder_error {
                 println!("builder cache: not pruned: {e}");
+            }
+            for e in &report.errors {
+                println!("{e}");
             }
         }
     }
