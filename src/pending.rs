@@ -20,7 +20,10 @@ pub struct Cleanup {
 pub fn record(state: &State, cleanup: &Cleanup) -> Result<(), StateError> {
     let name = crate::registry::id(std::path::Path::new(&cleanup.workspace));
     let path = state.dir("pending")?.join(format!("{name}.json"));
-    let _guard = state.lock("pending")?;
+    // Never wait for the lock (the daemon records on its event loop while a flush may hold it
+    // for as long as the engine takes): without it, the worst case is a tag the flush drops,
+    // which the orphan sweep removes anyway once the workspace is gone.
+    let _guard = state.try_lock("pending").ok().flatten();
     let mut all = state::read_json::<Cleanup>(&path)
         .map(|c| c.tags)
         .unwrap_or_default();
