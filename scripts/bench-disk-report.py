@@ -108,6 +108,17 @@ def main():
             "also hold: here the `base` stage's uv layer, which the hand-made contender's images (and "
             "other benchmarks on this engine) hold too; removing dockwarm's images would not free it.",
         ]
+    gone_path = os.path.join(os.path.dirname(os.path.abspath(steps_path)), "gone.tsv")
+    if os.path.exists(gone_path):
+        gone = [l.rstrip("\n").split("\t") for l in open(gone_path) if l.strip()]
+        bare = [float(g[1]) for g in gone if not g[2].startswith("archive")]
+        if bare:
+            lines += [
+                "",
+                f"Workspaces removed with a bare `git worktree remove` ({len(bare)}): their compose "
+                f"image names were gone {min(bare):.1f}–{max(bare):.1f} s after the removal (the "
+                "daemon's watcher sees the directory go; its rescan, every 10 s, is the fallback).",
+            ]
     lines += [
         "",
         f"dockwarm at the end: {facts['all_warm'] or '(not run)'} — {facts['warm']}.",

@@ -212,6 +212,7 @@ run_contender() {  # seed|dockwarm
                     sleep 0.5
                 done
                 say "  w$j's tags gone $(since "$tw") s after the removal ($how)"
+                printf 'w%s\t%s\t%s\n' "$j" "$(since "$tw")" "$how" >>"$work/gone.tsv"
                 dw_settle "$t0"
             fi
             measure "$C" "$P" "$step" "w$j removed ($how)"
