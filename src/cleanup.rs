@@ -372,7 +372,9 @@ pub async fn maintain(
         let budget = match project_settings(project, &registered) {
             Ok(b) => b,
             Err(e) => {
-                report.errors.push(format!("{project}: budget not enforced: {e}"));
+                report
+                    .errors
+                    .push(format!("{project}: budget not enforced: {e}"));
                 continue;
             }
         };
