@@ -93,6 +93,11 @@ pub struct Config {
     pub prune_keep: Sourced<u32>,
     /// What the resolution read: a change to any of it can change the configuration.
     pub read: ConfigInputs,
+    /// Bytes dockwarm's images of this project may use; the daemon removes the least recently
+    /// used ones beyond it.
+    pub prune_budget: Sourced<u64>,
+    /// Bytes of BuildKit cache to keep when the user opts in to pruning it; None: never pruned.
+    pub builder_budget: Sourced<Option<u64>>,
 }
 
 /// The files a configuration was read from (or looked for: a compose file that appears
@@ -220,6 +225,95 @@ struct RawWatch {
 #[serde(deny_unknown_fields)]
 struct RawPrune {
     keep: Option<u32>,
+    budget: Option<toml::Spanned<String>>,
+    builder_budget: Option<toml::Spanned<String>>,
+}
+
+/// The user's own configuration (`$XDG_CONFIG_HOME/dockwarm/config.toml`): defaults for every
+/// repository, which a repository's dockwarm.toml overrides.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUserConfig {
+    prune: Option<RawPrune>,
+}
+
+/// The budgets of the user's config, with their origins.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserPrune {
+    pub budget: Sourced<u64>,
+    pub builder_budget: Sourced<Option<u64>>,
+}
+
+/// `DOCKWARM_CONFIG`, else `$XDG_CONFIG_HOME/dockwarm/config.toml`, else
+/// `~/.config/dockwarm/config.toml`.
+pub fn user_config_path() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("DOCKWARM_CONFIG")
+        .or_else(|| env("XDG_CONFIG_HOME").map(|d| d.join("dockwarm/config.toml")))
+        .or_else(|| env("HOME").map(|h| h.join(".config/dockwarm/config.toml")))
+}
+
+/// The user's budgets (defaults where the file says nothing, or there is no file).
+pub fn user_prune() -> Result<UserPrune, ConfigError> {
+    let mut out = UserPrune {
+        budget: sourced(
+            crate::disk::DEFAULT_BUDGET,
+            format!("default ({})", crate::disk::DEFAULT_BUDGET_TEXT),
+        ),
+        builder_budget: sourced(None, "default (never pruned)"),
+    };
+    let Some(path) = user_config_path() else {
+        return Ok(out);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => {
+            return Err(ConfigError::Unreadable {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let raw: RawUserConfig = toml::from_str(&text).map_err(|e| toml_error(&text, &path, &e))?;
+    let shown = path.display().to_string();
+    if let Some(p) = raw.prune {
+        if let Some(b) = &p.budget {
+            out.budget = sourced(
+                size(b, &text, &path, "budget")?,
+                format!("{shown} [prune] budget"),
+            );
+        }
+        if let Some(b) = &p.builder_budget {
+            out.builder_budget = sourced(
+                Some(size(b, &text, &path, "builder_budget")?),
+                format!("{shown} [prune] builder_budget"),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// A size value, or an error naming the file, line and column and the accepted forms.
+fn size(
+    value: &toml::Spanned<String>,
+    text: &str,
+    path: &Path,
+    key: &str,
+) -> Result<u64, ConfigError> {
+    crate::disk::parse_size(value.get_ref()).map_err(|e| {
+        let (line, column) = line_col(text, value.span().start);
+        ConfigError::Toml {
+            path: path.display().to_string(),
+            line,
+            column,
+            message: format!("[prune] {key}: {e}"),
+        }
+    })
 }
 
 /// Loads the configuration of the checkout containing `dir`.
@@ -230,9 +324,15 @@ pub fn load(dir: &Path) -> Result<Config, ConfigError> {
 
 pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
     let toml_path = ws.root.join(FILE_NAME);
-    let (raw, file) = match std::fs::read_to_string(&toml_path) {
-        Ok(text) => (parse_toml(&text, &toml_path)?, Some(toml_path.clone())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (RawConfig::default(), None),
+    let (raw, file, text) = match std::fs::read_to_string(&toml_path) {
+        Ok(text) => (
+            parse_toml(&text, &toml_path)?,
+            Some(toml_path.clone()),
+            text,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (RawConfig::default(), None, String::new())
+        }
         Err(e) => {
             return Err(ConfigError::Unreadable {
                 path: toml_path.display().to_string(),
@@ -333,12 +433,29 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
     read.files
         .extend(compose::FILE_NAMES.iter().map(|n| ws.root.join(n)));
     read.files.push(ws.root.join(".env"));
+    read.files.extend(user_config_path());
     let mut env_names: Vec<String> = vec!["COMPOSE_PROJECT_NAME".into(), "DOCKWARM_BACKEND".into()];
     env_names.extend(compose.iter().flat_map(|c| c.variables.iter().cloned()));
     for name in env_names {
         let value = std::env::var(&name).ok();
         read.env.insert(name, value);
     }
+    let user = user_prune()?;
+    let raw_prune = raw.prune.as_ref();
+    let prune_budget = match raw_prune.and_then(|p| p.budget.as_ref()) {
+        Some(b) => sourced(
+            size(b, &text, &toml_path, "budget")?,
+            format!("{FILE_NAME} [prune] budget"),
+        ),
+        None => user.budget,
+    };
+    let builder_budget = match raw_prune.and_then(|p| p.builder_budget.as_ref()) {
+        Some(b) => sourced(
+            Some(size(b, &text, &toml_path, "builder_budget")?),
+            format!("{FILE_NAME} [prune] builder_budget"),
+        ),
+        None => user.builder_budget,
+    };
     Ok(Config {
         read,
         root: ws.root.clone(),
@@ -351,6 +468,8 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
         backend,
         debounce_ms,
         prune_keep,
+        prune_budget,
+        builder_budget,
     })
 }
 
@@ -370,15 +489,17 @@ fn compose_tags(services: &[String], compose: Option<&ComposeFile>, project: &st
 }
 
 fn parse_toml(text: &str, path: &Path) -> Result<RawConfig, ConfigError> {
-    toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        ConfigError::Toml {
-            path: path.display().to_string(),
-            line,
-            column,
-            message: e.message().trim().to_string(),
-        }
-    })
+    toml::from_str(text).map_err(|e| toml_error(text, path, &e))
+}
+
+fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+    ConfigError::Toml {
+        path: path.display().to_string(),
+        line,
+        column,
+        message: e.message().trim().to_string(),
+    }
 }
 
 /// 1-based line and column of a byte offset.

@@ -320,6 +320,25 @@ impl Engine {
         .map_err(fail)?;
         serde_json::from_slice(&body).map_err(|e| fail(format!("{path}: {e}")))
     }
+
+    /// A raw POST of an API path without a body, for query parameters bollard's typed options
+    /// no longer carry (`/build/prune?keep-storage=`, which API 1.48 replaced).
+    pub async fn post_json(&self, path: &str) -> Result<serde_json::Value, EngineError> {
+        let fail = |reason: String| EngineError::Unreachable {
+            endpoint: self.endpoint.host.clone(),
+            source_desc: self.endpoint.origin.clone(),
+            reason,
+            hint: start_hint(&self.endpoint),
+        };
+        let (_, body) = raw_request(
+            "POST",
+            &self.endpoint.host,
+            &format!("/v{}{path}", self.api_version()),
+        )
+        .await
+        .map_err(fail)?;
+        serde_json::from_slice(&body).map_err(|e| fail(format!("{path}: {e}")))
+    }
 }
 
 /// Writes the request on a fresh connection and reads the whole response.
@@ -338,7 +357,18 @@ where
 /// GET `path` over HTTP/1.0 (the engine then closes the connection, so reading to the end is
 /// the whole response); returns the header block and the body.
 async fn raw_get(host: &str, path: &str) -> Result<(String, Vec<u8>), String> {
-    let request = format!("GET {path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: dockwarm\r\n\r\n");
+    raw_request("GET", host, path).await
+}
+
+/// `method path` over HTTP/1.0 without a body; returns the header block and the body.
+async fn raw_request(method: &str, host: &str, path: &str) -> Result<(String, Vec<u8>), String> {
+    let length = if method == "GET" {
+        ""
+    } else {
+        "Content-Length: 0\r\n"
+    };
+    let request =
+        format!("{method} {path} HTTP/1.0\r\nHost: docker\r\nUser-Agent: dockwarm\r\n{length}\r\n");
     let socket = host
         .strip_prefix("unix://")
         .or(host.starts_with('/').then_some(host));

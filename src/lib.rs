@@ -5,11 +5,13 @@
 pub mod background;
 pub mod build;
 pub mod changes;
+pub mod cleanup;
 pub mod commands;
 pub mod compose;
 pub mod config;
 pub mod context;
 pub mod daemon;
+pub mod disk;
 pub mod dockerfile;
 pub mod engine;
 pub mod fingerprint;

@@ -114,6 +114,13 @@ enum Command {
         /// Every project's images, not only this checkout's project.
         #[arg(long)]
         all_projects: bool,
+        /// Enforce the disk budget instead: remove the least recently used images until
+        /// dockwarm's use is under SIZE (default: [prune] budget), as the daemon does.
+        #[arg(long, value_name = "SIZE", num_args = 0..=1, default_missing_value = "")]
+        budget: Option<String>,
+        /// Print nothing unless something was removed or failed (the daemon's runs).
+        #[arg(long)]
+        quiet: bool,
         #[arg(long)]
         json: bool,
     },
@@ -262,6 +269,8 @@ fn main() -> ExitCode {
             older_than,
             dry_run,
             all_projects,
+            budget,
+            quiet,
             json,
         } => commands::prune::run(
             &dir,
@@ -270,6 +279,8 @@ fn main() -> ExitCode {
                 older_than,
                 dry_run,
                 all_projects,
+                budget,
+                quiet,
                 json,
             },
         ),

@@ -15,9 +15,28 @@ pub struct Cleanup {
     pub tags: Vec<String>,
 }
 
+/// Records tags owed for a workspace, added to any already owed for it (an archive that ran
+/// while the engine was down, then the daemon finding the directory gone, owe both lists).
 pub fn record(state: &State, cleanup: &Cleanup) -> Result<(), StateError> {
     let name = crate::registry::id(std::path::Path::new(&cleanup.workspace));
-    state::write_json_atomic(&state.dir("pending")?.join(format!("{name}.json")), cleanup)
+    let path = state.dir("pending")?.join(format!("{name}.json"));
+    // Never wait for the lock (the daemon records on its event loop while a flush may hold it
+    // for as long as the engine takes): without it, the worst case is a tag the flush drops,
+    // which the orphan sweep removes anyway once the workspace is gone.
+    let _guard = state.try_lock("pending").ok().flatten();
+    let mut all = state::read_json::<Cleanup>(&path)
+        .map(|c| c.tags)
+        .unwrap_or_default();
+    all.extend(cleanup.tags.iter().cloned());
+    all.sort();
+    all.dedup();
+    state::write_json_atomic(
+        &path,
+        &Cleanup {
+            workspace: cleanup.workspace.clone(),
+            tags: all,
+        },
+    )
 }
 
 /// How many cleanups are waiting.

@@ -222,6 +222,35 @@ pub async fn layers_size(engine: &Engine) -> Option<u64> {
         .map(|v| v.max(0) as u64)
 }
 
+/// The fingerprints registered workspaces need: each one's current fingerprint (computed now,
+/// base image IDs included) and the last one it built (its workspace image is made on it).
+pub async fn used_fingerprints(
+    engine: &Engine,
+    state: &crate::state::State,
+    workspaces: &[crate::registry::Workspace],
+    projects: Option<&BTreeSet<String>>,
+) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    for ws in workspaces {
+        if projects.is_some_and(|p| !p.contains(&ws.project)) {
+            continue;
+        }
+        used.extend(ws.images.values().filter_map(|s| s.fingerprint.clone()));
+        let Ok(plan) = crate::workspace::Workspace::discover(&ws.path)
+            .map_err(crate::config::ConfigError::from)
+            .and_then(|w| crate::plan::WorkspacePlan::load(state, &w, engine.ignore_dialect()))
+        else {
+            continue;
+        };
+        for image in &plan.images {
+            if let Ok(fp) = crate::prebuild::fingerprint_image(engine, image).await {
+                used.insert(fp.hex);
+            }
+        }
+    }
+    used
+}
+
 /// `90s`, `30m`, `12h`, `7d`, `2w`.
 pub fn parse_age(text: &str) -> Result<Duration, PruneError> {
     let t = text.trim();

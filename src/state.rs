@@ -190,6 +190,17 @@ pub struct BuildRecord {
     pub error: Option<String>,
 }
 
+/// How long ago `at` (seconds since the epoch) was: `42s`, `5m`, `3h`, `2d`.
+pub fn ago(at: u64) -> String {
+    let secs = now_secs().saturating_sub(at);
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=86_399 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -197,7 +208,7 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
     let text = fs::read(path).ok()?;
     serde_json::from_slice(&text).ok()
 }

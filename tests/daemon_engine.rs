@@ -345,7 +345,7 @@ fn kill_9_during_a_build_then_start_recovers() {
 
 /// A stand-in for the engine's socket that can be stopped and started again: a byte forwarder
 /// from a socket of ours to the real one, so "the engine restarts" without touching dockerd.
-struct Proxy {
+pub struct Proxy {
     path: PathBuf,
     up: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
@@ -353,7 +353,7 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn new(path: PathBuf) -> Proxy {
+    pub fn new(path: PathBuf) -> Proxy {
         let mut p = Proxy {
             path,
             up: Arc::new(AtomicBool::new(false)),
@@ -364,7 +364,7 @@ impl Proxy {
         p
     }
 
-    fn start(&mut self) {
+    pub fn start(&mut self) {
         let _ = std::fs::remove_file(&self.path);
         let listener = UnixListener::bind(&self.path).unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -391,7 +391,7 @@ impl Proxy {
         }));
     }
 
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         self.up.store(false, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             t.join().unwrap();

@@ -8,6 +8,7 @@ mod common;
 mod bad_input;
 mod context_engine;
 mod daemon_engine;
+mod disk_engine;
 mod doctor;
 mod hooks_git;
 mod hot_paths;

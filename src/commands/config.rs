@@ -49,6 +49,21 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         c.prune_keep.value,
         from(&c.prune_keep.from)
     );
+    println!(
+        "{:<16}{:<28} {}",
+        "prune budget",
+        crate::disk::human(c.prune_budget.value),
+        from(&c.prune_budget.from)
+    );
+    println!(
+        "{:<16}{:<28} {}",
+        "builder budget",
+        c.builder_budget
+            .value
+            .map(crate::disk::human)
+            .unwrap_or_else(|| "(never pruned)".into()),
+        from(&c.builder_budget.from)
+    );
     if c.volumes.is_empty() {
         println!("volumes         (none)");
     }

@@ -79,6 +79,7 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
             );
             if let Some(engine) = &engine {
                 rt.block_on(volume_checks(engine, &c, &mut r));
+                rt.block_on(disk_check(engine, &c, &mut r));
             }
             hooks_check(&c, &mut r);
             daemon_check(&mut r);
@@ -177,6 +178,100 @@ async fn volume_checks(engine: &Engine, c: &Config, r: &mut Report) {
                 &format!("{}: {e}", v.name),
                 None,
             ),
+        }
+    }
+}
+
+/// dockwarm's images against the budget, measured now (and saved for `status`), and the
+/// BuildKit cache's size; nothing is removed.
+async fn disk_check(engine: &Engine, c: &Config, r: &mut Report) {
+    let Ok(state) = crate::state::State::open() else {
+        return;
+    };
+    let options = crate::cleanup::Options {
+        projects: Some(std::collections::BTreeSet::from([c.project.value.clone()])),
+        budget: true,
+        budget_override: None,
+        older_than: None,
+        dry_run: true,
+    };
+    let d = crate::disk::human;
+    match crate::cleanup::maintain(engine, &state, &options).await {
+        Err(e) => r.line(Level::Warn, "disk", &e.to_string(), None),
+        Ok(report) => {
+            match report.projects.first() {
+                Some(p) if p.before > p.budget => r.line(
+                    Level::Warn,
+                    "disk",
+                    &format!(
+                        "dockwarm's images of `{}` use {} ({} image(s)), over the {} budget ({})",
+                        p.project,
+                        d(p.before),
+                        p.images,
+                        d(p.budget),
+                        p.budget_from
+                    ),
+                    Some("the daemon prunes to the budget after each build and hourly; `dockwarm prune --budget` does it now"),
+                ),
+                Some(p) => r.line(
+                    Level::Ok,
+                    "disk",
+                    &format!(
+                        "dockwarm's images of `{}` use {} ({} image(s)) of the {} budget ({})",
+                        p.project,
+                        d(p.before),
+                        p.images,
+                        d(p.budget),
+                        p.budget_from
+                    ),
+                    None,
+                ),
+                None => r.line(
+                    Level::Ok,
+                    "disk",
+                    &format!(
+                        "no dockwarm image of `{}` yet; budget {} ({})",
+                        c.project.value,
+                        d(c.prune_budget.value),
+                        c.prune_budget.from
+                    ),
+                    None,
+                ),
+            }
+            let orphans = report.orphans.tags.len() + report.orphans.untagged.len();
+            if orphans > 0 {
+                r.line(
+                    Level::Warn,
+                    "disk",
+                    &format!("{orphans} image name(s) or untagged image(s) of dockwarm's that no workspace needs"),
+                    Some("`dockwarm prune` (the daemon does it after each build and hourly)"),
+                );
+            }
+            match (&report.builder, c.builder_budget.value) {
+                (Some(b), keep) => r.line(
+                    Level::Ok,
+                    "build cache",
+                    &format!(
+                        "BuildKit's cache holds {} ({} of it cache mounts); {}",
+                        d(b.size),
+                        d(b.cache_mounts),
+                        match keep {
+                            Some(k) => format!("pruned to {} ({})", d(k), c.builder_budget.from),
+                            None => "dockwarm never prunes it unless [prune] builder_budget is set".into(),
+                        }
+                    ),
+                    None,
+                ),
+                (None, _) => r.line(
+                    Level::Warn,
+                    "build cache",
+                    &format!(
+                        "size unknown: the engine's /system/df did not answer within {} s (it blocks while a build exports)",
+                        crate::disk::DF_TIMEOUT.as_secs()
+                    ),
+                    None,
+                ),
+            }
         }
     }
 }

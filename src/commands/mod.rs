@@ -38,13 +38,16 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Connects to the engine and finishes the cleanups earlier archives owed it.
+/// Connects to the engine and finishes the cleanups earlier archives (and workspaces deleted
+/// without one) owed it.
 pub async fn connect(
     state: &crate::state::State,
 ) -> Result<crate::engine::Engine, crate::engine::EngineError> {
     let engine = crate::engine::Engine::connect().await?;
     // So that hooks, which never ask the engine, resolve inputs as its builds will.
     crate::plan::remember_dialect(state, engine.ignore_dialect());
+    // A workspace deleted without `archive` is noticed by whichever dockwarm runs next.
+    crate::cleanup::forget_vanished(state);
     let removed = crate::pending::flush(state, &engine).await;
     if removed > 0 {
         eprintln!("dockwarm: removed {removed} image tag(s) left by earlier archives");

@@ -1,29 +1,36 @@
-//! `dockwarm prune [--keep N] [--older-than D] [--dry-run] [--all-projects]`.
+//! `dockwarm prune [--keep N] [--older-than D] [--budget [SIZE]] [--dry-run] [--all-projects]`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::cleanup;
 use crate::config;
-use crate::plan::WorkspacePlan;
-use crate::prebuild;
+use crate::disk;
 use crate::prune::{self, Kept};
 use crate::registry;
 use crate::state::{now_secs, State};
 use crate::volumes::human_size;
-use crate::workspace::Workspace;
 
 pub struct Args {
     pub keep: Option<u32>,
     pub older_than: Option<Duration>,
     pub dry_run: bool,
     pub all_projects: bool,
+    /// `--budget` (Some("")) or `--budget SIZE`.
+    pub budget: Option<String>,
+    pub quiet: bool,
     pub json: bool,
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
     let state = State::open()?;
-    let here = config::load(dir).ok();
+    let here = match config::load(dir) {
+        Ok(c) => Some(c),
+        // A malformed dockwarm.toml is said, even with --all-projects.
+        Err(e @ config::ConfigError::Toml { .. }) => return Err(e.into()),
+        Err(_) => None,
+    };
     // Scoped to this checkout's project unless asked: one developer's engine also holds other
     // repositories' images, whose workspaces may be registered elsewhere.
     let projects: Option<BTreeSet<String>> = match (&here, args.all_projects) {
@@ -37,11 +44,35 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
         .keep
         .or(here.as_ref().map(|c| c.prune_keep.value))
         .unwrap_or(3) as usize;
+    let budget_override = match args.budget.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            disk::parse_size(text).map_err(|e| config::ConfigError::Invalid {
+                path: "--budget".into(),
+                message: e.to_string(),
+            })?,
+        ),
+    };
+    let options = cleanup::Options {
+        projects: projects.clone(),
+        budget: args.budget.is_some(),
+        budget_override,
+        older_than: args.older_than,
+        dry_run: args.dry_run,
+    };
     let rt = super::runtime()?;
     rt.block_on(async {
         let engine = super::connect(&state).await?;
+        let report = cleanup::maintain(&engine, &state, &options).await?;
+        if options.budget {
+            return print_report(&report, &args);
+        }
+        if !args.json {
+            print_orphans(&report, &args);
+        }
         let images = prune::list(&engine, projects.as_ref()).await?;
-        let used = used_fingerprints(&engine, &state, projects.as_ref()).await;
+        let used =
+            prune::used_fingerprints(&engine, &state, &registry::list(&state), projects.as_ref()).await;
         let containers = prune::container_images(&engine).await?;
         let choice = prune::choose(
             images,
@@ -83,6 +114,9 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                 .collect();
             return super::print_json(&serde_json::json!({
                 "dry_run": args.dry_run,
+                "vanished": report.vanished,
+                "orphans": report.orphans,
+                "orphans_failed": report.orphans_failed,
                 "keep": keep,
                 "removed": removed,
                 "kept": kept,
@@ -126,30 +160,104 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// The fingerprints registered workspaces need: each one's current fingerprint (computed now,
-/// base image IDs included) and the last one it built (its workspace image is made on it).
-async fn used_fingerprints(
-    engine: &crate::engine::Engine,
-    state: &State,
-    projects: Option<&BTreeSet<String>>,
-) -> BTreeSet<String> {
-    let mut used = BTreeSet::new();
-    for ws in registry::list(state) {
-        if projects.is_some_and(|p| !p.contains(&ws.project)) {
-            continue;
+fn print_orphans(report: &cleanup::Report, args: &Args) {
+    for path in &report.vanished {
+        println!(
+            "unregistered {} (its directory is gone); its image tags are removed",
+            path.display()
+        );
+    }
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for tag in &report.orphans.tags {
+        if !report.orphans_failed.iter().any(|(t, _)| t == tag) {
+            println!("{verb} {tag} (its workspace is no longer registered)");
         }
-        used.extend(ws.images.values().filter_map(|s| s.fingerprint.clone()));
-        let Ok(plan) = Workspace::discover(&ws.path)
-            .map_err(config::ConfigError::from)
-            .and_then(|w| WorkspacePlan::load(state, &w, engine.ignore_dialect()))
-        else {
-            continue;
-        };
-        for image in &plan.images {
-            if let Ok(fp) = prebuild::fingerprint_image(engine, image).await {
-                used.insert(fp.hex);
+    }
+    for id in &report.orphans.untagged {
+        if !report.orphans_failed.iter().any(|(t, _)| t == id) {
+            let short = id.trim_start_matches("sha256:");
+            println!(
+                "{verb} untagged image {} (dockwarm's, left without a name by a rebuild)",
+                &short[..12.min(short.len())]
+            );
+        }
+    }
+    for (name, e) in &report.orphans_failed {
+        println!("left    {name} ({e})");
+    }
+}
+
+/// `prune --budget`: what the daemon runs after each build and hourly.
+fn print_report(report: &cleanup::Report, args: &Args) -> anyhow::Result<()> {
+    let failed = report.orphans_failed.len()
+        + report
+            .projects
+            .iter()
+            .map(|p| p.failed.len())
+            .sum::<usize>();
+    if args.json {
+        super::print_json(report)?;
+    } else {
+        let acted = !report.errors.is_empty()
+            || !report.vanished.is_empty()
+            || !report.orphans.tags.is_empty()
+            || !report.orphans.untagged.is_empty()
+            || report.projects.iter().any(|p| !p.removed.is_empty())
+            || report.builder_freed.is_some()
+            || failed > 0;
+        if !args.quiet || acted {
+            print_orphans(report, args);
+            let verb = if args.dry_run {
+                "would remove"
+            } else {
+                "removed"
+            };
+            for p in &report.projects {
+                for r in &p.removed {
+                    println!("{verb} {r} (least recently used, over the budget)");
+                }
+                for (name, e) in &p.failed {
+                    println!("left    {name} ({e})");
+                }
+                let state = if p.after <= p.budget {
+                    "under"
+                } else {
+                    "OVER (everything left is in use)"
+                };
+                println!(
+                    "{}: {} of dockwarm's images ({} image(s)), budget {} ({}): {state}{}",
+                    p.project,
+                    disk::human(p.after),
+                    p.images - if args.dry_run { 0 } else { p.removed.len() },
+                    disk::human(p.budget),
+                    p.budget_from,
+                    if p.before != p.after {
+                        format!(" (was {})", disk::human(p.before))
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            if let Some(freed) = report.builder_freed {
+                println!(
+                    "builder cache: {} freed by its keep-storage prune ([prune] builder_budget)",
+                    disk::human(freed)
+                );
+            }
+            if let Some(e) = &report.builder_error {
+                println!("builder cache: not pruned: {e}");
+            }
+            for e in &report.errors {
+                println!("{e}");
             }
         }
     }
-    used
+    if failed > 0 {
+        anyhow::bail!("{failed} image(s) or tag(s) could not be removed (see above)");
+    }
+    Ok(())
 }

@@ -34,6 +34,8 @@ pub struct Report {
     pub volumes: Vec<VolumeReport>,
     /// Every workspace's builds served warm and the cold build time they avoided.
     pub saved: Saved,
+    /// dockwarm's images against the budget, and the BuildKit cache, as last measured.
+    pub disk: crate::disk::View,
 }
 
 #[derive(Debug, Serialize)]
@@ -245,6 +247,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
         daemon,
         workspaces,
         volumes,
+        disk: crate::disk::view(state, here),
     })
 }
 
@@ -332,6 +335,7 @@ fn print(report: &Report) {
     } else {
         println!("volumes: sizes unknown while the engine is down");
     }
+    println!("{}", report.disk.line());
 }
 
 /// "  saved 3m12s (5 warm builds)", or nothing before the first warm build.

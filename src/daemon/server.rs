@@ -142,6 +142,8 @@ struct Daemon {
     registry_stamp: Option<SystemTime>,
     empty_since: Option<Instant>,
     stopping: bool,
+    /// Disk upkeep: vanished workspaces' tags, orphans, the budget (child processes).
+    maintenance: super::maintenance::Maintenance,
 }
 
 async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), DaemonError> {
@@ -191,7 +193,9 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
     })?;
     tokio::spawn(accept(listener, tx.clone()));
 
+    let maintenance = super::maintenance::Maintenance::new(&exe, &state);
     let mut d = Daemon {
+        maintenance,
         state,
         exe,
         tx,
@@ -376,7 +380,7 @@ impl Daemon {
         if let Some(retry) = self.retry_at {
             wake = wake.min(retry);
         }
-        wake
+        wake.min(self.maintenance.next_wake())
     }
 
     fn on_timer(&mut self) {
@@ -397,6 +401,9 @@ impl Daemon {
         }
         if self.next_rescan <= now {
             self.rescan(false);
+            self.maintenance.tick(&self.state);
+        } else if self.maintenance.next_wake() <= now {
+            self.maintenance.tick(&self.state);
         }
     }
 
@@ -452,9 +459,7 @@ impl Daemon {
             .cloned()
             .collect();
         for path in missing {
-            log(&format!("{} is gone; unregistering it", path.display()));
-            let _ = registry::remove(&self.state, &path);
-            self.untrack(&path);
+            self.vanished(&path);
         }
         if self.workspaces.is_empty() && self.queue.is_idle() {
             let since = *self.empty_since.get_or_insert_with(Instant::now);
@@ -465,6 +470,21 @@ impl Daemon {
         } else {
             self.empty_since = None;
         }
+    }
+
+    /// A workspace deleted without `dockwarm archive`: cleaned up as archive would (its tags
+    /// owed, removed by the upkeep child as soon as the engine answers) and unregistered.
+    fn vanished(&mut self, path: &Path) {
+        log(&format!(
+            "{} is gone; unregistering it and removing its image tags",
+            path.display()
+        ));
+        if let Err(e) = crate::cleanup::vanished(&self.state, path) {
+            log(&format!("{}: {e}", path.display()));
+            let _ = registry::remove(&self.state, path);
+        }
+        self.untrack(path);
+        self.maintenance.request();
     }
 
     fn untrack(&mut self, path: &Path) {
@@ -508,12 +528,7 @@ impl Daemon {
     /// [`Daemon::evaluate`], as `look` says (see [`Look`]).
     fn evaluate_as(&mut self, workspace: &Path, images: &BTreeSet<String>, look: Look) {
         if !workspace.is_dir() {
-            log(&format!(
-                "{} is gone; unregistering it",
-                workspace.display()
-            ));
-            let _ = registry::remove(&self.state, workspace);
-            self.untrack(workspace);
+            self.vanished(workspace);
             return;
         }
         if let Some(again) = self.evaluating.get_mut(workspace) {
@@ -656,6 +671,8 @@ impl Daemon {
                 self.backoff = Duration::from_secs(1);
                 view.result = Some("ok".into());
                 log(&format!("build {} {}: done", key.project, key.image));
+                // The budget holds after each build.
+                self.maintenance.request();
             }
             JobResult::Failed(error) => {
                 self.engine_up = Some(true);
