@@ -49,6 +49,8 @@ pub enum EngineError {
     },
     #[error("cannot read {path}: {reason}")]
     DockerConfig { path: String, reason: String },
+    #[error("{name}={value} is not valid UTF-8; set it to the engine's address (or unset it)")]
+    NotUtf8 { name: String, value: String },
     #[error("Docker engine request failed: {0}")]
     Api(#[from] bollard::errors::Error),
 }
@@ -70,14 +72,14 @@ impl fmt::Display for Endpoint {
 
 /// Resolves the endpoint without touching the network.
 pub fn resolve_endpoint() -> Result<Endpoint, EngineError> {
-    if let Some(host) = non_empty_env("DOCKER_HOST") {
+    if let Some(host) = non_empty_env("DOCKER_HOST")? {
         return Ok(Endpoint {
             host,
             origin: "DOCKER_HOST".into(),
         });
     }
     let config_dir = docker_config_dir();
-    let (context, origin) = match non_empty_env("DOCKER_CONTEXT") {
+    let (context, origin) = match non_empty_env("DOCKER_CONTEXT")? {
         Some(name) => (Some(name), "DOCKER_CONTEXT".to_string()),
         None => (
             current_context(&config_dir.join("config.json"))?,
@@ -90,8 +92,16 @@ pub fn resolve_endpoint() -> Result<Endpoint, EngineError> {
     Ok(default_socket())
 }
 
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// A variable that must be text (an address, a context name): one that is not is an error
+/// naming it, never silently another engine.
+fn non_empty_env(name: &str) -> Result<Option<String>, EngineError> {
+    match std::env::var_os(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.into_string().map(Some).map_err(|v| EngineError::NotUtf8 {
+            name: name.into(),
+            value: crate::workspace::escaped(&v),
+        }),
+    }
 }
 
 fn home() -> PathBuf {
@@ -101,7 +111,8 @@ fn home() -> PathBuf {
 }
 
 fn docker_config_dir() -> PathBuf {
-    non_empty_env("DOCKER_CONFIG")
+    std::env::var_os("DOCKER_CONFIG")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| home().join(".docker"))
 }

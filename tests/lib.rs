@@ -9,6 +9,7 @@ mod bad_input;
 mod context_engine;
 mod daemon_engine;
 mod doctor;
+mod faults;
 mod hooks_git;
 mod prebuild_engine;
 mod prune_engine;

@@ -1,0 +1,267 @@
+//! Faults and hostile input (issue #16): what a hostile or unlucky user's machine does to
+//! dockwarm — a lockfile that never ends, bytes that are not UTF-8, a daemon started under the
+//! wrong engine, `kill -9` mid-build, an unwritable or corrupted state directory — with real
+//! git, real processes and the real engine. `scripts/faults.sh` runs the same matrix from the
+//! outside and prints a table.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{busybox, engine, git, git_env, Project};
+
+/// Lockfile, an install step (`sleep` long enough to be caught mid-build), then the source.
+fn dockerfile(sleep: u32) -> String {
+    format!(
+        "FROM dockwarm-test/busybox:latest\nWORKDIR /app\nCOPY deps.lock ./\n\
+         RUN sh -c 'sleep {sleep}; cat deps.lock > /app/installed'\nCOPY . .\n"
+    )
+}
+
+const COMPOSE: &str = "services:\n  app:\n    build:\n      context: .\n";
+
+/// A project whose daemon is stopped (killed if need be) when the test ends.
+struct Fx {
+    p: Project,
+    envs: Vec<(OsString, OsString)>,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+impl Fx {
+    fn new(sleep: u32) -> Fx {
+        busybox();
+        let p = Project::new(&[
+            ("Dockerfile", &dockerfile(sleep)),
+            ("compose.yaml", COMPOSE),
+            ("src/main.sh", "echo hi\n"),
+        ]);
+        p.write("deps.lock", &format!("base==1\n# {}\n", p.name));
+        git(&p.root, &["add", "-A"]);
+        git(&p.root, &["commit", "-qm", "lock"]);
+        let mut fx = Fx {
+            p,
+            envs: Vec::new(),
+        };
+        fx.env("DOCKWARM_DAEMON_IDLE_EXIT", "30");
+        fx.env("DOCKWARM_DAEMON_RESCAN_MS", "500");
+        fx
+    }
+
+    fn env(&mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) {
+        let k = k.as_ref().to_os_string();
+        self.envs.retain(|(n, _)| *n != k);
+        self.envs.push((k, v.as_ref().to_os_string()));
+    }
+
+    fn cmd(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dockwarm"));
+        c.args(args)
+            .current_dir(dir)
+            .env("DOCKWARM_STATE_DIR", &self.p.state)
+            .env("NO_COLOR", "1")
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        self.cmd(dir, args).output().unwrap()
+    }
+
+    fn ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.run(dir, args);
+        assert!(out.status.success(), "dockwarm {args:?}: {}", show(&out));
+        text(&out.stdout)
+    }
+
+    /// `daemon status --json`, bounded: a daemon that does not answer fails the test.
+    fn daemon(&self) -> Value {
+        serde_json::from_str(&self.ok(&self.p.root, &["daemon", "status", "--json"])).unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.p.state.join("logs/daemon.log")).unwrap_or_default()
+    }
+
+    /// Waits until the daemon has nothing running or queued and `done` jobs finished.
+    fn wait_idle(&self, done: usize, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.daemon();
+            let d = &s["daemon"];
+            let idle = d["running"].as_array().is_some_and(|a| a.is_empty())
+                && d["queued"].as_array().is_some_and(|a| a.is_empty());
+            let finished = d["history"].as_array().map(|a| a.len()).unwrap_or(0);
+            if idle && finished >= done {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon not idle after {within:?}: {s:#}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.p.state.join("daemon.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Fx {
+    fn drop(&mut self) {
+        // Whatever a test did to the state dir's modes, put them back so it can be removed.
+        let _ = std::fs::set_permissions(&self.p.state, std::fs::Permissions::from_mode(0o700));
+        let _ = self.run(&self.p.root, &["daemon", "stop"]);
+        if let Some(pid) = self.pid() {
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
+fn assert_no_panic(what: &str, out: &Output) {
+    let err = text(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "{what} panicked: {}",
+        show(out)
+    );
+    assert!(
+        !err.contains("panicked")
+            && !err.contains("RUST_BACKTRACE")
+            && !err.contains("internal error"),
+        "{what}: {}",
+        show(out)
+    );
+}
+
+fn non_utf8(prefix: &str) -> OsString {
+    let mut b = prefix.as_bytes().to_vec();
+    b.extend_from_slice(b"caf\xe9");
+    OsStr::from_bytes(&b).to_os_string()
+}
+
+/// Point 2: a variable that is not UTF-8 in the environment of every command, and of the
+/// daemon they start, panics nothing; the daemon started from that shell builds.
+#[test]
+fn a_non_utf8_variable_panics_no_command_and_the_daemon_it_starts_builds() {
+    if !engine() {
+        return;
+    }
+    let mut fx = Fx::new(0);
+    fx.env("JUNK", non_utf8(""));
+    let root = fx.p.root.clone();
+    for args in [
+        &["config"][..],
+        &["fingerprint"],
+        &["status"],
+        &["hooks", "status"],
+        &["doctor"],
+        &["daemon", "status"],
+    ] {
+        assert_no_panic(&format!("{args:?}"), &fx.run(&root, args));
+    }
+    // init starts the daemon from this environment; its first job builds.
+    let out = fx.run(&root, &["init"]);
+    assert_no_panic("init", &out);
+    assert!(out.status.success(), "{}", show(&out));
+    let st = fx.wait_idle(1, Duration::from_secs(90));
+    assert_eq!(
+        st["daemon"]["history"][0]["result"],
+        "ok",
+        "{st:#}\n{}",
+        fx.log()
+    );
+    // A real checkout fires the hook with the variable in git's environment.
+    let out = Command::new("git")
+        .args(["checkout", "-q", "-b", "other"])
+        .current_dir(&root)
+        .envs(git_env())
+        .env("DOCKWARM_STATE_DIR", &fx.p.state)
+        .env("JUNK", non_utf8(""))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_no_panic("the post-checkout hook", &out);
+    let out = fx.run(&root, &["prebuild"]);
+    assert_no_panic("prebuild", &out);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_no_panic("status", &fx.run(&root, &["status"]));
+    assert_no_panic("archive", &fx.run(&root, &["archive"]));
+}
+
+/// Point 2: a checkout at a path that is not UTF-8 gets one line naming it, from a command and
+/// from the hook git runs when `git worktree add` makes it.
+#[test]
+fn a_non_utf8_checkout_path_gets_one_line_from_commands_and_hooks() {
+    if !engine() {
+        return;
+    }
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    fx.ok(&root, &["init"]);
+    let mut name = fx.p.tmp.path().as_os_str().to_os_string();
+    name.push("/");
+    name.push(non_utf8("wt-"));
+    let wt = PathBuf::from(name);
+    let out = Command::new("git")
+        .arg("worktree")
+        .arg("add")
+        .arg("-q")
+        .arg("-b")
+        .arg("b2")
+        .arg(&wt)
+        .current_dir(&root)
+        .envs(git_env())
+        .env("DOCKWARM_STATE_DIR", &fx.p.state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_no_panic("the hook of `git worktree add`", &out);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not valid UTF-8") && err.contains("wt-caf"),
+        "the hook names the problem: {err}"
+    );
+    for args in [
+        &["init"][..],
+        &["config"],
+        &["prebuild"],
+        &["status"],
+        &["archive"],
+    ] {
+        let out = fx.run(&wt, args);
+        assert_no_panic(&format!("{args:?}"), &out);
+        let err = text(&out.stderr);
+        if args != ["status"] {
+            assert!(!out.status.success(), "{args:?}: {}", show(&out));
+            assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+            assert!(err.contains("not valid UTF-8"), "{args:?}: {err}");
+        }
+    }
+}
