@@ -30,11 +30,7 @@ pub fn spawn_logged(
     if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > 1 << 20) {
         let _ = std::fs::rename(&log_path, log_path.with_extension("log.1"));
     }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io)?;
+    let log = crate::state::open_private_append(&log_path).map_err(io)?;
     let child = Command::new(exe)
         .args(args)
         .current_dir(dir)

@@ -265,3 +265,149 @@ fn a_non_utf8_checkout_path_gets_one_line_from_commands_and_hooks() {
         }
     }
 }
+
+/// Every entry under `dir` that other users could read, write or enter.
+fn loose_modes(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut loose = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let m = std::fs::symlink_metadata(&d).unwrap();
+        if m.mode() & 0o077 != 0 {
+            loose.push(format!("{} {:o}", d.display(), m.mode() & 0o7777));
+        }
+        if m.is_dir() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+        }
+    }
+    loose
+}
+
+/// Point 6: with a umask of 0, everything dockwarm writes in its state directory (registry,
+/// build records and logs, locks, the daemon's pid, log and socket) is 0700/0600; a state
+/// directory left open by an older dockwarm is tightened by the next command.
+#[test]
+fn the_state_directory_is_private_whatever_the_umask() {
+    if !engine() {
+        return;
+    }
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    let umask0 = |args: &[&str]| {
+        let mut c = fx.cmd(&root, &[]);
+        let c = c
+            .arg("-c")
+            .arg("umask 000; exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_dockwarm"))
+            .args(args);
+        // `cmd` put the binary first: run sh instead, with the same environment.
+        let mut sh = Command::new("sh");
+        sh.args(c.get_args());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        sh.current_dir(&root).output().unwrap()
+    };
+    let out = umask0(&["init"]);
+    assert!(out.status.success(), "{}", show(&out));
+    fx.wait_idle(1, Duration::from_secs(90));
+    let out = umask0(&["prebuild"]);
+    assert!(out.status.success(), "{}", show(&out));
+    for must in [
+        "workspaces",
+        "builds",
+        "logs/daemon.log",
+        "locks",
+        "daemon.pid",
+        "daemon.sock",
+    ] {
+        assert!(fx.p.state.join(must).exists(), "{must} was not made");
+    }
+    assert!(
+        std::fs::read_dir(fx.p.state.join("logs")).unwrap().count() >= 2,
+        "a build log besides the daemon's"
+    );
+    let loose = loose_modes(&fx.p.state);
+    assert!(loose.is_empty(), "readable by others: {loose:#?}");
+
+    // An older dockwarm's directory, open to all: the next command closes it.
+    std::fs::set_permissions(&fx.p.state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fx.ok(&root, &["status"]);
+    use std::os::unix::fs::MetadataExt;
+    let mode = std::fs::metadata(&fx.p.state).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o700, "state dir left {mode:o}");
+}
+
+/// Point 7: a state path that is a regular file is named, with the fix, by every command that
+/// needs it, and by `doctor`.
+#[test]
+fn a_state_path_that_is_a_file_is_named_with_its_fix() {
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    std::fs::write(&fx.p.state, "not a directory\n").unwrap();
+    for args in [&["status"][..], &["init"], &["daemon", "start"], &["logs"]] {
+        let out = fx.run(&root, args);
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {}", show(&out));
+        assert!(
+            err.contains(&fx.p.state.display().to_string())
+                && err.contains("not a directory")
+                && err.contains("DOCKWARM_STATE_DIR"),
+            "{args:?}: {}",
+            show(&out)
+        );
+    }
+    let out = fx.run(&root, &["doctor"]);
+    let said = text(&out.stdout);
+    assert!(
+        said.lines().any(|l| l.starts_with("FAIL state directory")
+            && l.contains(&fx.p.state.display().to_string())),
+        "{}",
+        show(&out)
+    );
+    std::fs::remove_file(&fx.p.state).unwrap();
+}
+
+/// Point 7: a build record that does not read is reported by `doctor` and rewritten by the
+/// next prebuild, instead of being skipped silently forever.
+#[test]
+fn a_corrupt_build_record_is_reported_and_rewritten() {
+    if !engine() {
+        return;
+    }
+    let mut fx = Fx::new(0);
+    fx.env("DOCKWARM_DAEMON", "0");
+    let root = fx.p.root.clone();
+    fx.ok(&root, &["prebuild"]);
+    let builds = fx.p.state.join("builds");
+    let record = std::fs::read_dir(&builds)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a build record");
+    std::fs::write(&record, "{\"fingerprint\": \"trunc").unwrap();
+    let out = fx.run(&root, &["doctor"]);
+    let said = text(&out.stdout);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("warn state directory")
+                && l.contains(&record.display().to_string())),
+        "{}",
+        show(&out)
+    );
+    fx.ok(&root, &["prebuild"]);
+    let back: Value = serde_json::from_slice(&std::fs::read(&record).unwrap())
+        .unwrap_or_else(|e| panic!("{} still does not read: {e}", record.display()));
+    assert_eq!(back["status"], "cached", "{back:#}");
+    let out = fx.run(&root, &["doctor"]);
+    assert!(
+        text(&out.stdout).contains("ok   state directory"),
+        "{}",
+        show(&out)
+    );
+}

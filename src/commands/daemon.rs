@@ -161,7 +161,7 @@ pub fn log_path(state: &State) -> std::path::PathBuf {
 /// while one runs exits at once on the lock, so racing starters are harmless.
 pub fn spawn(state: &State) -> anyhow::Result<u32> {
     let dir = state.root().to_path_buf();
-    std::fs::create_dir_all(&dir)?;
+    state.ensure_root()?;
     Ok(crate::background::spawn_logged(
         state,
         &dir,

@@ -139,6 +139,11 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         what: format!("listen on {}", socket.display()),
         source,
     })?;
+    // The state directory (0700) already keeps other users out; the socket says so too.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
+    }
     crate::state::write_atomic(
         &super::pid_path(&state),
         std::process::id().to_string().as_bytes(),
