@@ -411,3 +411,105 @@ fn a_corrupt_build_record_is_reported_and_rewritten() {
         show(&out)
     );
 }
+
+/// Asks the daemon for its status over its socket, giving it `within` to answer.
+fn daemon_answers(state: &Path, within: Duration) -> Result<Value, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(state.join("daemon.sock"))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(within)).unwrap();
+    s.set_write_timeout(Some(within)).unwrap();
+    s.write_all(b"{\"op\":\"status\"}\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(&s)
+        .read_line(&mut line)
+        .map_err(|e| format!("no answer within {within:?}: {e}"))?;
+    serde_json::from_str(&line).map_err(|e| format!("{e}: {line}"))
+}
+
+/// Point 1: a lockfile that never ends (a symlink to /dev/zero) is refused by name at once;
+/// the daemon keeps answering throughout and builds again when the file comes back.
+#[test]
+fn a_lockfile_that_never_ends_jams_nothing() {
+    if !engine() {
+        return;
+    }
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    fx.ok(&root, &["daemon", "start"]);
+    fx.ok(&root, &["init"]);
+    fx.wait_idle(1, Duration::from_secs(90));
+    let lock = root.join("deps.lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &lock).unwrap();
+    // Until the daemon has looked at it (its log names it), and a little past that, every
+    // status request gets its answer within a second.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut after_seen = 0;
+    while after_seen < 10 {
+        if let Err(e) = daemon_answers(&fx.p.state, Duration::from_secs(1)) {
+            panic!("the daemon stopped answering: {e}\n{}", fx.log());
+        }
+        if fx.log().contains("is a character device") {
+            after_seen += 1;
+        }
+        assert!(Instant::now() < deadline, "never evaluated:\n{}", fx.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The user's commands say what is wrong, and finish.
+    for args in [&["fingerprint"][..], &["prebuild"]] {
+        let out = fx.run(&root, args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
+        assert!(
+            err.contains("deps.lock is a character device, not a regular file"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = fx.run(&root, &["status"]);
+    assert_no_panic("status", &out);
+    let d = fx.daemon();
+    assert_eq!(d["running"], true, "{d:#}");
+    // The file comes back, changed: the daemon builds it.
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::write(&lock, format!("restored==2\n# {}\n", fx.p.name)).unwrap();
+    let st = fx.wait_idle(2, Duration::from_secs(90));
+    let last = st["daemon"]["history"].as_array().unwrap().last().cloned();
+    assert_eq!(last.unwrap()["result"], "ok", "{st:#}\n{}", fx.log());
+}
+
+/// Point 1 and 7: a FIFO, a directory or a file over the size cap where a lockfile should be
+/// is an error naming the path, and the directory says why the COPY became a source copy.
+#[test]
+fn inputs_that_are_not_regular_files_are_named() {
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    let lock = root.join("deps.lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+    let out = fx.run(&root, &["fingerprint"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        err.contains("`deps.lock` is a directory here") && err.contains("put the file back"),
+        "{err}"
+    );
+    std::fs::remove_dir(&lock).unwrap();
+    std::fs::write(&lock, "x".repeat(5000)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dockwarm"))
+        .arg("fingerprint")
+        .current_dir(&root)
+        .env("DOCKWARM_STATE_DIR", &fx.p.state)
+        .env("DOCKWARM_MAX_INPUT_BYTES", "4096")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(err.contains("deps.lock is over 4096 bytes"), "{err}");
+    // A symlink to a regular file is followed.
+    std::fs::write(root.join("real.lock"), "real\n").unwrap();
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink("real.lock", &lock).unwrap();
+    fx.ok(&root, &["fingerprint"]);
+}
