@@ -20,6 +20,16 @@ pub fn spawn_logged(
     args: &[&str],
     log_name: &str,
 ) -> Result<u32, StateError> {
+    Ok(spawn_child(state, dir, args, log_name)?.id())
+}
+
+/// Like [`spawn_logged`], keeping the child, so the caller can see whether it died at once.
+pub fn spawn_child(
+    state: &State,
+    dir: &Path,
+    args: &[&str],
+    log_name: &str,
+) -> Result<std::process::Child, StateError> {
     use std::os::unix::process::CommandExt;
     let io = |source: std::io::Error| StateError::Io {
         path: state.root().display().to_string(),
@@ -47,7 +57,7 @@ pub fn spawn_logged(
         .process_group(0)
         .spawn()
         .map_err(io)?;
-    Ok(child.id())
+    Ok(child)
 }
 
 /// Where background runs write.

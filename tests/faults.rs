@@ -513,3 +513,161 @@ fn inputs_that_are_not_regular_files_are_named() {
     std::os::unix::fs::symlink("real.lock", &lock).unwrap();
     fx.ok(&root, &["fingerprint"]);
 }
+
+/// The unprivileged user the tests run dockwarm as where root would ignore file modes.
+const NOBODY: &str = "65534";
+
+/// `dockwarm ARGS` in `dir` as user `nobody` (whose home is `home`), with `state`.
+fn as_nobody(dir: &Path, home: &Path, state: &Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_dockwarm"),
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", home)
+        .env("DOCKWARM_STATE_DIR", state)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn chown_nobody(path: &Path) {
+    crate::common::sh(
+        Command::new("chown")
+            .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+            .arg(path),
+    );
+}
+
+/// Point 5: with a state directory the daemon cannot create its socket in, `init` does not say
+/// "started the daemon": it says the background prebuild could not start, and why, and fails.
+/// Run as `nobody`, since root writes through any mode.
+#[test]
+fn init_says_when_the_background_prebuild_could_not_start() {
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    let home = fx.p.tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    chown_nobody(fx.p.tmp.path());
+    let state = fx.p.state.clone();
+    let out = as_nobody(&root, &home, &state, &["init"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let out = as_nobody(&root, &home, &state, &["daemon", "stop"]);
+    assert!(out.status.success(), "{}", show(&out));
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let out = as_nobody(&root, &home, &state, &["init"]);
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let said = text(&out.stdout);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(!said.contains("started the daemon"), "{}", show(&out));
+    assert!(said.contains("prebuild: not started"), "{}", show(&out));
+    assert!(
+        err.contains("could not start")
+            && err.contains("daemon.sock")
+            && err.contains("Permission denied"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// Point 5: inits at once each name the daemon that runs, never one that lost the race and
+/// exited.
+#[test]
+fn concurrent_inits_name_the_daemon_that_runs() {
+    if !engine() {
+        return;
+    }
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            fx.cmd(&root, &["init"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let running = fx.daemon()["daemon"]["pid"]
+        .as_u64()
+        .expect("a daemon runs");
+    for out in &outs {
+        assert!(out.status.success(), "{}", show(out));
+        let said = text(&out.stdout);
+        let line = said
+            .lines()
+            .find(|l| l.starts_with("prebuild:"))
+            .unwrap_or_else(|| panic!("{}", show(out)));
+        if let Some(rest) = line.split("(pid ").nth(1) {
+            let pid: u64 = rest.split(')').next().unwrap().parse().unwrap();
+            assert_eq!(
+                pid, running,
+                "an init named a daemon that is not running: {line}"
+            );
+        } else {
+            assert!(
+                line.contains("handed to the daemon") || line.contains("prebuilding"),
+                "{line}"
+            );
+        }
+    }
+}
+
+/// Point 5: a hook whose daemon takes the request but never answers does not claim
+/// "prebuilding"; it says the daemon did not acknowledge the change. A real `git checkout`.
+#[test]
+fn a_hook_does_not_claim_prebuilding_to_a_daemon_that_does_not_answer() {
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    let mut env = fx.envs.clone();
+    env.push(("DOCKWARM_STATE_DIR".into(), fx.p.state.clone().into()));
+    let checkout = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(&root)
+            .envs(git_env())
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    };
+    // A jammed daemon: it holds the socket and never reads or answers.
+    std::fs::create_dir_all(&fx.p.state).unwrap();
+    let sock = fx.p.state.join("daemon.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    // Hooks in place; the first checkout registers the workspace.
+    crate::common::sh(&mut fx.cmd(&root, &["hooks", "install"]));
+    let out = checkout(&["checkout", "-q", "-b", "next"]);
+    assert!(
+        text(&out.stderr).contains("did not acknowledge"),
+        "{}",
+        show(&out)
+    );
+    fx.p.write("deps.lock", "changed==2\n");
+    git(&root, &["commit", "-qam", "lock"]);
+    // Back to main (its lockfile is the one registered: nothing to say), then to the change.
+    let out = checkout(&["checkout", "-q", "main"]);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        show(&out)
+    );
+    let out = checkout(&["checkout", "-q", "next"]);
+    drop(listener);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(err.contains("dependencies of app changed"), "{err}");
+    assert!(!err.contains("prebuilding"), "{err}");
+    assert!(err.contains("did not acknowledge"), "{err}");
+}
