@@ -671,3 +671,59 @@ fn a_hook_does_not_claim_prebuilding_to_a_daemon_that_does_not_answer() {
     assert!(!err.contains("prebuilding"), "{err}");
     assert!(err.contains("did not acknowledge"), "{err}");
 }
+
+/// Point 7: `status` with the engine back finishes the cleanups an archive owed while it was
+/// down, as the README says the next dockwarm that reaches the engine does.
+#[test]
+fn status_finishes_the_cleanups_an_archive_owed_while_the_engine_was_down() {
+    if !engine() {
+        return;
+    }
+    let mut fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    // The daemon init starts builds and tags the workspace's image; then it stops.
+    fx.ok(&root, &["init"]);
+    fx.wait_idle(1, Duration::from_secs(90));
+    fx.ok(&root, &["daemon", "stop"]);
+    let tag = format!("{}-app", fx.p.name);
+    let exists = |t: &str| {
+        Command::new("docker")
+            .args(["image", "inspect", t])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(exists(&tag), "{tag} was not made");
+    let dead = fx.p.tmp.path().join("no-engine.sock");
+    fx.env("DOCKER_HOST", format!("unix://{}", dead.display()));
+    let said = fx.ok(&root, &["archive"]);
+    assert!(said.contains("engine unreachable"), "{said}");
+    assert!(exists(&tag), "archive reached the engine after all");
+    fx.envs.retain(|(k, _)| k != "DOCKER_HOST");
+    let out = fx.run(&root, &["status"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(!exists(&tag), "status left {tag}: {}", show(&out));
+    let pending = std::fs::read_dir(fx.p.state.join("pending"))
+        .unwrap()
+        .count();
+    assert_eq!(pending, 0, "cleanups still owed");
+}
+
+/// Point 7: `hooks uninstall` in a read-only hooks directory says to run `uninstall` again,
+/// not `install`.
+#[test]
+fn hooks_uninstall_in_a_read_only_dir_names_uninstall() {
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    fx.ok(&root, &["hooks", "install"]);
+    let hooks = root.join(".git/hooks");
+    std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out = fx.run(&root, &["hooks", "uninstall"]);
+    std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(err.contains("read-only"), "{err}");
+    assert!(err.contains("`dockwarm hooks uninstall` again"), "{err}");
+    assert!(!err.contains("hooks install"), "{err}");
+}

@@ -14,7 +14,6 @@ use serde::Serialize;
 
 use crate::config;
 use crate::daemon::protocol::DaemonStatus;
-use crate::engine::Engine;
 use crate::fingerprint;
 use crate::ignore::Dialect;
 use crate::prebuild;
@@ -98,7 +97,9 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
     let daemon = super::daemon::query(state);
     let rt = super::runtime()?;
     let engine = rt.block_on(async {
-        match tokio::time::timeout(ENGINE_BUDGET, Engine::connect()).await {
+        // Through `connect`: cleanups owed by archives made while the engine was down are
+        // finished by the next dockwarm that reaches it, this one.
+        match tokio::time::timeout(ENGINE_BUDGET, super::connect(state)).await {
             Ok(Ok(e)) => Ok(e),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {}s", ENGINE_BUDGET.as_secs())),
