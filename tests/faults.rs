@@ -727,3 +727,75 @@ fn hooks_uninstall_in_a_read_only_dir_names_uninstall() {
     assert!(err.contains("`dockwarm hooks uninstall` again"), "{err}");
     assert!(!err.contains("hooks install"), "{err}");
 }
+
+/// `dockwarm prebuild --full` processes whose working directory is `dir`.
+fn full_prebuilds_in(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is = args.iter().any(|a| *a == b"prebuild") && args.iter().any(|a| *a == b"--full");
+        if is && std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c == dir) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Point 4: `kill -9` of the daemon mid-build, and a new daemon at once: never two builds of
+/// the workspace at the same time; the new daemon waits for the orphan, then finishes.
+#[test]
+fn after_kill_9_a_new_daemon_never_builds_beside_the_orphan() {
+    if !engine() {
+        return;
+    }
+    let fx = Fx::new(6);
+    let root = fx.p.root.clone();
+    fx.ok(&root, &["daemon", "start"]);
+    let first = fx.pid().unwrap();
+    fx.ok(&root, &["init"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while full_prebuilds_in(&root).is_empty() {
+        assert!(Instant::now() < deadline, "no build started\n{}", fx.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{first}")).exists() {
+        assert!(Instant::now() < deadline, "the daemon survived kill -9");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fx.ok(&root, &["daemon", "start"]);
+    // Until the new daemon is idle, never more than one full build of the workspace.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let builds = full_prebuilds_in(&root);
+        assert!(
+            builds.len() <= 1,
+            "two builds of one workspace at once: {builds:?}\n{}",
+            fx.log()
+        );
+        let d = fx.daemon();
+        let d = &d["daemon"];
+        let idle = d["running"].as_array().is_some_and(|a| a.is_empty())
+            && d["queued"].as_array().is_some_and(|a| a.is_empty())
+            && d["history"].as_array().is_some_and(|a| !a.is_empty());
+        if idle && builds.is_empty() {
+            assert_eq!(d["history"][0]["result"], "ok", "{d:#}\n{}", fx.log());
+            break;
+        }
+        assert!(Instant::now() < deadline, "not idle: {d:#}\n{}", fx.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st: Value = serde_json::from_str(&fx.ok(&root, &["status", "--json"])).unwrap();
+    assert_eq!(st["workspaces"][0]["images"][0]["state"], "warm", "{st:#}");
+}

@@ -48,6 +48,17 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    // One full build of a workspace at a time, whoever started it (a daemon killed mid-build
+    // leaves its child running; the next daemon waits on this lock instead of racing it).
+    let _building = if args.full {
+        Some(crate::daemon::orphans::hold(
+            &state,
+            &config.root,
+            args.json || args.quiet,
+        )?)
+    } else {
+        None
+    };
     let options = Options {
         backend: args.backend.unwrap_or(config.backend.value),
         quiet: args.json || args.quiet,

@@ -679,6 +679,17 @@ async fn run_job(exe: &Path, job: &Job) -> JobResult {
 
 async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), String> {
     use std::process::Stdio;
+    // A build an earlier daemon left running (killed mid-build) holds the workspace: wait for
+    // it rather than start a second build beside it.
+    if let Ok(state) = State::open() {
+        if super::orphans::busy(&state, workspace) {
+            log(&format!(
+                "{} is being built by another process (an earlier daemon's build?); waiting for it",
+                workspace.display()
+            ));
+            super::orphans::wait_for(&state, workspace).await;
+        }
+    }
     log(&format!("prebuild {image} in {}", workspace.display()));
     let mut cmd = tokio::process::Command::new(exe);
     cmd.args(["prebuild", "--full", "--quiet", image])
