@@ -799,3 +799,69 @@ fn after_kill_9_a_new_daemon_never_builds_beside_the_orphan() {
     let st: Value = serde_json::from_str(&fx.ok(&root, &["status", "--json"])).unwrap();
     assert_eq!(st["workspaces"][0]["images"][0]["state"], "warm", "{st:#}");
 }
+
+/// Point 3: a daemon started under a wrong `DOCKER_HOST` builds a workspace on the engine its
+/// user's shell names, and `status` names the daemon's engine error for a workspace whose
+/// shell named an engine that does not answer.
+#[test]
+fn a_daemon_started_under_a_wrong_docker_host_builds_on_the_users_engine() {
+    if !engine() {
+        return;
+    }
+    let fx = Fx::new(0);
+    let root = fx.p.root.clone();
+    let bad = format!(
+        "unix://{}",
+        fx.p.tmp.path().join("no-engine.sock").display()
+    );
+    let out = fx
+        .cmd(&root, &["daemon", "start"])
+        .env("DOCKER_HOST", &bad)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    // From a correct shell: it builds.
+    fx.ok(&root, &["init"]);
+    let st = fx.wait_idle(1, Duration::from_secs(60));
+    assert_eq!(
+        st["daemon"]["history"][0]["result"],
+        "ok",
+        "{st:#}\n{}",
+        fx.log()
+    );
+    // A second workspace set up from a shell with the wrong engine: its build waits, and
+    // status, from the correct shell, says why.
+    let wt = fx.p.tmp.path().join(format!("{}-wt", fx.p.name));
+    git(
+        &root,
+        &["worktree", "add", "-q", "-b", "wt", wt.to_str().unwrap()],
+    );
+    let out = fx
+        .cmd(&wt, &["init"])
+        .env("DOCKER_HOST", &bad)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = fx.daemon();
+        if d["daemon"]["engine"] == "down" {
+            let err = d["daemon"]["engine_error"].as_str().unwrap_or_default();
+            assert!(err.contains("no-engine.sock"), "{d:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{d:#}\n{}", fx.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let said = fx.ok(&root, &["status"]);
+    assert!(
+        said.contains("cannot reach its engine") && said.contains("no-engine.sock"),
+        "{said}"
+    );
+    let said = fx.ok(&root, &["daemon", "status"]);
+    assert!(
+        said.contains("engine error") && said.contains("no-engine.sock"),
+        "{said}"
+    );
+    crate::common::cleanup_project(&format!("{}-wt", fx.p.name));
+}

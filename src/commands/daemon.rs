@@ -122,9 +122,19 @@ fn status(state: &State, json: bool) -> anyhow::Result<()> {
         return Ok(());
     };
     println!(
-        "daemon: running (pid {}), {} workspace(s), {} watched dir(s), engine {}",
-        s.pid, s.workspaces, s.watched_dirs, s.engine
+        "daemon: running (pid {}), {} workspace(s), {} watched dir(s), engine {}{}",
+        s.pid,
+        s.workspaces,
+        s.watched_dirs,
+        s.engine,
+        s.engine_endpoint
+            .as_ref()
+            .map(|e| format!(" at {e}"))
+            .unwrap_or_default()
     );
+    if let Some(e) = &s.engine_error {
+        println!("  engine error: {e}");
+    }
     let jobs = [("building", &s.running), ("queued", &s.queued)];
     for (what, list) in jobs {
         for j in list {

@@ -130,10 +130,12 @@ fn record(
                 compose_project: config.compose_project.value.clone(),
                 registered_at: now_secs(),
                 images: Default::default(),
+                engine: None,
             },
         )?;
     }
     registry::update(state, &ws.root, |w| {
+        w.engine = Some(crate::engine::EngineEnv::from_process());
         for (image, digest) in digests {
             let seen: &mut ImageSeen = w.images.entry(image.clone()).or_default();
             seen.set_inputs_digest(digest);

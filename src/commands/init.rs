@@ -44,6 +44,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
             .map(|p| p.registered_at)
             .unwrap_or_else(now_secs),
         images: previous.map(|p| p.images).unwrap_or_default(),
+        engine: Some(crate::engine::EngineEnv::from_process()),
     };
     registry::put(&state, &record)?;
     println!(

@@ -240,6 +240,10 @@ fn print(report: &Report) {
         ),
         None => println!("daemon: not running (`dockwarm daemon start`)"),
     }
+    // Queued work waits on the daemon's engine, which may not be the one this shell reaches.
+    if let Some(e) = report.daemon.as_ref().and_then(|d| d.engine_error.as_ref()) {
+        println!("daemon: cannot reach its engine, so builds wait: {e}");
+    }
     if let Some(e) = &report.engine.error {
         println!(
             "engine: down ({e}); showing what the state directory knows (fingerprints are the last built)"

@@ -8,6 +8,7 @@
 //! `docs/daemon-protocol.md`.
 
 pub mod client;
+pub mod engine_env;
 pub mod orphans;
 pub mod protocol;
 pub mod queue;
