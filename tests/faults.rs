@@ -135,7 +135,7 @@ impl Drop for Fx {
         // Whatever a test did to the state dir's modes, put them back so it can be removed.
         let _ = std::fs::set_permissions(&self.p.state, std::fs::Permissions::from_mode(0o700));
         let _ = self.run(&self.p.root, &["daemon", "stop"]);
-        if let Some(pid) = self.pid() {
+        if let Some(pid) = self.pid().filter(|p| *p != std::process::id()) {
             if Path::new(&format!("/proc/{pid}")).exists() {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
@@ -334,6 +334,23 @@ fn the_state_directory_is_private_whatever_the_umask() {
     );
     let loose = loose_modes(&fx.p.state);
     assert!(loose.is_empty(), "readable by others: {loose:#?}");
+    // Another local user, with every directory above the state dir open to them, cannot reach
+    // the daemon's socket.
+    std::fs::set_permissions(fx.p.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = fx.p.tmp.path().join("nobody-home");
+    let out = as_nobody(
+        Path::new("/"),
+        &home,
+        &fx.p.state,
+        &["daemon", "status", "--json"],
+    );
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+    assert_eq!(
+        v["running"], false,
+        "another user reached the daemon: {v:#}"
+    );
+    assert!(fx.daemon()["running"] == true);
 
     // An older dockwarm's directory, open to all: the next command closes it.
     std::fs::set_permissions(&fx.p.state, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -664,12 +681,26 @@ fn a_hook_does_not_claim_prebuilding_to_a_daemon_that_does_not_answer() {
         show(&out)
     );
     let out = checkout(&["checkout", "-q", "next"]);
-    drop(listener);
     let err = text(&out.stderr);
     assert!(out.status.success(), "{}", show(&out));
     assert!(err.contains("dependencies of app changed"), "{err}");
     assert!(!err.contains("prebuilding"), "{err}");
     assert!(err.contains("did not acknowledge"), "{err}");
+    // Point 1's symptoms of a jammed daemon: `daemon status` does not call it "not running",
+    // and `daemon stop` says how to stop it rather than "Resource temporarily unavailable".
+    let me = std::process::id();
+    std::fs::write(fx.p.state.join("daemon.pid"), me.to_string()).unwrap();
+    let said = fx.ok(&root, &["daemon", "status"]);
+    assert!(
+        said.contains(&format!("pid {me} is alive but does not answer")),
+        "{said}"
+    );
+    let out = fx.run(&root, &["daemon", "stop"]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(err.contains(&format!("`kill {me}`")), "{err}");
+    std::fs::remove_file(fx.p.state.join("daemon.pid")).unwrap();
+    drop(listener);
 }
 
 /// Point 7: `status` with the engine back finishes the cleanups an archive owed while it was

@@ -84,6 +84,13 @@ fn stop(state: &State) -> anyhow::Result<()> {
             println!("daemon: not running");
             return Ok(());
         }
+        Err(e @ ClientError::NoAnswer(_)) => match silent_pid(state) {
+            Some(pid) => anyhow::bail!(
+                "the daemon (pid {pid}) does not answer; `kill {pid}` stops it (its log: {})",
+                log_path(state).display()
+            ),
+            None => return Err(e.into()),
+        },
         Err(e) => return Err(e.into()),
     }
     let deadline = Instant::now() + STOP_WAIT;
@@ -118,7 +125,15 @@ fn status(state: &State, json: bool) -> anyhow::Result<()> {
         }));
     }
     let Some(s) = status else {
-        println!("daemon: not running (`dockwarm daemon start`, or any hook starts it)");
+        match silent_pid(state) {
+            Some(pid) => println!(
+                "daemon: pid {pid} is alive but does not answer; its log: {} (`kill {pid}` stops it)",
+                log_path(state).display()
+            ),
+            None => {
+                println!("daemon: not running (`dockwarm daemon start`, or any hook starts it)")
+            }
+        }
         return Ok(());
     };
     println!(
@@ -157,6 +172,16 @@ fn status(state: &State, json: bool) -> anyhow::Result<()> {
     }
     println!("  log: {}", log_path(state).display());
     Ok(())
+}
+
+/// The pid of a daemon that did not answer but whose process is alive (its pid file names a
+/// live process): a jammed daemon is not "not running".
+fn silent_pid(state: &State) -> Option<u32> {
+    let pid = daemon::read_pid(state)?;
+    // SAFETY: kill with signal 0 sends nothing; it only asks whether the process exists (and
+    // is ours to signal). No memory is involved.
+    let alive = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0;
+    alive.then_some(pid)
 }
 
 fn short(digest: &str) -> &str {
