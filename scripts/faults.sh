@@ -117,11 +117,17 @@ builds_in() {
 worktrees_10() {
     local r; r=$(mkrepo wt10 0) ; export DOCKWARM_STATE_DIR=$(st "$r")
     dw -C "$r" init >/dev/null 2>&1
-    for i in $(seq 1 10); do git -C "$r" worktree add -q -b "b$i" "$r-w$i" 2>/dev/null & done; wait
-    for i in $(seq 1 10); do dw -C "$r-w$i" init >/dev/null 2>&1 & done; wait
+    # git itself cannot add worktrees concurrently (it races on .git/worktrees): one by one,
+    # then in all ten at once an init and a checkout (whose hook fires).
+    for i in $(seq 1 10); do git -C "$r" worktree add -q -b "b$i" "$r-w$i" 2>/dev/null; done
+    for i in $(seq 1 10); do
+        dw -C "$r-w$i" init >/dev/null 2>&1 &
+        git -C "$r-w$i" checkout -q -b "c$i" 2>/dev/null &
+    done
+    wait
     local n
     n=$(ls "$DOCKWARM_STATE_DIR/workspaces" | wc -l)
-    git -C "$r" fsck -q >/dev/null 2>&1 && [ "$n" = 11 ] && wait_idle 120 \
+    git -C "$r" fsck --no-progress >/dev/null 2>&1 && [ "$n" = 11 ] && wait_idle 120 \
         && row "10 worktrees at once" "11 registered, git intact" PASS "$n registered" \
         || row "10 worktrees at once" "11 registered, git intact" FAIL "$n registered"
 }
@@ -209,16 +215,17 @@ no_engine() {
 hostile_names() {
     local r; r=$(mkrepo hostile 0); export DOCKWARM_STATE_DIR=$(st "$r")
     dw -C "$r" init >/dev/null 2>&1
-    local bad='x$(touch${IFS}PWNED)`touch${IFS}PWNED2`;touch PWNED3'
+    local bad='x$(touch${IFS}PWNED)`touch${IFS}PWNED2`;touch${IFS}PWNED3'
     git -C "$r" checkout -q -b "$bad" 2>/dev/null
     local wt="$TOP/hostile/w \$(touch PWNED4) 'q\""
-    git -C "$r" worktree add -q -b "w2;touch PWNED5" "$wt" 2>/dev/null
+    git -C "$r" worktree add -q -b 'w2;touch${IFS}PWNED5' "$wt" 2>/dev/null
     (cd "$wt" && dw init >/dev/null 2>&1)
     wait_idle 60
     local pwned; pwned=$( { find "$TOP" -name 'PWNED*'; find / "$HOME" -maxdepth 1 -name 'PWNED*'; } 2>/dev/null | wc -l)
-    if [ "$pwned" = 0 ] && git -C "$r" fsck -q 2>/dev/null; then
-        row "hostile paths and branch names" "nothing injected runs" PASS "0 files made"
-    else row "hostile paths and branch names" "nothing injected runs" FAIL "$pwned files made"; fi
+    local n; n=$(ls "$DOCKWARM_STATE_DIR/workspaces" | wc -l)
+    if [ "$pwned" = 0 ] && [ "$n" = 2 ] && git -C "$r" fsck --no-progress >/dev/null 2>&1; then
+        row "hostile paths and branch names" "nothing injected runs" PASS "0 files made; both registered"
+    else row "hostile paths and branch names" "nothing injected runs" FAIL "$pwned files made, $n registered"; fi
 }
 
 second_user() {
