@@ -211,8 +211,10 @@ fn spawn_child(state: &State) -> anyhow::Result<std::process::Child> {
 
 /// How long a hook or `init` waits for a daemon it started to answer, or to die.
 const CONFIRM_WAIT: Duration = Duration::from_secs(2);
-/// How long a hook or `init` waits for the running daemon to acknowledge a change.
-const ACK_WAIT: Duration = Duration::from_millis(300);
+/// How long a hook or `init` waits for the running daemon to acknowledge a change. The daemon
+/// answers `changed` after evaluating the workspace on its loop (tens of ms; more on a loaded
+/// machine), so this is generous; a jammed daemon costs the hook this long, once.
+const ACK_WAIT: Duration = Duration::from_millis(1000);
 
 /// Starts a daemon and waits until one answers (ours, or one a concurrent starter won the
 /// lock for: its pid is the one reported) or ours has died, in which case the error quotes
