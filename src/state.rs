@@ -56,6 +56,9 @@ impl State {
                 home.join(".local/state/dockwarm")
             }
         };
+        // Absolute: the daemon moves to the state directory and runs builds in workspaces, so
+        // a relative DOCKWARM_STATE_DIR would name another directory in each of them.
+        let root = std::path::absolute(&root).unwrap_or(root);
         let state = State { root };
         state.check()?;
         Ok(state)

@@ -295,23 +295,22 @@ fn the_state_directory_is_private_whatever_the_umask() {
     }
     let fx = Fx::new(0);
     let root = fx.p.root.clone();
+    // Through sh, so that dockwarm, and the daemon it starts, run under a umask of 0.
     let umask0 = |args: &[&str]| {
-        let mut c = fx.cmd(&root, &[]);
-        let c = c
-            .arg("-c")
-            .arg("umask 000; exec \"$0\" \"$@\"")
-            .arg(env!("CARGO_BIN_EXE_dockwarm"))
-            .args(args);
-        // `cmd` put the binary first: run sh instead, with the same environment.
+        let c = fx.cmd(&root, args);
         let mut sh = Command::new("sh");
-        sh.args(c.get_args());
+        sh.arg("-c")
+            .arg("umask 000; exec \"$0\" \"$@\"")
+            .arg(c.get_program())
+            .args(c.get_args())
+            .current_dir(&root);
         for (k, v) in c.get_envs() {
             match v {
                 Some(v) => sh.env(k, v),
                 None => sh.env_remove(k),
             };
         }
-        sh.current_dir(&root).output().unwrap()
+        sh.output().unwrap()
     };
     let out = umask0(&["init"]);
     assert!(out.status.success(), "{}", show(&out));
