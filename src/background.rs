@@ -20,6 +20,16 @@ pub fn spawn_logged(
     args: &[&str],
     log_name: &str,
 ) -> Result<u32, StateError> {
+    Ok(spawn_child(state, dir, args, log_name)?.id())
+}
+
+/// Like [`spawn_logged`], keeping the child, so the caller can see whether it died at once.
+pub fn spawn_child(
+    state: &State,
+    dir: &Path,
+    args: &[&str],
+    log_name: &str,
+) -> Result<std::process::Child, StateError> {
     use std::os::unix::process::CommandExt;
     let io = |source: std::io::Error| StateError::Io {
         path: state.root().display().to_string(),
@@ -30,11 +40,7 @@ pub fn spawn_logged(
     if std::fs::metadata(&log_path).is_ok_and(|m| m.len() > 1 << 20) {
         let _ = std::fs::rename(&log_path, log_path.with_extension("log.1"));
     }
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io)?;
+    let log = crate::state::open_private_append(&log_path).map_err(io)?;
     let child = Command::new(exe)
         .args(args)
         .current_dir(dir)
@@ -51,7 +57,7 @@ pub fn spawn_logged(
         .process_group(0)
         .spawn()
         .map_err(io)?;
-    Ok(child.id())
+    Ok(child)
 }
 
 /// Where background runs write.

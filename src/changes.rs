@@ -82,6 +82,10 @@ pub fn observe(
         }
     } else {
         registry::update(state, &ws.root, |w| {
+            if register {
+                // The engine this user's builds go to (see `daemon::engine_env`).
+                w.engine = Some(crate::engine::EngineEnv::from_process());
+            }
             for (image, digest) in &digests {
                 let seen = w.images.entry(image.clone()).or_default();
                 if seen.inputs_digest != *digest {
@@ -109,5 +113,6 @@ fn new_record(ws: &Workspace, config: &Config) -> registry::Workspace {
         compose_project: config.compose_project.value.clone(),
         registered_at: now_secs(),
         images: Default::default(),
+        engine: Some(crate::engine::EngineEnv::from_process()),
     }
 }

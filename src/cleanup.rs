@@ -593,6 +593,7 @@ mod tests {
             project: "p".into(),
             compose_project: compose_project.into(),
             registered_at: 0,
+            engine: None,
             images: BTreeMap::from([(
                 "app".to_string(),
                 registry::ImageSeen {

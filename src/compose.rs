@@ -80,11 +80,18 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Compose's variables: the process environment over the project directory's `.env` file.
+///
+/// Read as `OsString`s: a variable whose name or value is not UTF-8 (`JUNK=$'caf\xe9'`, a
+/// non-UTF-8 `$PWD`) is left out rather than panicking, as `std::env::vars` would. A compose
+/// file cannot name such a variable, and one it names reads as unset, as in a shell without it.
 pub fn environment(dir: &Path) -> BTreeMap<String, String> {
     let mut vars = std::fs::read_to_string(dir.join(".env"))
         .map(|text| parse_dotenv(&text))
         .unwrap_or_default();
-    vars.extend(std::env::vars());
+    vars.extend(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    );
     vars
 }
 

@@ -49,6 +49,8 @@ pub enum EngineError {
     },
     #[error("cannot read {path}: {reason}")]
     DockerConfig { path: String, reason: String },
+    #[error("{name}={value} is not valid UTF-8; set it to the engine's address (or unset it)")]
+    NotUtf8 { name: String, value: String },
     #[error("Docker engine request failed: {0}")]
     Api(#[from] bollard::errors::Error),
 }
@@ -68,16 +70,85 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// The variables that choose the engine, as one user's shell had them. The daemon outlives
+/// the shell that started it (often a hook's, under whatever `DOCKER_HOST` that shell had), so
+/// `init` and the hooks record the workspace user's own in the registry and each build the
+/// daemon runs for that workspace uses them, not the daemon's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EngineEnv {
+    /// `DOCKER_HOST`; None when unset (or empty).
+    #[serde(default)]
+    pub docker_host: Option<String>,
+    #[serde(default)]
+    pub docker_context: Option<String>,
+    #[serde(default)]
+    pub docker_config: Option<PathBuf>,
+}
+
+impl EngineEnv {
+    /// This process's. A value that is not UTF-8 counts as unset here; resolving the
+    /// endpoint from the process itself reports it.
+    pub fn from_process() -> EngineEnv {
+        let text = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .and_then(|v| v.into_string().ok())
+        };
+        EngineEnv {
+            docker_host: text("DOCKER_HOST"),
+            docker_context: text("DOCKER_CONTEXT"),
+            docker_config: std::env::var_os("DOCKER_CONFIG")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        }
+    }
+
+    /// `(name, value)` for each variable, None to remove it: what a child process gets so that
+    /// its docker CLI and its own resolution agree with [`resolve_endpoint_in`].
+    pub fn vars(&self) -> [(&'static str, Option<std::ffi::OsString>); 3] {
+        [
+            ("DOCKER_HOST", self.docker_host.clone().map(Into::into)),
+            (
+                "DOCKER_CONTEXT",
+                self.docker_context.clone().map(Into::into),
+            ),
+            ("DOCKER_CONFIG", self.docker_config.clone().map(Into::into)),
+        ]
+    }
+}
+
 /// Resolves the endpoint without touching the network.
 pub fn resolve_endpoint() -> Result<Endpoint, EngineError> {
-    if let Some(host) = non_empty_env("DOCKER_HOST") {
+    resolve(
+        non_empty_env("DOCKER_HOST")?,
+        non_empty_env("DOCKER_CONTEXT")?,
+        docker_config_dir(),
+    )
+}
+
+/// Resolves the endpoint another process's variables name (see [`EngineEnv`]).
+pub fn resolve_endpoint_in(env: &EngineEnv) -> Result<Endpoint, EngineError> {
+    resolve(
+        env.docker_host.clone().filter(|h| !h.is_empty()),
+        env.docker_context.clone().filter(|c| !c.is_empty()),
+        env.docker_config
+            .clone()
+            .unwrap_or_else(|| home().join(".docker")),
+    )
+}
+
+fn resolve(
+    host: Option<String>,
+    context: Option<String>,
+    config_dir: PathBuf,
+) -> Result<Endpoint, EngineError> {
+    if let Some(host) = host {
         return Ok(Endpoint {
             host,
             origin: "DOCKER_HOST".into(),
         });
     }
-    let config_dir = docker_config_dir();
-    let (context, origin) = match non_empty_env("DOCKER_CONTEXT") {
+    let (context, origin) = match context {
         Some(name) => (Some(name), "DOCKER_CONTEXT".to_string()),
         None => (
             current_context(&config_dir.join("config.json"))?,
@@ -90,8 +161,16 @@ pub fn resolve_endpoint() -> Result<Endpoint, EngineError> {
     Ok(default_socket())
 }
 
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// A variable that must be text (an address, a context name): one that is not is an error
+/// naming it, never silently another engine.
+fn non_empty_env(name: &str) -> Result<Option<String>, EngineError> {
+    match std::env::var_os(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.into_string().map(Some).map_err(|v| EngineError::NotUtf8 {
+            name: name.into(),
+            value: crate::workspace::escaped(&v),
+        }),
+    }
 }
 
 fn home() -> PathBuf {
@@ -101,7 +180,8 @@ fn home() -> PathBuf {
 }
 
 fn docker_config_dir() -> PathBuf {
-    non_empty_env("DOCKER_CONFIG")
+    std::env::var_os("DOCKER_CONFIG")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| home().join(".docker"))
 }

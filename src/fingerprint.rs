@@ -29,6 +29,12 @@ pub enum FingerprintError {
     },
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: String, reason: String },
+    #[error("{path} is {kind}, not a regular file; dockwarm hashes the bytes of the dependency inputs, so make it a file (a symlink to one is fine) or leave it out of the COPY and `inputs`")]
+    NotAFile { path: String, kind: &'static str },
+    #[error("{path} is over {limit} bytes; a dependency input that large is not a lockfile: leave it out of the COPY and `inputs` (or raise DOCKWARM_MAX_INPUT_BYTES)")]
+    TooLarge { path: String, limit: u64 },
+    #[error("hashing {path} took over {secs} s (a slow or hung filesystem?); dockwarm gave up on it and will try again on the next change")]
+    TooSlow { path: String, secs: u64 },
     #[error("{path}:{source}")]
     Parse {
         path: String,
@@ -54,7 +60,10 @@ pub enum FingerprintError {
 impl FingerprintError {
     /// Whether the user must edit a file to fix it (exit code 2), rather than retry.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, FingerprintError::Unreadable { .. })
+        !matches!(
+            self,
+            FingerprintError::Unreadable { .. } | FingerprintError::TooSlow { .. }
+        )
     }
 }
 
@@ -168,7 +177,16 @@ pub fn plan(
         source,
     })?;
     let args = image.arg_values();
-    let is_dir = |rel: &str| context_dir.join(rel).is_dir();
+    // Which named paths turned out to be directories: a lockfile replaced by a directory
+    // makes its COPY a source copy, and the error must say why.
+    let dirs_seen = std::cell::RefCell::new(Vec::new());
+    let is_dir = |rel: &str| {
+        let dir = context_dir.join(rel).is_dir();
+        if dir {
+            dirs_seen.borrow_mut().push(rel.to_string());
+        }
+        dir
+    };
     let deps = dockerfile::dependency_stage(
         &df,
         image.target.value.as_deref(),
@@ -178,7 +196,7 @@ pub fn plan(
     )
     .map_err(|source| FingerprintError::Deps {
         path: shown.clone(),
-        source,
+        source: explain_dirs(source, &dirs_seen.borrow()),
     })?;
     let rules = IgnoreRules::load(&context_dir, &dockerfile_path)?.with_dialect(dialect);
     let mut sources = deps.context_sources.clone();
@@ -213,6 +231,33 @@ pub fn plan(
     })
 }
 
+/// A Dockerfile said to copy its source before installing, because a path it names is a
+/// directory: say which, since that path is often a lockfile that became a directory.
+fn explain_dirs(e: DepsError, dirs: &[String]) -> DepsError {
+    match e {
+        DepsError::NoDependencyStage {
+            line,
+            source_copy_line: Some(source_line),
+            input_copy_line,
+            mut message,
+        } if !dirs.is_empty() => {
+            let names: Vec<String> = dirs.iter().map(|d| format!("`{d}`")).collect();
+            message.push_str(&format!(
+                " ({} {} a directory here, so its COPY counts as copying the source; if it should be a file, such as a lockfile, put the file back)",
+                names.join(", "),
+                if names.len() == 1 { "is" } else { "are" }
+            ));
+            DepsError::NoDependencyStage {
+                line,
+                source_copy_line: Some(source_line),
+                input_copy_line,
+                message,
+            }
+        }
+        other => other,
+    }
+}
+
 /// Below this many bytes in all, hashing stays on the calling thread: starting threads costs
 /// more than it saves, and hooks hash a few small lockfiles on every checkout.
 const PARALLEL_FROM_BYTES: u64 = 4 << 20;
@@ -237,11 +282,12 @@ pub fn hash_files(
     } else {
         cores.min(files.len()).max(1)
     };
+    let limits = Limits::from_env();
     if workers == 1 {
         let mut buf = Vec::new();
         return files
             .iter()
-            .map(|f| hash_file(context_dir, prefix, f, &mut buf))
+            .map(|f| hash_file(context_dir, prefix, f, &mut buf, &limits))
             .collect();
     }
     let chunk = files.len().div_ceil(workers);
@@ -249,10 +295,11 @@ pub fn hash_files(
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
+                let limits = &limits;
                 scope.spawn(move || {
                     let mut buf = Vec::new();
                     part.iter()
-                        .map(|f| hash_file(context_dir, prefix, f, &mut buf))
+                        .map(|f| hash_file(context_dir, prefix, f, &mut buf, limits))
                         .collect()
                 })
             })
@@ -276,25 +323,100 @@ pub fn hash_files(
     Ok(out)
 }
 
+/// How much one hashing pass may read, and for how long: an input that never ends (a symlink
+/// to `/dev/zero` slips past the file-type check only if swapped in mid-read; a file that keeps
+/// growing does not) must not hold a hook or the daemon.
+struct Limits {
+    max_bytes: u64,
+    deadline: std::time::Instant,
+    secs: u64,
+}
+
+/// Largest input hashed: lockfiles run to tens of megabytes, never to gigabytes.
+const MAX_INPUT_BYTES: u64 = 1 << 30;
+/// Longest a hashing pass may take (all of an image's inputs).
+const HASH_TIME_LIMIT_SECS: u64 = 30;
+
+impl Limits {
+    /// `DOCKWARM_MAX_INPUT_BYTES` and `DOCKWARM_HASH_TIMEOUT_SECS` override the defaults.
+    fn from_env() -> Limits {
+        let num = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|n| *n > 0)
+        };
+        let secs = num("DOCKWARM_HASH_TIMEOUT_SECS").unwrap_or(HASH_TIME_LIMIT_SECS);
+        Limits {
+            max_bytes: num("DOCKWARM_MAX_INPUT_BYTES").unwrap_or(MAX_INPUT_BYTES),
+            deadline: std::time::Instant::now() + std::time::Duration::from_secs(secs),
+            secs,
+        }
+    }
+}
+
+/// What a path is, for an input that is not a regular file.
+fn kind_of(t: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Hashes one input: only a regular file (a symlink is followed to one), at most
+/// `limits.max_bytes`, before `limits.deadline`. Opened non-blocking, so a FIFO swapped in
+/// after the type check cannot block the open, and the type is checked on the opened file.
 /// `buf` is reused across files; it grows to at most 1 MiB, and only as far as a file needs.
 fn hash_file(
     context_dir: &Path,
     prefix: &Path,
     rel: &str,
     buf: &mut Vec<u8>,
+    limits: &Limits,
 ) -> Result<InputFile, FingerprintError> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     const CHUNK: u64 = 1 << 20;
     let path = context_dir.join(rel);
+    let shown = || path.display().to_string();
     let unreadable = |e: std::io::Error| FingerprintError::Unreadable {
-        path: path.display().to_string(),
+        path: shown(),
         reason: format!("{e}; dockwarm hashes this dependency input"),
     };
-    let mut file = std::fs::File::open(&path).map_err(unreadable)?;
-    let want = file
-        .metadata()
-        .map(|m| m.len().clamp(1, CHUNK))
-        .unwrap_or(CHUNK) as usize;
+    let not_a_file = |t: std::fs::FileType| FingerprintError::NotAFile {
+        path: shown(),
+        kind: kind_of(t),
+    };
+    let before = std::fs::metadata(&path).map_err(unreadable)?;
+    if !before.is_file() {
+        return Err(not_a_file(before.file_type()));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(not_a_file(meta.file_type()));
+    }
+    if meta.len() > limits.max_bytes {
+        return Err(FingerprintError::TooLarge {
+            path: shown(),
+            limit: limits.max_bytes,
+        });
+    }
+    let want = meta.len().clamp(1, CHUNK) as usize;
     if buf.len() < want {
         buf.resize(want, 0);
     }
@@ -306,6 +428,18 @@ fn hash_file(
             break;
         }
         size += n as u64;
+        if size > limits.max_bytes {
+            return Err(FingerprintError::TooLarge {
+                path: shown(),
+                limit: limits.max_bytes,
+            });
+        }
+        if std::time::Instant::now() > limits.deadline {
+            return Err(FingerprintError::TooSlow {
+                path: shown(),
+                secs: limits.secs,
+            });
+        }
         hasher.update(&buf[..n]);
     }
     let repo_path = prefix.join(rel);

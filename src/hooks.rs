@@ -67,8 +67,12 @@ pub enum HooksError {
     NotARepo { path: PathBuf, source: git2::Error },
     #[error("{path}: cannot read the git configuration ({source}); fix the config file git names and retry")]
     Config { path: PathBuf, source: git2::Error },
-    #[error("hooks directory {dir} is read-only; make it writable (chmod u+w) and run `dockwarm hooks install` again")]
-    ReadOnly { dir: PathBuf },
+    #[error("hooks directory {dir} is read-only; make it writable (chmod u+w) and run `dockwarm hooks {command}` again")]
+    ReadOnly {
+        dir: PathBuf,
+        /// The `dockwarm hooks` subcommand to run again: "install" or "uninstall".
+        command: &'static str,
+    },
     #[error("{path}: could not {action}: {source}; fix that and run `dockwarm hooks` again")]
     Io {
         path: PathBuf,
@@ -645,6 +649,7 @@ fn ensure_writable_dir(dir: &Path) -> Result<(), HooksError> {
     if meta.permissions().mode() & 0o222 == 0 {
         return Err(HooksError::ReadOnly {
             dir: dir.to_path_buf(),
+            command: "install",
         });
     }
     Ok(())
@@ -655,6 +660,7 @@ fn classify_write_error(dir: &Path, e: io::Error, action: &'static str) -> Hooks
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
             HooksError::ReadOnly {
                 dir: dir.to_path_buf(),
+                command: "install",
             }
         }
         _ => HooksError::Io {
@@ -831,6 +837,16 @@ fn install_husky(user_dir: &Path, hook: &'static str) -> Result<InstallAction, H
 /// aside, and husky files lose our block. Shims left in the repository's own `hooks/` from
 /// before a `core.hooksPath` was set are removed too.
 pub fn uninstall(worktree: &Path) -> Result<UninstallReport, HooksError> {
+    uninstall_inner(worktree).map_err(|e| match e {
+        HooksError::ReadOnly { dir, .. } => HooksError::ReadOnly {
+            dir,
+            command: "uninstall",
+        },
+        other => other,
+    })
+}
+
+fn uninstall_inner(worktree: &Path) -> Result<UninstallReport, HooksError> {
     let location = hooks_dir(worktree)?;
     let mut changed = Vec::new();
     if let HooksLayout::Husky { user_dir } = &location.layout {

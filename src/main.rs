@@ -178,6 +178,14 @@ fn parse_age(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn main() -> ExitCode {
+    // A bug must reach the user as one line, never a backtrace (the hook sets its own).
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("dockwarm: internal error{at} (please report it)");
+    }));
     let cli = Cli::parse();
     let dir = match cli
         .dir

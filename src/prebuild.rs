@@ -204,6 +204,26 @@ async fn base_images(
     Ok(bases)
 }
 
+/// A build record that does not read (see `doctor`) is replaced by a "cached" one when the
+/// fingerprint's image is found built, so status shows it again instead of skipping it forever.
+fn repair_record(state: &State, fingerprint: &str, project: &str, image: &str, tag: &str) {
+    if !state.build_record_is_corrupt(fingerprint) {
+        return;
+    }
+    let _ = state.write_build_record(&BuildRecord {
+        fingerprint: fingerprint.to_string(),
+        project: project.to_string(),
+        image: image.to_string(),
+        tag: tag.to_string(),
+        status: "cached".into(),
+        backend: String::new(),
+        finished_at: now_secs(),
+        duration_ms: 0,
+        log: None,
+        error: None,
+    });
+}
+
 /// The tagged image of a fingerprint, if it exists with our labels.
 pub async fn built_image(
     engine: &Engine,
@@ -294,6 +314,7 @@ async fn prebuild_image(
         duration_ms: started.elapsed().as_millis() as u64,
     };
     if built_image(engine, &tag, &fp.hex).await? {
+        repair_record(state, &fp.hex, project, &image.name, &tag);
         return Ok((outcome(Status::AlreadyBuilt, None), None));
     }
 
@@ -314,6 +335,7 @@ async fn prebuild_image(
         }
     };
     if built_image(engine, &tag, &fp.hex).await? {
+        repair_record(state, &fp.hex, project, &image.name, &tag);
         return Ok((outcome(Status::AlreadyBuilt, None), None));
     }
 

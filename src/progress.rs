@@ -29,7 +29,7 @@ pub struct BuildLog {
 impl BuildLog {
     /// `quiet` drops the terminal output (the log file still gets everything).
     pub fn new(log_path: Option<&Path>, prefix: &str, quiet: bool) -> BuildLog {
-        let file = log_path.and_then(|p| File::create(p).ok());
+        let file = log_path.and_then(|p| crate::state::create_private(p).ok());
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new_spinner();
             let style = ProgressStyle::with_template("{spinner} {prefix} {wide_msg} {elapsed}")

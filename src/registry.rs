@@ -25,6 +25,10 @@ pub struct Workspace {
     /// Per image: what the hooks last saw.
     #[serde(default)]
     pub images: BTreeMap<String, ImageSeen>,
+    /// The engine variables of the shell that last ran `init` or a hook here: the daemon
+    /// builds this workspace on that engine, whatever its own environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::engine::EngineEnv>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -184,6 +188,7 @@ mod tests {
             compose_project: "w".into(),
             registered_at: 0,
             images: BTreeMap::new(),
+            engine: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub enum StateError {
     },
     #[error("cannot find a home directory for the state directory; set DOCKWARM_STATE_DIR")]
     NoHome,
+    #[error("state directory {path} is not a directory; move that file away, or set DOCKWARM_STATE_DIR to a directory")]
+    NotADirectory { path: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -54,7 +56,42 @@ impl State {
                 home.join(".local/state/dockwarm")
             }
         };
-        Ok(State { root })
+        // Absolute: the daemon moves to the state directory and runs builds in workspaces, so
+        // a relative DOCKWARM_STATE_DIR would name another directory in each of them.
+        let root = std::path::absolute(&root).unwrap_or(root);
+        let state = State { root };
+        state.check()?;
+        Ok(state)
+    }
+
+    /// Whether the state path can be used: a directory, or nothing yet (it is made on first
+    /// use). A directory left readable by others (made by an older dockwarm, or by hand under
+    /// a loose umask) is tightened to 0700 when it is ours, since it holds the list of
+    /// workspaces and the build logs.
+    pub fn check(&self) -> Result<(), StateError> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        match fs::metadata(&self.root) {
+            Ok(m) if !m.is_dir() => Err(StateError::NotADirectory {
+                path: self.root.display().to_string(),
+            }),
+            Ok(m) => {
+                // Only a directory dockwarm evidently made (it holds its entries) and without
+                // the sticky bit (never a shared /tmp someone pointed DOCKWARM_STATE_DIR at).
+                let ours = ["workspaces", "locks", "builds", "logs"]
+                    .iter()
+                    .any(|n| self.root.join(n).is_dir());
+                if m.mode() & 0o077 != 0 && m.mode() & 0o1000 == 0 && ours {
+                    match fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)) {
+                        // Another user's directory: not ours to change.
+                        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+                        other => other.map_err(io_err(&self.root))?,
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&self.root)(e)),
+        }
     }
 
     pub fn at(root: impl Into<PathBuf>) -> State {
@@ -65,11 +102,27 @@ impl State {
         &self.root
     }
 
-    /// A subdirectory, created on first use.
+    /// A subdirectory, created on first use (0700, like the state directory itself).
     pub fn dir(&self, name: &str) -> Result<PathBuf, StateError> {
         let dir = self.root.join(name);
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        if !dir.is_dir() {
+            self.ensure_root()?;
+            private_dir(&dir)?;
+        }
         Ok(dir)
+    }
+
+    /// Creates the state directory, 0700 whatever the umask: it lists the user's workspaces
+    /// and keeps their build logs, which are no other local user's business.
+    pub fn ensure_root(&self) -> Result<(), StateError> {
+        if self.root.is_dir() {
+            return Ok(());
+        }
+        self.check()?;
+        if let Some(parent) = self.root.parent() {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        private_dir(&self.root)
     }
 
     /// Takes an exclusive lock named `name`, waiting for whoever holds it. The lock is released
@@ -93,9 +146,45 @@ impl State {
         }
     }
 
-    /// The build record of a fingerprint, if one was written.
+    /// The build record of a fingerprint, if one was written and reads.
     pub fn build_record(&self, fingerprint: &str) -> Option<BuildRecord> {
-        read_json(&self.root.join("builds").join(format!("{fingerprint}.json")))
+        read_json(&self.build_record_path(fingerprint))
+    }
+
+    fn build_record_path(&self, fingerprint: &str) -> PathBuf {
+        self.root.join("builds").join(format!("{fingerprint}.json"))
+    }
+
+    /// Whether a record exists for `fingerprint` but does not read (truncated, edited, from a
+    /// disk that filled up): the next build that finds the image rewrites it.
+    pub fn build_record_is_corrupt(&self, fingerprint: &str) -> bool {
+        let path = self.build_record_path(fingerprint);
+        path.exists() && read_json::<BuildRecord>(&path).is_none()
+    }
+
+    /// The state files that exist but do not read: build records and workspace registrations,
+    /// which would otherwise be skipped silently forever. For `doctor`.
+    pub fn corrupt_files(&self) -> Vec<PathBuf> {
+        let mut bad = Vec::new();
+        for (dir, reads) in [
+            (
+                "builds",
+                (|p: &Path| read_json::<BuildRecord>(p).is_some()) as fn(&Path) -> bool,
+            ),
+            ("workspaces", |p: &Path| {
+                read_json::<crate::registry::Workspace>(p).is_some()
+            }),
+        ] {
+            let entries = fs::read_dir(self.root.join(dir)).into_iter().flatten();
+            for e in entries.filter_map(|e| e.ok()) {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "json") && !reads(&path) {
+                    bad.push(path);
+                }
+            }
+        }
+        bad.sort();
+        bad
     }
 
     pub fn write_build_record(&self, record: &BuildRecord) -> Result<(), StateError> {
@@ -160,12 +249,53 @@ fn env_path(name: &str) -> Option<PathBuf> {
 }
 
 fn open_lock_file(path: &Path) -> Result<File, StateError> {
+    use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(path)
         .map_err(io_err(path))
+}
+
+/// Makes `dir` (its parent exists) with mode 0700; one made meanwhile by another process is
+/// fine. The mode is set after creation too, since the umask only ever removes bits and a
+/// racing creator may have used another.
+fn private_dir(dir: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(StateError::NotADirectory {
+                path: dir.display().to_string(),
+            })
+        }
+        Err(e) => return Err(io_err(dir)(e)),
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))
+}
+
+/// Opens `path` for appending, creating it 0600 (a log other users must not read).
+pub fn open_private_append(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Creates (or truncates) `path` for writing, 0600.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Held while a lock is; see [`State::lock`].
@@ -223,15 +353,21 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), Sta
     write_atomic(path, &bytes)
 }
 
+/// Written 0600; a missing parent is made 0700 (files here live in the state directory).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    if !dir.is_dir() {
+        if let Some(up) = dir.parent() {
+            fs::create_dir_all(up).map_err(io_err(up))?;
+        }
+        private_dir(dir)?;
+    }
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
         std::process::id()
     ));
-    let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut file = create_private(&tmp).map_err(io_err(&tmp))?;
     file.write_all(bytes).map_err(io_err(&tmp))?;
     file.sync_data().map_err(io_err(&tmp))?;
     fs::rename(&tmp, path).map_err(io_err(path))

@@ -4,6 +4,7 @@
 //! git hook and must cost microseconds. A linked worktree's `.git` is a file naming its private
 //! git dir, whose `commondir` names the main repository's git dir.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,8 @@ pub enum WorkspaceError {
     NotARepository(String),
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: String, reason: String },
+    #[error("the checkout's path {0} is not valid UTF-8, which dockwarm (and compose's project names and build contexts) cannot represent; rename the directory to a UTF-8 name")]
+    NotUtf8(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +28,20 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// Finds the checkout containing `start`.
+    /// Finds the checkout containing `start`. Its path must be UTF-8: the registry, build
+    /// records and compose names all carry it as text, so a path that is not is refused here
+    /// with one line rather than failing later, half-registered.
     pub fn discover(start: &Path) -> Result<Workspace, WorkspaceError> {
+        let found = Self::find(start)?;
+        for path in [&found.root, &found.main_root] {
+            if path.to_str().is_none() {
+                return Err(WorkspaceError::NotUtf8(escaped(path.as_os_str())));
+            }
+        }
+        Ok(found)
+    }
+
+    fn find(start: &Path) -> Result<Workspace, WorkspaceError> {
         let start = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
         let mut dir = start.as_path();
         loop {
@@ -61,6 +76,17 @@ impl Workspace {
     }
 }
 
+/// Text that is not UTF-8, shown with its odd bytes escaped (`caf\xE9`) rather than as `�`, so
+/// the user can find the name they must change.
+pub fn escaped(text: &std::ffi::OsStr) -> String {
+    let debug = format!("{text:?}");
+    debug
+        .strip_prefix('"')
+        .and_then(|d| d.strip_suffix('"'))
+        .unwrap_or(&debug)
+        .to_string()
+}
+
 fn dir_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -70,23 +96,29 @@ fn dir_name(path: &Path) -> String {
 /// `gitdir: <path>` → `<path>/commondir` → the main git dir, whose parent is the main worktree.
 /// Submodules also have a `.git` file but no `commondir`: they are their own main worktree.
 fn main_root_of_linked(dotgit: &Path) -> Result<Option<PathBuf>, WorkspaceError> {
+    // Bytes, not text: git writes paths as the filesystem has them, UTF-8 or not.
     let read = |p: &Path| {
-        std::fs::read_to_string(p).map_err(|e| WorkspaceError::Unreadable {
-            path: p.display().to_string(),
-            reason: e.to_string(),
-        })
+        std::fs::read(p)
+            .map(|b| {
+                let b = b.trim_ascii();
+                PathBuf::from(std::ffi::OsStr::from_bytes(b))
+            })
+            .map_err(|e| WorkspaceError::Unreadable {
+                path: p.display().to_string(),
+                reason: e.to_string(),
+            })
     };
     let text = read(dotgit)?;
-    let Some(gitdir) = text.trim().strip_prefix("gitdir:") else {
+    let Some(gitdir) = text.as_os_str().as_bytes().strip_prefix(b"gitdir:") else {
         return Ok(None);
     };
     let base = dotgit.parent().unwrap_or(Path::new("/"));
-    let gitdir = base.join(gitdir.trim());
+    let gitdir = base.join(std::ffi::OsStr::from_bytes(gitdir.trim_ascii()));
     let commondir = gitdir.join("commondir");
     if !commondir.exists() {
         return Ok(None);
     }
-    let common = gitdir.join(read(&commondir)?.trim());
+    let common = gitdir.join(read(&commondir)?);
     let common = common.canonicalize().unwrap_or(common);
     Ok(common.parent().map(Path::to_path_buf))
 }

@@ -387,6 +387,7 @@ fn prune_takes_unregistered_workspaces_tags_and_untagged_images_of_ours_only() {
             compose_project: s.p.name.clone(),
             registered_at: 0,
             images: Default::default(),
+            engine: None,
         },
     )
     .unwrap();

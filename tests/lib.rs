@@ -10,6 +10,7 @@ mod context_engine;
 mod daemon_engine;
 mod disk_engine;
 mod doctor;
+mod faults;
 mod hooks_git;
 mod hot_paths;
 mod prebuild_engine;

@@ -75,6 +75,7 @@ fn prune_keeps_the_newest_the_used_and_what_containers_use_and_nothing_unlabelle
                     ..Default::default()
                 },
             )]),
+            engine: None,
         },
     )
     .unwrap();

@@ -51,16 +51,27 @@ pub async fn build(
         Some(text) => {
             // buildx looks for `<Dockerfile>.dockerignore` beside the Dockerfile before the
             // context's `.dockerignore`: carry the user's over so both see the same files.
-            std::fs::create_dir_all(req.scratch_dir)
-                .map_err(|e| fail(format!("{}: {e}", req.scratch_dir.display())))?;
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(req.scratch_dir)
+                    .map_err(|e| fail(format!("{}: {e}", req.scratch_dir.display())))?;
+            }
             let generated = req.scratch_dir.join("Dockerfile");
-            std::fs::write(&generated, text)
+            crate::state::create_private(&generated)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
                 .map_err(|e| fail(format!("{}: {e}", generated.display())))?;
             let own_ignore =
                 PathBuf::from(format!("{}.dockerignore", req.dockerfile_path.display()));
             let copied = req.scratch_dir.join("Dockerfile.dockerignore");
             if own_ignore.is_file() {
-                std::fs::copy(&own_ignore, &copied)
+                std::fs::read(&own_ignore)
+                    .and_then(|bytes| {
+                        let mut f = crate::state::create_private(&copied)?;
+                        std::io::Write::write_all(&mut f, &bytes)
+                    })
                     .map_err(|e| fail(format!("{}: {e}", own_ignore.display())))?;
             } else {
                 let _ = std::fs::remove_file(&copied);

@@ -59,6 +59,7 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
     if let Some(engine) = &engine {
         rt.block_on(engine_checks(engine, &mut r));
     }
+    state_check(&mut r);
     match config::load(dir) {
         Err(e) => r.line(Level::Fail, "configuration", &e.to_string(), None),
         Ok(c) => {
@@ -273,6 +274,58 @@ async fn disk_check(engine: &Engine, c: &Config, r: &mut Report) {
                 ),
             }
         }
+    }
+}
+
+/// The state directory: usable (a writable directory, or nothing yet), private, and every
+/// record in it readable.
+fn state_check(r: &mut Report) {
+    let state = match crate::state::State::open() {
+        Ok(s) => s,
+        Err(e) => return r.line(Level::Fail, "state directory", &e.to_string(), None),
+    };
+    let root = state.root();
+    if !root.exists() {
+        return r.line(
+            Level::Ok,
+            "state directory",
+            &format!("{} (made on first use)", root.display()),
+            None,
+        );
+    }
+    let probe = root.join(format!(".doctor.{}.tmp", std::process::id()));
+    if let Err(e) = crate::state::write_atomic(&probe, b"") {
+        return r.line(
+            Level::Fail,
+            "state directory",
+            &e.to_string(),
+            Some(&format!(
+                "make {} writable by you (`chmod u+rwx`), or set DOCKWARM_STATE_DIR",
+                root.display()
+            )),
+        );
+    }
+    let _ = std::fs::remove_file(&probe);
+    let bad = state.corrupt_files();
+    if bad.is_empty() {
+        r.line(
+            Level::Ok,
+            "state directory",
+            &format!("{} (private to you)", root.display()),
+            None,
+        );
+    } else {
+        let names: Vec<String> = bad.iter().map(|p| p.display().to_string()).collect();
+        r.line(
+            Level::Warn,
+            "state directory",
+            &format!(
+                "{} record(s) do not read and are skipped: {}",
+                bad.len(),
+                names.join(", ")
+            ),
+            Some("the next prebuild of those images rewrites a build record; delete a broken workspace file and run `dockwarm init` in that workspace"),
+        );
     }
 }
 

@@ -88,13 +88,15 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
     } else {
         seen.changed.clone()
     };
-    crate::commands::daemon::hand_off(&state, &ws.root, &images)?;
     let what = if new {
         "new workspace".to_string()
     } else {
         format!("dependencies of {} changed", seen.changed.join(", "))
     };
+    let handed = crate::commands::daemon::hand_off(&state, &ws.root, &images)
+        .map_err(|e| e.context(what.clone()))?;
     Ok(Some(format!(
-        "dockwarm: {what}; prebuilding in the background (`dockwarm status`)"
+        "dockwarm: {what}; {}",
+        handed.describe(&state)
     )))
 }

@@ -44,6 +44,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
             .map(|p| p.registered_at)
             .unwrap_or_else(now_secs),
         images: previous.map(|p| p.images).unwrap_or_default(),
+        engine: Some(crate::engine::EngineEnv::from_process()),
     };
     registry::put(&state, &record)?;
     println!(
@@ -74,20 +75,13 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         }
     }
 
-    use super::daemon::HandedTo;
-    match super::daemon::hand_off(&state, &ws.root, &[])? {
-        HandedTo::Daemon => println!(
-            "prebuild: handed to the daemon; `dockwarm status` or {}",
-            super::daemon::log_path(&state).display()
-        ),
-        HandedTo::NewDaemon(pid) => println!(
-            "prebuild: started the daemon (pid {pid}), which prebuilds in the background; `dockwarm status` or {}",
-            super::daemon::log_path(&state).display()
-        ),
-        HandedTo::Prebuild(pid) => println!(
-            "prebuild: started in the background (pid {pid}); `dockwarm status` or {}",
-            crate::background::log_path(&state).display()
-        ),
+    match super::daemon::hand_off(&state, &ws.root, &[]) {
+        Ok(handed) => println!("prebuild: {}", handed.describe(&state)),
+        Err(e) => {
+            // The workspace is set up; only its background prebuild is not: say so, and fail.
+            println!("prebuild: not started");
+            return Err(e);
+        }
     }
     Ok(())
 }

@@ -51,6 +51,17 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    // One full build of a workspace at a time, whoever started it (a daemon killed mid-build
+    // leaves its child running; the next daemon waits on this lock instead of racing it).
+    let _building = if args.full {
+        Some(crate::daemon::orphans::hold(
+            &state,
+            &ws.root,
+            args.json || args.quiet,
+        )?)
+    } else {
+        None
+    };
     let rt = super::runtime()?;
     let results = rt.block_on(async {
         let engine = super::connect(&state).await?;

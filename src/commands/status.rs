@@ -105,7 +105,9 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
     let daemon = super::daemon::query(state);
     let rt = super::runtime()?;
     let engine = rt.block_on(async {
-        match tokio::time::timeout(ENGINE_BUDGET, Engine::connect()).await {
+        // Through `connect`: cleanups owed by archives made while the engine was down are
+        // finished by the next dockwarm that reaches it, this one.
+        match tokio::time::timeout(ENGINE_BUDGET, super::connect(state)).await {
             Ok(Ok(e)) => Ok(e),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {}s", ENGINE_BUDGET.as_secs())),
@@ -260,6 +262,10 @@ fn print(report: &Report) {
             d.queued.len()
         ),
         None => println!("daemon: not running (`dockwarm daemon start`)"),
+    }
+    // Queued work waits on the daemon's engine, which may not be the one this shell reaches.
+    if let Some(e) = report.daemon.as_ref().and_then(|d| d.engine_error.as_ref()) {
+        println!("daemon: cannot reach its engine, so builds wait: {e}");
     }
     if let Some(e) = &report.engine.error {
         println!(

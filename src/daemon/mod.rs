@@ -8,7 +8,9 @@
 //! `docs/daemon-protocol.md`.
 
 pub mod client;
+pub mod engine_env;
 pub mod maintenance;
+pub mod orphans;
 pub mod protocol;
 pub mod queue;
 pub mod server;

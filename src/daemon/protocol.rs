@@ -79,6 +79,12 @@ pub struct DaemonStatus {
     pub watched_dirs: usize,
     /// "up", "down" (the queue waits and retries) or "unknown" (not asked yet).
     pub engine: String,
+    /// The engine endpoint the daemon last checked (a workspace's, see `registry::Workspace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_endpoint: Option<String>,
+    /// Why that check failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_error: Option<String>,
     pub concurrency: usize,
     pub running: Vec<JobView>,
     pub queued: Vec<JobView>,

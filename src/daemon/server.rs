@@ -154,6 +154,11 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         what: format!("listen on {}", socket.display()),
         source,
     })?;
+    // The state directory (0700) already keeps other users out; the socket says so too.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600));
+    }
     crate::state::write_atomic(
         &super::pid_path(&state),
         std::process::id().to_string().as_bytes(),
@@ -741,6 +746,8 @@ impl Daemon {
                 None => "unknown",
             }
             .into(),
+            engine_endpoint: super::engine_env::last().map(|l| l.endpoint),
+            engine_error: super::engine_env::last().and_then(|l| l.error),
             concurrency: self.queue.concurrency(),
             running: self.queue.running().iter().map(Job::view).collect(),
             queued: self.queue.queued().map(Job::view).collect(),
@@ -755,7 +762,8 @@ impl Daemon {
 /// Builds one job: the dependency stage once (in the first workspace), then each workspace's
 /// own image, through child `dockwarm prebuild --full` processes.
 async fn run_job(exe: &Path, job: &Job) -> JobResult {
-    if !engine_answers().await {
+    let first = job.workspaces.first().map(PathBuf::as_path);
+    if !engine_answers(first).await {
         return JobResult::EngineDown(job.workspaces.clone());
     }
     let mut errors = Vec::new();
@@ -766,7 +774,7 @@ async fn run_job(exe: &Path, job: &Job) -> JobResult {
         match run_child(exe, workspace, &job.key.image).await {
             Ok(()) => {}
             Err(e) => {
-                if !engine_answers().await {
+                if !engine_answers(Some(workspace)).await {
                     return JobResult::EngineDown(job.workspaces[i..].to_vec());
                 }
                 errors.push(format!("{}: {e}", workspace.display()));
@@ -782,8 +790,26 @@ async fn run_job(exe: &Path, job: &Job) -> JobResult {
 
 async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), String> {
     use std::process::Stdio;
+    // A build an earlier daemon left running (killed mid-build) holds the workspace: wait for
+    // it rather than start a second build beside it.
+    if let Ok(state) = State::open() {
+        if super::orphans::busy(&state, workspace) {
+            log(&format!(
+                "{} is being built by another process (an earlier daemon's build?); waiting for it",
+                workspace.display()
+            ));
+            super::orphans::wait_for(&state, workspace).await;
+        }
+    }
     log(&format!("prebuild {image} in {}", workspace.display()));
     let mut cmd = tokio::process::Command::new(exe);
+    // The workspace user's engine, not whichever the daemon's starter had.
+    if let Ok(state) = State::open() {
+        super::engine_env::apply(
+            &super::engine_env::for_workspace(&state, workspace),
+            &mut cmd,
+        );
+    }
     cmd.args(["prebuild", "--full", "--quiet", image])
         .current_dir(workspace)
         .env("DOCKWARM_BACKGROUND", "1")
@@ -810,13 +836,14 @@ async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), Stri
     }
 }
 
-/// Whether the engine answers now. Asked before each job and after each failure, so a stopped
-/// engine holds the queue instead of failing it.
-async fn engine_answers() -> bool {
-    matches!(
-        tokio::time::timeout(Duration::from_secs(6), crate::engine::Engine::connect()).await,
-        Ok(Ok(_))
-    )
+/// Whether the engine of `workspace`'s user answers now. Asked before each job and after each
+/// failure, so a stopped engine holds the queue instead of failing it.
+async fn engine_answers(workspace: Option<&Path>) -> bool {
+    let env = match (State::open(), workspace) {
+        (Ok(state), Some(w)) => super::engine_env::for_workspace(&state, w),
+        _ => crate::engine::EngineEnv::from_process(),
+    };
+    super::engine_env::answers(&env).await
 }
 
 fn now_ms() -> u64 {
