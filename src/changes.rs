@@ -40,14 +40,13 @@ pub enum ObserveError {
 /// Who looks, which decides what a look writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Look {
-    /// A git hook: registers a new workspace and records what it saw.
+    /// A git hook: registers a new workspace and records what it saw, which is what it tells
+    /// the user about.
     Hook,
-    /// The daemon after a change it was told of or saw: records what it saw (registered
-    /// workspaces only).
-    Watch,
-    /// The daemon after a job: what is owed now, recording nothing. A job's end is not a
-    /// sighting: a hook that comes after must still tell the user of a change it sees.
-    Recheck,
+    /// The daemon (after a change it saw, or a job): what is owed now, recording nothing. The
+    /// daemon's sightings are not the user's: a hook that comes after a checkout must still
+    /// tell of a change the daemon noticed first.
+    Daemon,
 }
 
 /// Plans the workspace (reusing the stored plan while its stamp holds), compares each image's
@@ -74,7 +73,7 @@ pub fn observe(
         registry::put(state, &new_record(ws, &plan.config))?;
     }
     let mut unbuilt = Vec::new();
-    if changed.is_empty() || look == Look::Recheck {
+    if changed.is_empty() || look == Look::Daemon {
         for (image, digest) in &digests {
             if seen(image).and_then(ImageSeen::built) != Some(digest.as_str()) {
                 unbuilt.push((image.clone(), digest.clone()));

@@ -92,7 +92,8 @@ fn the_hook_reads_only_what_the_copy_sources_name() {
     git(&p, &["checkout", "-q", "-b", "other"], &envs);
     p.write("deps.lock", "a==2\n");
     git(&p, &["commit", "-qam", "bump"], &envs);
-    let back = git(&p, &["checkout", "main"], &envs);
+    git(&p, &["checkout", "-q", "main"], &envs);
+    let back = git(&p, &["checkout", "other"], &envs);
     let said = String::from_utf8_lossy(&back.stderr);
     assert!(
         said.contains("dependencies of app changed"),

@@ -527,7 +527,7 @@ impl Daemon {
     /// the answer. One evaluation per workspace at a time: a change that arrives meanwhile
     /// is looked at once the current one is done.
     fn evaluate(&mut self, workspace: &Path, images: &BTreeSet<String>) {
-        self.evaluate_as(workspace, images, Look::Watch);
+        self.evaluate_as(workspace, images, Look::Daemon);
     }
 
     /// [`Daemon::evaluate`], as `look` says (see [`Look`]).
@@ -725,11 +725,7 @@ impl Daemon {
         // the files again, so such a change is not lost.
         for workspace in workspaces {
             if self.workspaces.contains_key(&workspace) {
-                self.evaluate_as(
-                    &workspace,
-                    &BTreeSet::from([key.image.clone()]),
-                    Look::Recheck,
-                );
+                self.evaluate(&workspace, &BTreeSet::from([key.image.clone()]));
             }
         }
     }
