@@ -68,7 +68,7 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
         _ => return Ok(None),
     };
     let ws = Workspace::discover(dir)?;
-    let config = match config::resolve(&ws) {
+    let config = match config::resolve_cached(&ws) {
         Ok(c) => c,
         // A repository with nothing to build has nothing to keep warm.
         Err(ConfigError::NoImages { .. }) => return Ok(None),
