@@ -6,6 +6,7 @@
 mod common;
 
 mod bad_input;
+mod compose_corpus;
 mod context_engine;
 mod daemon_engine;
 mod doctor;

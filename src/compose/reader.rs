@@ -348,6 +348,12 @@ impl Loader<'_> {
         for (k, svc) in project.services.iter_mut() {
             let at = format!("services.{}.build", scalar(k).unwrap_or_default());
             if let Some(Value::Mapping(build)) = svc.get_mut("build") {
+                if build.contains_key("dockerfile") && build.contains_key("dockerfile_inline") {
+                    return Err(invalid(
+                        &files[0],
+                        format!("{at}: dockerfile and dockerfile_inline are mutually exclusive; keep one (an override can drop the other with `!reset null`)"),
+                    ));
+                }
                 if !build.contains_key("context") {
                     build.insert("context".into(), dir.display().to_string().into());
                     project
@@ -508,7 +514,15 @@ impl Loader<'_> {
             let paths: Vec<PathBuf> = paths.iter().map(|p| clean(&dir.join(p))).collect();
             let Some(first) = paths.first() else { continue };
             let pdir = match &project_dir {
-                Some(d) => clean(&dir.join(d)),
+                Some(d) if Path::new(d).is_absolute() => clean(Path::new(d)),
+                // What compose 2.26 (compose-go 2.0) does with a relative project_directory:
+                // the directory *containing* it, relative to the including project (Go's
+                // `filepath.Dir` of the text as written). The corpus checks it against
+                // the installed compose.
+                Some(d) => {
+                    let parent = d.rfind('/').map_or(".", |i| &d[..i]);
+                    clean(&dir.join(if parent.is_empty() { "/" } else { parent }))
+                }
                 None => first.parent().unwrap_or(dir).to_path_buf(),
             };
             // The included project's variables: its env files (else its own `.env`),
@@ -836,7 +850,8 @@ fn normalize_service(
             b.insert("context".into(), local_or_remote(&ctx, dir).into());
         }
         for field in ["dockerfile", "dockerfile_inline", "target", "network"] {
-            if let Some(v) = b.get(field) {
+            // `!reset` / `!override` stay for the merge to apply.
+            if let Some(v) = b.get(field).filter(|v| !matches!(v, Value::Tagged(_))) {
                 match scalar(v) {
                     Some(s) => {
                         b.insert(field.into(), s.into());
@@ -853,7 +868,7 @@ fn normalize_service(
                 }
             }
         }
-        if let Some(args) = b.get("args").cloned() {
+        if let Some(args) = b.get_mut("args").map(untag).cloned() {
             let mut out = Mapping::new();
             let mut put = |k: String, v: Option<String>| {
                 match v.or_else(|| env.get(&k)) {
@@ -884,9 +899,11 @@ fn normalize_service(
                     ))
                 }
             }
-            b.insert("args".into(), Value::Mapping(out));
+            if let Some(slot) = b.get_mut("args") {
+                *untag(slot) = Value::Mapping(out);
+            }
         }
-        if let Some(extra) = b.get("additional_contexts").cloned() {
+        if let Some(extra) = b.get_mut("additional_contexts").map(untag).cloned() {
             let mut out = Mapping::new();
             let pairs: Vec<(String, String)> = match extra {
                 Value::Mapping(a) => a
@@ -906,7 +923,9 @@ fn normalize_service(
             for (k, v) in pairs {
                 out.insert(k.into(), local_or_remote(&v, dir).into());
             }
-            b.insert("additional_contexts".into(), Value::Mapping(out));
+            if let Some(slot) = b.get_mut("additional_contexts") {
+                *untag(slot) = Value::Mapping(out);
+            }
         }
     }
     if let Some(image) = m.get("image") {
@@ -922,6 +941,14 @@ fn normalize_service(
         }
     }
     Ok(())
+}
+
+/// The value under a `!reset` / `!override` tag, or the value itself.
+fn untag(v: &mut Value) -> &mut Value {
+    match v {
+        Value::Tagged(t) => &mut t.value,
+        v => v,
+    }
 }
 
 /// `source:target[:mode]` in compose's long form.
