@@ -7,6 +7,7 @@ mod common;
 
 mod bad_input;
 mod compose_corpus;
+mod compose_engine;
 mod context_engine;
 mod daemon_engine;
 mod doctor;

@@ -55,7 +55,7 @@ pub enum ComposeError {
     #[error("cannot read {path}: {reason}")]
     Unreadable { path: String, reason: String },
     /// Compose itself refused the project: its own words.
-    #[error("docker compose config: {0}")]
+    #[error("{0} (docker compose config); fix the compose file")]
     Rejected(String),
     #[error("DOCKWARM_COMPOSE=v2 but `docker compose` (v2) does not answer: {0}")]
     NoComposeV2(String),
@@ -225,9 +225,30 @@ pub fn load(root: &Path, opts: &Options) -> Result<Option<Model>, ComposeError> 
             }
             Ok(Some(model))
         }
-        Err(v2::V2Error::Rejected(message)) => Err(ComposeError::Rejected(message)),
+        Err(v2::V2Error::Rejected(message)) => Err(rejected(message, &builtin)),
         Err(v2::V2Error::Absent(why)) if mode == Some("v2") => Err(ComposeError::NoComposeV2(why)),
         Err(v2::V2Error::Absent(_)) => builtin,
+    }
+}
+
+/// Compose's refusal in its own words, with the file named when compose leaves it out
+/// (its YAML errors say only `yaml: line 3: ...`; the own reader knows which file it was).
+fn rejected(message: String, builtin: &Result<Option<Model>, ComposeError>) -> ComposeError {
+    let message = message
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    match builtin {
+        Err(ComposeError::Syntax { path, line, .. }) if !message.contains(path.as_str()) => {
+            let line = message
+                .strip_prefix("yaml: line ")
+                .and_then(|r| r.split(':').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(*line);
+            ComposeError::Rejected(format!("{path}:{line}: {message}"))
+        }
+        _ => ComposeError::Rejected(message),
     }
 }
 
