@@ -150,6 +150,22 @@ pub struct ImageSpec {
 }
 
 impl ImageSpec {
+    /// The Dockerfile's text: compose's `dockerfile_inline`, else the file.
+    pub fn read_dockerfile(&self, root: &Path) -> std::io::Result<String> {
+        match &self.dockerfile_inline {
+            Some(text) => Ok(text.value.clone()),
+            None => std::fs::read_to_string(root.join(&self.dockerfile.value)),
+        }
+    }
+
+    /// The named build contexts, as absolute directories (what `--build-context` takes).
+    pub fn named_context_dirs(&self, root: &Path) -> BTreeMap<String, PathBuf> {
+        self.additional_contexts
+            .iter()
+            .map(|(k, v)| (k.clone(), root.join(&v.value)))
+            .collect()
+    }
+
     pub fn arg_values(&self) -> BTreeMap<String, String> {
         self.args
             .iter()
