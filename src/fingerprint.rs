@@ -123,7 +123,7 @@ pub fn plan(
 ) -> Result<Plan, FingerprintError> {
     let context_dir = config.root.join(&image.context.value);
     let dockerfile_path = config.root.join(&image.dockerfile.value);
-    let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
+    let text = image.read_dockerfile(&config.root).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             FingerprintError::MissingDockerfile {
                 path: dockerfile_path.display().to_string(),
@@ -165,7 +165,27 @@ pub fn plan(
         }
     })?;
     let prefix = image.context.value.clone();
-    let inputs = hash_files(&context_dir, &prefix, &files)?;
+    let mut inputs = hash_files(&context_dir, &prefix, &files)?;
+    // What the dependency stage reads from compose's additional_contexts is input too.
+    let mut deps = deps;
+    for (name, dir) in image.named_context_dirs(&config.root) {
+        let Some(sources) = deps.named_sources.get(&name) else {
+            continue;
+        };
+        let rules = IgnoreRules::load(&dir, &dir.join("Dockerfile"))?.with_dialect(dialect);
+        let files = context::expand_sources(&dir, &rules, sources).map_err(|source| {
+            FingerprintError::Inputs {
+                image: image.name.clone(),
+                source,
+            }
+        })?;
+        inputs.extend(hash_files(
+            &dir,
+            &image.additional_contexts[&name].value,
+            &files,
+        )?);
+        deps.base_images.retain(|b| b != &name);
+    }
     Ok(Plan {
         image: image.clone(),
         context_dir,

@@ -158,19 +158,18 @@ pub async fn prebuild_image(
     let build_labels = managed_labels(project, &image.name, &fp.hex, None);
     let scratch = state.dir("dockerfiles")?.join(&fp.hex);
     let tags = [tag.clone()];
+    let named_contexts = image.named_context_dirs(&config.root);
     let request = Request {
         context_dir: &fp.plan.context_dir,
         dockerfile_path: &fp.plan.dockerfile_path,
-        dockerfile_text: fp
-            .plan
-            .deps
-            .truncated
+        dockerfile_text: (fp.plan.deps.truncated || image.dockerfile_inline.is_some())
             .then_some(fp.plan.deps.dockerfile_text.as_str()),
         target: fp.plan.deps.build_target.as_deref(),
         network: image.network.value.as_deref(),
         cache_from: &[],
         inline_cache: true,
         args: &fp.plan.args,
+        named_contexts: &named_contexts,
         labels: &build_labels,
         tags: &tags,
         scratch_dir: &scratch,
@@ -311,15 +310,17 @@ pub async fn build_workspace_image(
     let scratch = state
         .dir("dockerfiles")?
         .join(format!("ws-{}", crate::registry::id(&config.root)));
+    let named_contexts = image.named_context_dirs(&config.root);
     let request = Request {
         context_dir: &context_dir,
         dockerfile_path: &dockerfile_path,
-        dockerfile_text: None,
+        dockerfile_text: image.dockerfile_inline.as_ref().map(|d| d.value.as_str()),
         target: image.target.value.as_deref(),
         network: image.network.value.as_deref(),
         cache_from: &cache_from,
         inline_cache: false,
         args: &args,
+        named_contexts: &named_contexts,
         labels: &build_labels,
         tags: &tags,
         scratch_dir: &scratch,
@@ -360,11 +361,32 @@ fn source_digest(
             source,
         },
     )?;
-    let hashed = fingerprint::hash_files(&context_dir, std::path::Path::new(""), &files)?;
-    let dockerfile = std::fs::read(&dockerfile_path).map_err(|e| FingerprintError::Unreadable {
-        path: dockerfile_path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let mut hashed = fingerprint::hash_files(&context_dir, std::path::Path::new(""), &files)?;
+    // Named contexts are sources too (compose's additional_contexts).
+    for (name, dir) in image.named_context_dirs(&config.root) {
+        let rules = crate::ignore::IgnoreRules::load(&dir, &dir.join("Dockerfile"))
+            .map_err(FingerprintError::from)?
+            .with_dialect(dialect);
+        let files =
+            crate::context::expand_sources(&dir, &rules, &[".".to_string()]).map_err(|source| {
+                FingerprintError::Inputs {
+                    image: image.name.clone(),
+                    source,
+                }
+            })?;
+        hashed.extend(fingerprint::hash_files(
+            &dir,
+            std::path::Path::new(&name),
+            &files,
+        )?);
+    }
+    let dockerfile =
+        image
+            .read_dockerfile(&config.root)
+            .map_err(|e| FingerprintError::Unreadable {
+                path: dockerfile_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
     let mut h = Sha256::new();
     for part in [
         "dockwarm-source-v1",
