@@ -252,3 +252,100 @@ fn the_hooks_path_starts_no_compose_process() {
         Reader::Builtin
     );
 }
+
+/// A dependency stage written in compose's `dockerfile_inline`.
+const INLINE_COMPOSE: &str = r#"services:
+  app:
+    build:
+      context: .
+      dockerfile_inline: |
+        ARG BASE=dockwarm-test/busybox:latest
+        FROM $${BASE}
+        WORKDIR /app
+        COPY deps.lock ./
+        RUN --mount=type=cache,target=/cache/inline sh -c 'cp deps.lock /cache/inline/ && date > /app/installed'
+        COPY . .
+"#;
+
+#[test]
+fn an_inline_dockerfile_is_prebuilt_and_cached_for_the_user() {
+    if !engine() {
+        return;
+    }
+    busybox();
+    let p = Project::new(&[("compose.yaml", INLINE_COMPOSE), ("src/a.sh", "echo\n")]);
+    p.write("deps.lock", &format!("inline\n# {}\n", p.name));
+    let config = p.json(&["config"]);
+    let image = &config["images"][0];
+    assert!(
+        image["dockerfile_inline"]["value"]
+            .as_str()
+            .is_some_and(|t| t.contains("COPY deps.lock")),
+        "{config}"
+    );
+    let out = p.json(&["prebuild", "--backend", "buildx"]);
+    assert_eq!(out[0]["status"], "built", "{out}");
+    let build = Command::new("docker")
+        .args(["compose", "--progress", "plain", "build"])
+        .current_dir(&p.root)
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&build.stderr).into_owned()
+        + &String::from_utf8_lossy(&build.stdout);
+    assert!(
+        build.status.success(),
+        "docker compose build failed:\n{log}"
+    );
+    let deps: Vec<(String, bool)> = steps(&log)
+        .into_iter()
+        .filter(|(name, _)| name.contains("deps.lock") || name.contains("/cache/inline"))
+        .collect();
+    assert_eq!(deps.len(), 2, "the dependency steps in:\n{log}");
+    assert!(
+        deps.iter().all(|(_, cached)| *cached),
+        "not all CACHED: {deps:?}\n{log}"
+    );
+}
+
+#[test]
+fn files_the_dependency_stage_reads_from_an_additional_context_are_inputs() {
+    if !engine() {
+        return;
+    }
+    busybox();
+    let p = Project::new(&[
+        (
+            "compose.yaml",
+            "services:\n  app:\n    build:\n      context: ./app\n      additional_contexts:\n        shared: ./libs/shared\n        remote: https://github.com/acme/tools.git\n",
+        ),
+        (
+            "app/Dockerfile",
+            "FROM dockwarm-test/busybox:latest\nCOPY app.lock ./\nCOPY --from=shared deps.lock ./\nRUN cat app.lock deps.lock\nCOPY . .\n",
+        ),
+        ("app/app.lock", "app\n"),
+        ("libs/shared/deps.lock", "one\n"),
+        ("libs/shared/unrelated.txt", "x\n"),
+    ]);
+    let fingerprint = || {
+        let v = p.json(&["fingerprint"]);
+        let inputs: Vec<String> = v[0]["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["path"].as_str().unwrap().to_string())
+            .collect();
+        (v[0]["fingerprint"].as_str().unwrap().to_string(), inputs)
+    };
+    let (before, inputs) = fingerprint();
+    assert_eq!(inputs, vec!["app/app.lock", "libs/shared/deps.lock"]);
+    p.write("libs/shared/unrelated.txt", "y\n");
+    assert_eq!(fingerprint().0, before, "a file the stage does not read");
+    p.write("libs/shared/deps.lock", "two\n");
+    assert_ne!(fingerprint().0, before, "the lockfile in the named context");
+    // The remote one is listed, not fingerprinted.
+    let config = p.json(&["config"]);
+    let contexts = &config["images"][0]["additional_contexts"];
+    assert_eq!(contexts["shared"]["value"], "libs/shared", "{config}");
+    assert!(contexts.get("remote").is_none(), "{config}");
+}
