@@ -482,6 +482,8 @@ struct FromCompose {
     dockerfile: PathBuf,
     inline: Option<String>,
     additional_contexts: BTreeMap<String, PathBuf>,
+    /// Remote named contexts: neither fingerprinted nor given to the dependency build.
+    remote_contexts: BTreeMap<String, String>,
 }
 
 /// The local parts of a compose build, or why it cannot be prebuilt.
@@ -506,11 +508,20 @@ fn from_compose(root: &Path, b: &compose::Build) -> Result<FromCompose, String> 
             compose::Context::Remote(_) => None,
         })
         .collect();
+    let remote_contexts = b
+        .additional_contexts
+        .iter()
+        .filter_map(|(k, c)| match c {
+            compose::Context::Remote(url) => Some((k.clone(), url.clone())),
+            compose::Context::Local(_) => None,
+        })
+        .collect();
     Ok(FromCompose {
         context,
         dockerfile,
         inline,
         additional_contexts,
+        remote_contexts,
     })
 }
 
@@ -698,6 +709,12 @@ fn resolve_images(
             }
         };
         seen.push(build.clone());
+        for (name, url) in &f.remote_contexts {
+            skipped.push(Skipped {
+                service: svc.name.clone(),
+                reason: format!("additional context `{name}` ({url}) is remote: not fingerprinted and not given to the dependency build, so a dependency stage reading it is not prebuilt as the user builds it"),
+            });
+        }
         let at = |field: &str| origin(format!("services.{}.build{field}", svc.name));
         images.push(ImageSpec {
             name: svc.name.clone(),

@@ -306,10 +306,7 @@ fn flatten(m: &Model) -> BTreeMap<String, String> {
         }
     }
     for v in &m.volumes {
-        flat.insert(
-            format!("volumes.{}.name", v.key),
-            v.name.clone().unwrap_or_default(),
-        );
+        flat.insert(format!("volumes.{}.name", v.key), v.engine_name(&m.name));
         flat.insert(
             format!("volumes.{}.external", v.key),
             v.external.to_string(),

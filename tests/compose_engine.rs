@@ -117,7 +117,7 @@ fn a_compose_file_compose_rejects_gives_composes_message_and_exit_2() {
             "services:\n  app:\n    build: .\n",
             "compose.override.yaml",
             "services:\n  app:\n    build: [\n",
-            "compose.override.yaml:3: yaml: line 3:",
+            ": yaml: line 3: did not find expected node content",
         ),
         // A schema error: compose names the file itself.
         (
@@ -136,6 +136,13 @@ fn a_compose_file_compose_rejects_gives_composes_message_and_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
         assert!(err.contains(want), "{want:?} in: {err}");
+        // The file is named, with where to edit.
+        let named = if over_text.contains('[') {
+            "compose.override.yaml:4:"
+        } else {
+            "compose.yaml"
+        };
+        assert!(err.contains(named), "{named:?} in: {err}");
         assert!(err.contains("compose"), "{err}");
     }
     // The own reader names file, line and column itself.

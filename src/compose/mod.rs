@@ -144,12 +144,23 @@ pub enum Dockerfile {
     Inline(String),
 }
 
-/// A top-level volume: `external` ones must exist before `up`; `name` is the engine's name.
+/// A top-level volume: `external` ones must exist before `up`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Volume {
     pub key: String,
+    /// The engine name the file fixes (`name:`, or an external volume's key); `None` when
+    /// compose derives it from the project (`<project>_<key>`, one per workspace).
     pub name: Option<String>,
     pub external: bool,
+}
+
+impl Volume {
+    /// The engine's name of the volume in project `project`.
+    pub fn engine_name(&self, project: &str) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{project}_{}", self.key))
+    }
 }
 
 impl Model {
@@ -240,13 +251,12 @@ fn rejected(message: String, builtin: &Result<Option<Model>, ComposeError>) -> C
         .collect::<Vec<_>>()
         .join("; ");
     match builtin {
-        Err(ComposeError::Syntax { path, line, .. }) if !message.contains(path.as_str()) => {
-            let line = message
-                .strip_prefix("yaml: line ")
-                .and_then(|r| r.split(':').next())
-                .and_then(|n| n.parse::<usize>().ok())
-                .unwrap_or(*line);
-            ComposeError::Rejected(format!("{path}:{line}: {message}"))
+        // compose's YAML errors give the line of the enclosing block (`line 1` for a bad
+        // key on line 4): the own reader's position is the one to edit.
+        Err(ComposeError::Syntax {
+            path, line, column, ..
+        }) if !message.contains(path.as_str()) => {
+            ComposeError::Rejected(format!("{path}:{line}:{column}: {message}"))
         }
         _ => ComposeError::Rejected(message),
     }
@@ -333,14 +343,23 @@ pub fn from_json(json: &Value, escaped: bool, reader: Reader) -> Result<Model, S
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .map(|(key, v)| Volume {
-                    key: key.clone(),
-                    name: v.get("name").and_then(text),
-                    external: match v.get("external") {
+                .map(|(key, v)| {
+                    let external = match v.get("external") {
                         Some(Value::Bool(b)) => *b,
                         Some(Value::Object(_)) => true,
                         _ => false,
-                    },
+                    };
+                    // compose writes the derived name out; only a fixed one is kept.
+                    let derived = format!("{name}_{key}");
+                    let vname = v
+                        .get("name")
+                        .and_then(text)
+                        .filter(|n| external || *n != derived);
+                    Volume {
+                        key: key.clone(),
+                        name: vname,
+                        external,
+                    }
                 })
                 .collect()
         })
