@@ -131,6 +131,13 @@ pub fn load(
     let from_file = env_file(&dotenv_path, env, trace)?.unwrap_or_default();
     let mut vars = from_file.clone();
     vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // The process environment overrides `.env`: its values are part of what was read.
+    for k in from_file.keys() {
+        trace
+            .vars
+            .borrow_mut()
+            .insert(k.clone(), vars.get(k).cloned());
+    }
 
     let files: Vec<PathBuf> = match vars.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
         Some(list) => {

@@ -57,9 +57,27 @@ pub fn cached(state: &State, key: &str) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// Answers older than this are removed when a new one is stored (each is a few kB; a key
+/// changes with every edit of a compose or env file).
+const KEEP: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+
 /// Caches compose's answer; a failure to write only costs the next run a compose process.
 pub fn store(state: &State, key: &str, text: &str) {
-    if let Some(p) = path(state, key) {
-        let _ = state::write_atomic(&p, text.as_bytes());
+    let Some(p) = path(state, key) else { return };
+    let _ = state::write_atomic(&p, text.as_bytes());
+    let Some(dir) = p.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > KEEP);
+        if old && entry.path().extension().is_some_and(|e| e == "json") {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
