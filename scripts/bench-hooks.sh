@@ -18,6 +18,8 @@ export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@b GIT_COMMITTER_NAME=b GIT_COMMITTER
 repo="$work/repo"; mkdir -p "$repo"; cd "$repo"
 printf 'FROM scratch\nCOPY uv.lock pyproject.toml ./\nRUN install\nCOPY . .\n' > Dockerfile
 printf 'services:\n  app:\n    build: .\n' > compose.yaml
+# An override file, as compose merges it (issue 10): the hook must read it without compose.
+printf 'services:\n  app:\n    build:\n      args:\n        MODE: dev\n' > compose.override.yaml
 printf '[project]\nname = "x"\n' > pyproject.toml
 head -c 200000 /dev/urandom | base64 > uv.lock
 for i in $(seq 1 200); do echo "file $i" > "src_$i.py"; done
