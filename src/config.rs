@@ -525,6 +525,14 @@ fn from_compose(root: &Path, b: &compose::Build) -> Result<FromCompose, String> 
     })
 }
 
+/// The origin of an optional value: "default" when nothing set it.
+fn unset_default(value: &Option<String>, origin: String) -> String {
+    match value {
+        Some(_) => origin,
+        None => "default".into(),
+    }
+}
+
 /// `path` relative to `root` (with `..` when outside it), as compose's absolute paths are.
 fn relative_to(root: &Path, path: &Path) -> PathBuf {
     if let Ok(rel) = path.strip_prefix(root) {
@@ -730,8 +738,14 @@ fn resolve_images(
                     (k, sourced(p, from))
                 })
                 .collect(),
-            target: sourced(build.target.clone(), at(".target")),
-            network: sourced(build.network.clone(), at(".network")),
+            target: sourced(
+                build.target.clone(),
+                unset_default(&build.target, at(".target")),
+            ),
+            network: sourced(
+                build.network.clone(),
+                unset_default(&build.network, at(".network")),
+            ),
             deps_target: sourced(None, "derived from the Dockerfile"),
             args: build
                 .args
