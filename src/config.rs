@@ -39,7 +39,7 @@ pub enum ConfigError {
 }
 
 /// A value and where it came from ("dockwarm.toml", "compose.yaml services.web.build", ...).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sourced<T> {
     pub value: T,
     pub from: String,
@@ -76,7 +76,7 @@ impl std::str::FromStr for Backend {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// The workspace root (this checkout).
     pub root: PathBuf,
@@ -104,16 +104,26 @@ pub struct Config {
     pub backend: Sourced<Backend>,
     pub debounce_ms: Sourced<u64>,
     pub prune_keep: Sourced<u32>,
+    /// What the resolution read: a change to any of it can change the configuration.
+    pub read: ConfigInputs,
 }
 
 /// A built service left to compose, with the reason.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Skipped {
     pub service: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The files a configuration was read from (or looked for: a compose file that appears
+/// changes the answer) and the environment variables it consulted, with their values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigInputs {
+    pub files: Vec<PathBuf>,
+    pub env: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VolumeSpec {
     /// The key in `[volumes]` (or compose's top-level volume key).
     pub key: String,
@@ -124,7 +134,7 @@ pub struct VolumeSpec {
     pub from: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageSpec {
     pub name: String,
     pub from: String,
@@ -374,7 +384,31 @@ fn resolve_env(
         Some(k) => sourced(k, format!("{FILE_NAME} [prune] keep")),
         None => sourced(3, "default"),
     };
+    let mut read = ConfigInputs::default();
+    read.files.push(toml_path.clone());
+    match &compose {
+        Some(m) => {
+            read.files.extend(m.read_files.iter().cloned());
+            read.env.extend(m.read_env.clone());
+        }
+        None => {
+            read.files
+                .extend(compose::FILE_NAMES.iter().map(|n| ws.root.join(n)));
+            read.files.push(ws.root.join(".env"));
+        }
+    }
+    let mut env_names: Vec<String> = vec![
+        "COMPOSE_PROJECT_NAME".into(),
+        "DOCKWARM_BACKEND".into(),
+        "DOCKWARM_COMPOSE".into(),
+    ];
+    env_names.extend(env.keys().filter(|k| k.starts_with("COMPOSE_")).cloned());
+    for name in env_names {
+        let value = env.get(&name).cloned();
+        read.env.insert(name, value);
+    }
     Ok(Config {
+        read,
         root: ws.root.clone(),
         file,
         compose_file: compose.as_ref().and_then(|m| m.files.first().cloned()),

@@ -106,6 +106,21 @@ struct Walk<'a> {
     /// Excluded directories on the current path, added only if something below is kept.
     pending: Vec<(Vec<String>, Node)>,
     skipped_special: Vec<String>,
+    /// Every directory whose entries were read, relative to the root ('/'-joined, "" for the
+    /// root): what a change detector must stat to notice a new or removed input.
+    read_dirs: Vec<String>,
+}
+
+/// Which entries of a directory a walk keeps and descends into.
+#[derive(Clone, Copy)]
+enum Scope<'r> {
+    /// Everything below.
+    All,
+    /// A COPY source's wildcard components still to match, one per directory level (Go's
+    /// `filepath.Match` never matches a `/` with `*` or `?`, so a pattern of n components
+    /// only matches paths of n components): entries matching the first are kept (a matched
+    /// directory whole) when it is the last, descended into otherwise.
+    Glob(&'r [regex::Regex]),
 }
 
 impl Walk<'_> {
@@ -117,7 +132,17 @@ impl Walk<'_> {
     }
 
     fn dir(&mut self, rel: &[String], state: &MatchState) -> Result<(), ContextError> {
+        self.dir_in(rel, state, Scope::All)
+    }
+
+    fn dir_in(
+        &mut self,
+        rel: &[String],
+        state: &MatchState,
+        scope: Scope<'_>,
+    ) -> Result<(), ContextError> {
         let abs = rel.iter().fold(self.root.to_path_buf(), |p, c| p.join(c));
+        self.read_dirs.push(rel.join("/"));
         let io_err = |source| ContextError::Io {
             path: abs.clone(),
             source,
@@ -133,6 +158,20 @@ impl Walk<'_> {
         }
         names.sort();
         for name in names {
+            // Below a wildcard: the entry's own scope, or skip it when it cannot match.
+            let child_scope = match scope {
+                Scope::All => Scope::All,
+                Scope::Glob(parts) => match parts.split_first() {
+                    Some((first, rest)) if first.is_match(&name) => {
+                        if rest.is_empty() {
+                            Scope::All
+                        } else {
+                            Scope::Glob(rest)
+                        }
+                    }
+                    _ => continue,
+                },
+            };
             let path = abs.join(&name);
             let meta = fs::symlink_metadata(&path).map_err(|source| ContextError::Io {
                 path: path.clone(),
@@ -160,9 +199,10 @@ impl Walk<'_> {
                 } else {
                     self.keep(key.clone(), node);
                 }
-                self.dir(&key, &child_state)?;
+                self.dir_in(&key, &child_state, child_scope)?;
                 self.pending.truncate(pending_len);
-            } else if excluded {
+            } else if excluded || matches!(child_scope, Scope::Glob(_)) {
+                // Excluded, or a file where the pattern needs a directory.
                 continue;
             } else if ft.is_file() {
                 self.keep(key, Node::File { abs: path, mode });
@@ -197,15 +237,84 @@ fn permission_bits(meta: &fs::Metadata) -> u32 {
     }
 }
 
+impl<'a> Walk<'a> {
+    fn new(root: &'a Path, rules: &'a IgnoreRules) -> Walk<'a> {
+        Walk {
+            root,
+            rules,
+            tree: Tree::new(),
+            pending: Vec::new(),
+            skipped_special: Vec::new(),
+            read_dirs: Vec::new(),
+        }
+    }
+
+    /// Walks only what lies under `prefix` (path components of a directory or file), then
+    /// `scope` below it. The ancestors are matched against the ignore rules one by one, as
+    /// the whole walk would on its way down, without reading any other directory: the same
+    /// entries come out as from a walk of the whole context, for a fraction of the work.
+    fn under(&mut self, prefix: &[String], scope: Scope<'_>) -> Result<(), ContextError> {
+        let mut state = MatchState::default();
+        for depth in 0..prefix.len() {
+            let key = prefix[..=depth].to_vec();
+            let abs = key.iter().fold(self.root.to_path_buf(), |p, c| p.join(c));
+            let meta = match fs::symlink_metadata(&abs) {
+                Ok(m) => m,
+                // Not there: the caller reports a missing plain source.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(source) => return Err(ContextError::Io { path: abs, source }),
+            };
+            let rel_str = key.join("/");
+            let (excluded, child_state) = self.rules.match_with_parent(&rel_str, &state);
+            let last = depth + 1 == prefix.len();
+            let ft = meta.file_type();
+            if ft.is_dir() {
+                let node = Node::Dir {
+                    mode: permission_bits(&meta),
+                };
+                if excluded {
+                    if !self.rules.must_enter_excluded_dir(&rel_str) {
+                        return Ok(());
+                    }
+                    if self.rules.dialect() == Dialect::Legacy {
+                        self.keep(key.clone(), node);
+                    } else {
+                        self.pending.push((key.clone(), node));
+                    }
+                } else {
+                    self.keep(key.clone(), node);
+                }
+                state = child_state;
+                if last {
+                    return self.dir_in(&key, &state, scope);
+                }
+            } else {
+                // A file (or symlink) where a directory is needed, or an excluded one.
+                if !last || excluded || matches!(scope, Scope::Glob(_)) {
+                    return Ok(());
+                }
+                let mode = permission_bits(&meta);
+                if ft.is_file() {
+                    self.keep(key, Node::File { abs, mode });
+                } else if ft.is_symlink() {
+                    let target = fs::read_link(&abs).map_err(|source| ContextError::Io {
+                        path: abs.clone(),
+                        source,
+                    })?;
+                    self.keep(key, Node::Symlink { target, mode });
+                } else {
+                    self.skipped_special.push(rel_str);
+                }
+                return Ok(());
+            }
+        }
+        self.dir_in(&[], &state, scope)
+    }
+}
+
 /// The context after the ignore rules, as fsutil would send it.
 fn collect(context_dir: &Path, rules: &IgnoreRules) -> Result<(Tree, Vec<String>), ContextError> {
-    let mut walk = Walk {
-        root: context_dir,
-        rules,
-        tree: Tree::new(),
-        pending: Vec::new(),
-        skipped_special: Vec::new(),
-    };
+    let mut walk = Walk::new(context_dir, rules);
     walk.dir(&[], &MatchState::default())?;
     Ok((walk.tree, walk.skipped_special))
 }
@@ -433,7 +542,78 @@ pub fn expand_sources(
     rules: &IgnoreRules,
     sources: &[String],
 ) -> Result<Vec<String>, ContextError> {
-    let (tree, _) = collect(context_dir, rules)?;
+    resolve_sources(context_dir, rules, sources).map(|s| s.files)
+}
+
+/// What [`resolve_sources`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// The files and symlinks the sources bring in: relative, '/'-separated, sorted.
+    pub files: Vec<String>,
+    /// The directories whose entries were read (relative, "" for the context root), sorted:
+    /// a file appearing in or vanishing from one of them can change `files`.
+    pub dirs_read: Vec<String>,
+}
+
+/// [`expand_sources`], reading only what each source's literal prefix allows: `COPY
+/// requirements.txt .` looks at one file, `COPY requirements/ ./` walks one directory, and a
+/// wildcard walks only the directories its components can match. The result equals a
+/// match against a walk of the whole context (which big repositories, with their
+/// `node_modules` and generated trees, cannot afford on every checkout).
+pub fn resolve_sources(
+    context_dir: &Path,
+    rules: &IgnoreRules,
+    sources: &[String],
+) -> Result<Sources, ContextError> {
+    let mut tree = Tree::new();
+    let mut dirs_read = BTreeSet::new();
+    for source in sources {
+        let cleaned = go_clean(&format!("/{source}"));
+        let rel = cleaned.trim_start_matches('/');
+        let parts: Vec<String> = if rel.is_empty() {
+            Vec::new()
+        } else {
+            rel.split('/').map(str::to_string).collect()
+        };
+        let wild = parts.iter().position(|p| has_wildcard(p));
+        let mut walk = Walk::new(context_dir, rules);
+        match wild {
+            None => walk.under(&parts, Scope::All)?,
+            Some(i) => {
+                // A negated class or a range may match '/' (as in Go), and a class split at
+                // a '/' does not parse alone: those walk the whole literal prefix.
+                let per_component = parts[i..]
+                    .iter()
+                    .all(|p| !p.contains('[') || !(p.contains("[^") || p.contains('-')));
+                let components = parts[i..]
+                    .iter()
+                    .map(|p| go_match_regex(p))
+                    .collect::<Result<Vec<_>, _>>();
+                match components {
+                    Ok(components) if per_component => {
+                        walk.under(&parts[..i], Scope::Glob(&components))?
+                    }
+                    _ => walk.under(&parts[..i], Scope::All)?,
+                }
+            }
+        }
+        dirs_read.extend(walk.read_dirs);
+        for (k, node) in walk.tree {
+            tree.entry(k).or_insert(node);
+        }
+    }
+    Ok(Sources {
+        files: match_sources(&tree, rules, sources)?,
+        dirs_read: dirs_read.into_iter().collect(),
+    })
+}
+
+/// The files of `tree` that `sources` bring in, as COPY does.
+fn match_sources(
+    tree: &Tree,
+    rules: &IgnoreRules,
+    sources: &[String],
+) -> Result<Vec<String>, ContextError> {
     let mut files = BTreeSet::new();
     for source in sources {
         let cleaned = go_clean(&format!("/{source}"));
@@ -769,5 +949,72 @@ mod tests {
             Err(ContextError::BadSource { .. })
         ));
         assert!(is_dir(dir.path(), "src") && !is_dir(dir.path(), "src/main.py"));
+    }
+
+    /// Resolving by prefix gives exactly what matching against the whole walk gives, in both
+    /// dialects, and reads no directory a source's prefix does not reach.
+    #[test]
+    fn sources_resolve_by_prefix_like_a_whole_walk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        make_tree(root);
+        for p in [
+            "node_modules/a/index.js",
+            "vendor/p/keep.me",
+            "vendor/p/other",
+        ] {
+            fs::create_dir_all(root.join(p).parent().expect("parent")).expect("mkdir");
+            fs::write(root.join(p), "x").expect("write");
+        }
+        fs::write(
+            root.join(".dockerignore"),
+            "**/*.pyc\nbuild\n!build/keep.txt\n*.log\nvendor\n!vendor/*/keep.me\n",
+        )
+        .expect("write");
+        let cases: &[&[&str]] = &[
+            &["pyproject.toml", "requirements.txt"],
+            &["src/"],
+            &["/req*.txt", "reqs/*.tx?"],
+            &["build"],
+            &["build/keep.txt"],
+            &["[p]y*"],
+            &["*/*.py"],
+            &["vendor"],
+            &["vendor/p/keep.me"],
+            &["vendor/*/keep.me"],
+            &["s?c/pkg"],
+            &["."],
+            &["src/link"],
+            &["*.nothing", "src/pkg/*"],
+        ];
+        for dialect in [Dialect::Current, Dialect::Legacy] {
+            let rules = rules_for(root).with_dialect(dialect);
+            let (tree, _) = collect(root, &rules).expect("walk");
+            for case in cases {
+                let sources: Vec<String> = case.iter().map(|s| s.to_string()).collect();
+                let want = match_sources(&tree, &rules, &sources).map_err(|e| e.to_string());
+                let got = resolve_sources(root, &rules, &sources).map_err(|e| e.to_string());
+                assert_eq!(
+                    got.as_ref().map(|g| &g.files),
+                    want.as_ref(),
+                    "{case:?} {dialect:?}"
+                );
+                let Ok(got) = got else { continue };
+                if !case.contains(&".") && !case.contains(&"*/*.py") {
+                    assert!(
+                        got.dirs_read.iter().all(|d| !d.starts_with("node_modules")),
+                        "{case:?} read {:?}",
+                        got.dirs_read
+                    );
+                }
+            }
+        }
+        let rules = rules_for(root);
+        let one = |s: &str| resolve_sources(root, &rules, &[s.to_string()]).expect(s);
+        assert!(one("requirements.txt").dirs_read.is_empty());
+        assert_eq!(one("src/").dirs_read, vec!["src", "src/pkg"]);
+        assert_eq!(one("req*.txt").dirs_read, vec![""]);
+        // The root and its 7 directories, none deeper.
+        assert_eq!(one("*/*.py").dirs_read.len(), 8);
     }
 }

@@ -59,7 +59,7 @@ impl FingerprintError {
 }
 
 /// Everything about an image's dependency stage that can be known without the engine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub image: ImageSpec,
     /// Absolute paths.
@@ -68,12 +68,37 @@ pub struct Plan {
     pub deps: DepsPlan,
     pub args: BTreeMap<String, String>,
     pub inputs: Vec<InputFile>,
+    /// Directories (absolute) whose entries decided `inputs`: a `COPY dir/` or a wildcard's.
+    #[serde(default)]
+    pub dirs_read: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+impl Plan {
+    /// Every path whose change can change this plan: the Dockerfile, both ignore files, the
+    /// inputs and the directories listed to find them.
+    pub fn read_paths(&self) -> Vec<PathBuf> {
+        let mut paths = vec![
+            self.dockerfile_path.clone(),
+            self.context_dir.join(".dockerignore"),
+            crate::ignore::dockerfile_ignore_path(&self.dockerfile_path),
+        ];
+        paths.extend(
+            self.inputs
+                .iter()
+                .map(|f| self.context_dir.join(&f.context_path)),
+        );
+        paths.extend(self.dirs_read.iter().cloned());
+        paths
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InputFile {
     /// Relative to the workspace root, with `/`.
     pub path: String,
+    /// Relative to the build context, with `/`.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub context_path: String,
     pub size: u64,
     pub sha256: String,
 }
@@ -158,14 +183,25 @@ pub fn plan(
     let rules = IgnoreRules::load(&context_dir, &dockerfile_path)?.with_dialect(dialect);
     let mut sources = deps.context_sources.clone();
     sources.extend(image.inputs.value.iter().cloned());
-    let files = context::expand_sources(&context_dir, &rules, &sources).map_err(|source| {
+    let found = context::resolve_sources(&context_dir, &rules, &sources).map_err(|source| {
         FingerprintError::Inputs {
             image: image.name.clone(),
             source,
         }
     })?;
     let prefix = image.context.value.clone();
-    let mut inputs = hash_files(&context_dir, &prefix, &files)?;
+    let mut inputs = hash_files(&context_dir, &prefix, &found.files)?;
+    let mut dirs_read: Vec<PathBuf> = found
+        .dirs_read
+        .iter()
+        .map(|d| {
+            if d.is_empty() {
+                context_dir.clone()
+            } else {
+                context_dir.join(d)
+            }
+        })
+        .collect();
     // What the dependency stage reads from compose's additional_contexts is input too.
     let mut deps = deps;
     for (name, dir) in image.named_context_dirs(&config.root) {
@@ -173,17 +209,26 @@ pub fn plan(
             continue;
         };
         let rules = IgnoreRules::load(&dir, &dir.join("Dockerfile"))?.with_dialect(dialect);
-        let files = context::expand_sources(&dir, &rules, sources).map_err(|source| {
+        let found = context::resolve_sources(&dir, &rules, sources).map_err(|source| {
             FingerprintError::Inputs {
                 image: image.name.clone(),
                 source,
             }
         })?;
-        inputs.extend(hash_files(
-            &dir,
-            &image.additional_contexts[&name].value,
-            &files,
-        )?);
+        let mut named = hash_files(&dir, &image.additional_contexts[&name].value, &found.files)?;
+        // `context_path` stays relative to the build context (what the stored plan stats).
+        for f in &mut named {
+            let absolute = dir.join(&f.context_path);
+            f.context_path = relative_path(&context_dir, &absolute);
+        }
+        inputs.extend(named);
+        dirs_read.extend(found.dirs_read.iter().map(|d| {
+            if d.is_empty() {
+                dir.clone()
+            } else {
+                dir.join(d)
+            }
+        }));
         deps.base_images.retain(|b| b != &name);
     }
     Ok(Plan {
@@ -193,7 +238,22 @@ pub fn plan(
         deps,
         args,
         inputs,
+        dirs_read,
     })
+}
+
+/// `to` relative to the directory `from`, with `..` where needed and `/` separators.
+fn relative_path(from: &Path, to: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); from.len() - common];
+    parts.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
 }
 
 /// Below this many bytes in all, hashing stays on the calling thread: starting threads costs
@@ -294,6 +354,7 @@ fn hash_file(
     let repo_path = prefix.join(rel);
     Ok(InputFile {
         path: repo_path.to_string_lossy().replace('\\', "/"),
+        context_path: rel.to_string(),
         size,
         sha256: hex::encode(hasher.finalize()),
     })

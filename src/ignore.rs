@@ -107,7 +107,8 @@ pub struct MatchState {
 /// a real engine by `tests/context_engine.rs`) the context follows the old fsutil walker,
 /// and against newer engines the rewritten one. They differ only when `!` exceptions meet
 /// excluded directories.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Dialect {
     /// fsutil `filterFS` (BuildKit 0.10+, Docker Engine 23+): per-pattern parent results,
     /// excluded directories entered whenever a glob exception could match below them and
@@ -136,6 +137,13 @@ impl Dialect {
             _ => Dialect::Current,
         }
     }
+}
+
+/// `<dockerfile>.dockerignore`: the ignore file BuildKit prefers to the context's.
+pub fn dockerfile_ignore_path(dockerfile: &Path) -> PathBuf {
+    let mut specific = dockerfile.as_os_str().to_os_string();
+    specific.push(".dockerignore");
+    PathBuf::from(specific)
 }
 
 /// A parsed `.dockerignore`.
@@ -168,9 +176,10 @@ impl IgnoreRules {
         } else {
             context_dir.join(dockerfile)
         };
-        let mut specific = dockerfile.into_os_string();
-        specific.push(".dockerignore");
-        let candidates = [PathBuf::from(specific), context_dir.join(".dockerignore")];
+        let candidates = [
+            dockerfile_ignore_path(&dockerfile),
+            context_dir.join(".dockerignore"),
+        ];
         for path in candidates {
             if !path.is_file() {
                 continue;

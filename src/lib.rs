@@ -4,6 +4,7 @@
 
 pub mod background;
 pub mod build;
+pub mod changes;
 pub mod commands;
 pub mod compose;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod fingerprint;
 pub mod hooks;
 pub mod ignore;
 pub mod pending;
+pub mod plan;
 pub mod prebuild;
 pub mod progress;
 pub mod prune;

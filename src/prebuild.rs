@@ -9,24 +9,42 @@ use futures_util::StreamExt;
 use crate::build::{BuildFailure, Builder, Request};
 use crate::config::{Backend, Config, ImageSpec};
 use crate::engine::{labels, Engine, EngineError};
-use crate::fingerprint::{self, BaseImage, Fingerprint, FingerprintError};
+use crate::fingerprint::{self, BaseImage, Fingerprint, FingerprintError, Plan};
+use crate::plan::{ImagePlan, WorkspacePlan};
 use crate::progress::BuildLog;
+use crate::registry;
 use crate::state::{now_secs, BuildRecord, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrebuildError {
     #[error(transparent)]
     Fingerprint(#[from] FingerprintError),
+    /// The image's plan failed (its text: the plan keeps the error itself).
+    #[error("{message}")]
+    Plan { message: String, usage: bool },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Volumes(#[from] crate::volumes::VolumeError),
     #[error("image `{image}`: {failure}; full log: {log}")]
     Build {
         image: String,
         failure: BuildFailure,
         log: String,
     },
+}
+
+impl PrebuildError {
+    /// Whether the user must edit a file to fix it (exit code 2), rather than retry.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            PrebuildError::Fingerprint(f) => f.is_usage(),
+            PrebuildError::Plan { usage, .. } => *usage,
+            _ => false,
+        }
+    }
 }
 
 impl From<bollard::errors::Error> for PrebuildError {
@@ -58,17 +76,98 @@ pub struct Options {
     pub backend: Backend,
     /// No terminal progress (background runs); the log file still gets everything.
     pub quiet: bool,
+    /// Also build the workspace's own image and tag it with its compose names.
+    pub full: bool,
 }
 
-/// The fingerprint of one image, with base image IDs from the engine.
-pub async fn fingerprint_image(
+/// What [`run`] did for one image.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageResult {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// With [`Options::full`]: the workspace's image (None when the workspace was archived
+    /// while its build ran: it gets no tags).
+    pub workspace_image: Option<WorkspaceImage>,
+}
+
+/// Prebuilds the named images of a workspace's plan (all when `names` is empty): each
+/// dependency stage once per fingerprint and, with [`Options::full`], the workspace's own
+/// image under its compose names, recorded in the registry. The plan is the one the caller
+/// computed (or reused): nothing here plans again.
+pub async fn run(
     engine: &Engine,
-    config: &Config,
-    image: &ImageSpec,
-) -> Result<Fingerprint, PrebuildError> {
-    let plan = fingerprint::plan(config, image, engine.ignore_dialect())?;
-    let bases = base_images(engine, &plan.deps.base_images).await?;
-    Ok(fingerprint::fingerprint(plan, bases))
+    state: &State,
+    plan: &WorkspacePlan,
+    names: &[String],
+    options: &Options,
+) -> Result<Vec<ImageResult>, PrebuildError> {
+    let config = &plan.config;
+    let selected = config.select(names).map_err(|e| PrebuildError::Plan {
+        message: e.to_string(),
+        usage: true,
+    })?;
+    if options.full {
+        crate::volumes::ensure(engine, config).await?;
+    }
+    let mut builder = None;
+    let mut results = Vec::new();
+    for image in selected {
+        let image_plan = plan.image(&image.name).ok_or_else(|| PrebuildError::Plan {
+            message: format!("image `{}` has no plan", image.name),
+            usage: false,
+        })?;
+        let deps = image_plan.deps.as_ref().map_err(|e| PrebuildError::Plan {
+            message: e.to_string(),
+            usage: e.is_usage(),
+        })?;
+        let outcome =
+            prebuild_image(engine, state, config, image, deps, &mut builder, options).await?;
+        let mut result = ImageResult {
+            outcome,
+            workspace_image: None,
+        };
+        // A workspace archived meanwhile gets no new tags: its archive already ran.
+        if options.full && registry::get(state, &config.root).is_some() {
+            let built = build_workspace_image(
+                engine,
+                state,
+                config,
+                image,
+                image_plan,
+                &result.outcome.fingerprint,
+                &mut builder,
+                options,
+            )
+            .await?;
+            if registry::get(state, &config.root).is_none() {
+                for tag in &built.tags {
+                    let _ = crate::pending::remove_tag(engine, tag).await;
+                }
+            } else {
+                let warm = account(state, &result.outcome, &built)?;
+                // The build counts for these inputs only if they held still while it ran (a
+                // checkout mid-build leaves the new inputs owed).
+                let held = plan.still_current();
+                registry::update(state, &config.root, |w| {
+                    let seen = w.images.entry(image.name.clone()).or_default();
+                    if let Some(avoided) = warm {
+                        if seen.fingerprint.as_deref() != Some(&result.outcome.fingerprint) {
+                            let took = result.outcome.duration_ms + built.duration_ms;
+                            seen.saved.add(avoided, took);
+                        }
+                    }
+                    seen.fingerprint = Some(result.outcome.fingerprint.clone());
+                    seen.tags = built.tags.clone();
+                    if held {
+                        seen.built_digest = image_plan.inputs_digest.clone();
+                    }
+                })?;
+                result.workspace_image = Some(built);
+            }
+        }
+        results.push(result);
+    }
+    Ok(results)
 }
 
 async fn base_images(
@@ -101,17 +200,65 @@ pub async fn built_image(
     }
 }
 
+/// The time accounting of one `--full` prebuild. A cold one (the dependency stage built now)
+/// records how long the workspace image on it took, completing the measured cost of a cold
+/// build of the fingerprint. A warm one (the fingerprint was already built) returns that cost:
+/// the cold build this workspace was spared.
+fn account(
+    state: &State,
+    outcome: &Outcome,
+    built: &WorkspaceImage,
+) -> Result<Option<u64>, PrebuildError> {
+    let Some(mut record) = state.build_record(&outcome.fingerprint) else {
+        return Ok(None);
+    };
+    match outcome.status {
+        Status::Built => {
+            if record.status == "built" && !built.reused && !built.tags.is_empty() {
+                record.workspace_ms = Some(built.duration_ms);
+                state.write_build_record(&record)?;
+            }
+            Ok(None)
+        }
+        Status::AlreadyBuilt if record.status == "built" => {
+            Ok(Some(record.duration_ms + record.workspace_ms.unwrap_or(0)))
+        }
+        Status::AlreadyBuilt => Ok(None),
+    }
+}
+
+/// The fingerprint of an image of a plan, with base image IDs from the engine; the plan's
+/// error when the image has none.
+pub async fn fingerprint_image(
+    engine: &Engine,
+    image: &ImagePlan,
+) -> Result<Fingerprint, PrebuildError> {
+    let deps = image.deps.as_ref().map_err(|e| PrebuildError::Plan {
+        message: e.to_string(),
+        usage: e.is_usage(),
+    })?;
+    fingerprint_of(engine, deps).await
+}
+
+/// The fingerprint of an image's planned dependency stage, with base image IDs from the engine.
+pub async fn fingerprint_of(engine: &Engine, deps: &Plan) -> Result<Fingerprint, PrebuildError> {
+    let bases = base_images(engine, &deps.deps.base_images).await?;
+    Ok(fingerprint::fingerprint(deps.clone(), bases))
+}
+
 /// Builds the dependency stage of one image unless its fingerprint is built already.
-pub async fn prebuild_image(
+async fn prebuild_image(
     engine: &Engine,
     state: &State,
     config: &Config,
     image: &ImageSpec,
+    deps: &Plan,
+    builder: &mut Option<Builder>,
     options: &Options,
 ) -> Result<Outcome, PrebuildError> {
     let started = Instant::now();
     let project = config.project.value.as_str();
-    let mut fp = fingerprint_image(engine, config, image).await?;
+    let mut fp = fingerprint_of(engine, deps).await?;
     if fp.bases.iter().any(|b| b.id.is_none()) {
         // Pull missing bases first, so the fingerprint (and so the tag) covers their IDs.
         pull_missing(engine, &fp.bases).await;
@@ -151,7 +298,7 @@ pub async fn prebuild_image(
         return Ok(outcome(Status::AlreadyBuilt, None));
     }
 
-    let builder = choose_builder(engine, options, image).await?;
+    let builder = choose_builder(engine, options, image, builder).await?;
     let log_path = state.log_path(project, &image.name, &fp.hex)?;
     let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
     state.rotate_logs(project, &image.name, crate::state::LOGS_KEPT);
@@ -188,6 +335,7 @@ pub async fn prebuild_image(
         duration_ms: started.elapsed().as_millis() as u64,
         log: Some(log_path.clone()),
         error: None,
+        workspace_ms: None,
     };
     match result {
         Ok(()) => {
@@ -222,12 +370,15 @@ pub struct WorkspaceImage {
 
 /// Builds this workspace's full image (fast once the dependency stage is warm) and tags it with
 /// the names compose gives it, so `docker compose up` starts without building.
-pub async fn build_workspace_image(
+#[allow(clippy::too_many_arguments)]
+async fn build_workspace_image(
     engine: &Engine,
     state: &State,
     config: &Config,
     image: &ImageSpec,
+    image_plan: &ImagePlan,
     fingerprint: &str,
+    builder: &mut Option<Builder>,
     options: &Options,
 ) -> Result<WorkspaceImage, PrebuildError> {
     let started = Instant::now();
@@ -260,7 +411,6 @@ pub async fn build_workspace_image(
         );
         lock_blocking(state.clone(), name).await?
     };
-    let builder = choose_builder(engine, options, image).await?;
     let context_dir = config.root.join(&image.context.value);
     let dockerfile_path = config.root.join(&image.dockerfile.value);
     let args = image.arg_values();
@@ -268,7 +418,7 @@ pub async fn build_workspace_image(
 
     // Workspaces of one repository mostly hold the same files (a fresh `git worktree add`
     // does): an image already built from identical sources only needs this workspace's names.
-    let source = source_digest(config, image, fingerprint, engine.ignore_dialect())?;
+    let source = source_digest(image, image_plan, fingerprint, &dockerfile_path)?;
     build_labels.insert(labels::SOURCE.to_string(), source.clone());
     if let Some(id) = image_with_label(engine, labels::SOURCE, &source).await? {
         for tag in &tags {
@@ -293,6 +443,7 @@ pub async fn build_workspace_image(
         });
     }
 
+    let builder = choose_builder(engine, options, image, builder).await?;
     let log_path = state.log_path(&config.compose_project.value, &image.name, "workspace")?;
     let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
     // The dependency image carries inline cache metadata: when BuildKit's own cache was pruned
@@ -342,57 +493,35 @@ pub async fn build_workspace_image(
 }
 
 /// sha256 over everything the workspace image is built from: the dependency fingerprint, the
-/// Dockerfile, target, network and args, and every file of the context as the engine sees it.
+/// Dockerfile, target, network and args, and every file of the context as the engine sees it
+/// (the plan's context digest, computed once).
 fn source_digest(
-    config: &Config,
     image: &ImageSpec,
+    image_plan: &ImagePlan,
     deps_fingerprint: &str,
-    dialect: crate::ignore::Dialect,
+    dockerfile_path: &std::path::Path,
 ) -> Result<String, PrebuildError> {
     use sha2::{Digest, Sha256};
-    let context_dir = config.root.join(&image.context.value);
-    let dockerfile_path = config.root.join(&image.dockerfile.value);
-    let rules = crate::ignore::IgnoreRules::load(&context_dir, &dockerfile_path)
-        .map_err(FingerprintError::from)?
-        .with_dialect(dialect);
-    let files = crate::context::expand_sources(&context_dir, &rules, &[".".to_string()]).map_err(
-        |source| FingerprintError::Inputs {
-            image: image.name.clone(),
-            source,
-        },
-    )?;
-    let mut hashed = fingerprint::hash_files(&context_dir, std::path::Path::new(""), &files)?;
-    // Named contexts are sources too (compose's additional_contexts).
-    for (name, dir) in image.named_context_dirs(&config.root) {
-        let rules = crate::ignore::IgnoreRules::load(&dir, &dir.join("Dockerfile"))
-            .map_err(FingerprintError::from)?
-            .with_dialect(dialect);
-        let files =
-            crate::context::expand_sources(&dir, &rules, &[".".to_string()]).map_err(|source| {
-                FingerprintError::Inputs {
-                    image: image.name.clone(),
-                    source,
-                }
-            })?;
-        hashed.extend(fingerprint::hash_files(
-            &dir,
-            std::path::Path::new(&name),
-            &files,
-        )?);
-    }
-    let dockerfile =
-        image
-            .read_dockerfile(&config.root)
-            .map_err(|e| FingerprintError::Unreadable {
-                path: dockerfile_path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+    let files = image_plan
+        .context_digest()
+        .map_err(|message| PrebuildError::Plan {
+            message,
+            usage: false,
+        })?;
+    let dockerfile = match &image.dockerfile_inline {
+        Some(inline) => inline.value.clone().into_bytes(),
+        None => std::fs::read(dockerfile_path).map_err(|e| FingerprintError::Unreadable {
+            path: dockerfile_path.display().to_string(),
+            reason: e.to_string(),
+        })?,
+    };
     let mut h = Sha256::new();
     for part in [
-        "dockwarm-source-v1",
+        "dockwarm-source-v2",
         deps_fingerprint,
         image.target.value.as_deref().unwrap_or(""),
         image.network.value.as_deref().unwrap_or(""),
+        files,
     ] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
@@ -400,9 +529,6 @@ fn source_digest(
     h.update(Sha256::digest(&dockerfile));
     for (k, v) in image.arg_values() {
         h.update(format!("{}={k}={v}\0", k.len()).as_bytes());
-    }
-    for f in &hashed {
-        h.update(format!("{}\0{}\0", f.path, f.sha256).as_bytes());
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -479,18 +605,28 @@ async fn lock_blocking(
         .map_err(PrebuildError::from)
 }
 
-async fn choose_builder(
+/// The builder, chosen on first use and kept for the rest of the run (`docker buildx
+/// version` is asked once, not per build).
+async fn choose_builder<'b>(
     engine: &Engine,
     options: &Options,
     image: &ImageSpec,
-) -> Result<Builder, PrebuildError> {
-    Builder::choose(options.backend, engine)
-        .await
-        .map_err(|failure| PrebuildError::Build {
-            image: image.name.clone(),
-            failure,
-            log: "(no build started)".into(),
-        })
+    chosen: &'b mut Option<Builder>,
+) -> Result<&'b Builder, PrebuildError> {
+    if chosen.is_none() {
+        let builder = Builder::choose(options.backend, engine)
+            .await
+            .map_err(|failure| PrebuildError::Build {
+                image: image.name.clone(),
+                failure,
+                log: "(no build started)".into(),
+            })?;
+        *chosen = Some(builder);
+    }
+    chosen.as_ref().ok_or_else(|| PrebuildError::Plan {
+        message: "no builder".into(),
+        usage: false,
+    })
 }
 
 async fn pull_missing(engine: &Engine, bases: &[BaseImage]) {

@@ -43,6 +43,33 @@ pub struct ImageSeen {
     /// crash or a restart included.
     #[serde(default)]
     pub built_digest: Option<String>,
+    /// The cold builds this workspace was spared.
+    #[serde(default)]
+    pub saved: Saved,
+}
+
+/// Builds served warm, and the cold build time they avoided: for each, the measured time of
+/// the cold build of the same fingerprint (its dependency stage and the workspace image built
+/// on it) less the time this warm one took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Saved {
+    pub builds: u32,
+    pub ms: u64,
+}
+
+impl Saved {
+    /// Adds one build served warm.
+    pub fn add(&mut self, avoided_ms: u64, took_ms: u64) {
+        self.builds += 1;
+        self.ms += avoided_ms.saturating_sub(took_ms);
+    }
+}
+
+impl std::ops::AddAssign for Saved {
+    fn add_assign(&mut self, other: Saved) {
+        self.builds += other.builds;
+        self.ms += other.ms;
+    }
 }
 
 impl ImageSeen {

@@ -188,6 +188,10 @@ pub struct BuildRecord {
     pub duration_ms: u64,
     pub log: Option<PathBuf>,
     pub error: Option<String>,
+    /// The workspace image built right after this dependency stage, from cold layers: with
+    /// `duration_ms`, what a cold build of this fingerprint costs (see `registry::Saved`).
+    #[serde(default)]
+    pub workspace_ms: Option<u64>,
 }
 
 pub fn now_secs() -> u64 {
@@ -246,6 +250,7 @@ mod tests {
             duration_ms: 2,
             log: None,
             error: None,
+            workspace_ms: Some(3),
         };
         state.write_build_record(&record).unwrap();
         assert_eq!(state.build_record("abc"), Some(record));

@@ -1,6 +1,5 @@
 //! Bad input gets one clear line naming the file and what to do, and the documented exit code.
 
-
 use crate::common::Project;
 
 fn stderr(out: &std::process::Output) -> String {

@@ -1,6 +1,5 @@
 //! `dockwarm doctor`: one line per check, each failure with its fix.
 
-
 use crate::common::{engine, Project};
 
 #[test]

@@ -12,6 +12,7 @@ mod context_engine;
 mod daemon_engine;
 mod doctor;
 mod hooks_git;
+mod hot_paths;
 mod prebuild_engine;
 mod prune_engine;
 mod volumes_engine;

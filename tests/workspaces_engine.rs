@@ -170,6 +170,37 @@ fn three_worktrees_share_one_dependency_build_and_start_without_building() {
         1,
         "one dependency build for three workspaces: {records:?}"
     );
+
+    // The two later workspaces were served warm: each saved at most the measured cold build
+    // (its dependency stage and the first workspace image on it), the first saved nothing.
+    let saved = |v: &serde_json::Value| {
+        (
+            v["saved"]["builds"].as_u64().unwrap_or(0),
+            v["saved"]["ms"].as_u64().unwrap_or(0),
+        )
+    };
+    let mut status = p.json(&["status"]);
+    wait_for(
+        "the warm builds' accounting",
+        Duration::from_secs(60),
+        || {
+            status = p.json(&["status"]);
+            saved(&status).0 == 2
+        },
+    );
+    let record = &built_records(&p.state)[0];
+    let cold = record["duration_ms"].as_u64().unwrap() + record["workspace_ms"].as_u64().unwrap();
+    for ws in status["workspaces"].as_array().unwrap() {
+        let (builds, ms) = saved(ws);
+        let first = ws["path"] == p.root.to_str().unwrap();
+        assert_eq!(builds, if first { 0 } else { 1 }, "{status:#}");
+        assert!(
+            ms <= cold,
+            "{ms} ms saved, more than the cold {cold} ms: {status:#}"
+        );
+        assert_eq!(saved(&ws["images"][0]), (builds, ms), "{status:#}");
+    }
+    assert!(saved(&status).1 > 0, "{status:#}");
     let deps_tag = records[0]["tag"].as_str().unwrap().to_string();
     let deps_layers = layers(&deps_tag);
     assert!(!deps_layers.is_empty());

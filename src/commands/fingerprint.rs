@@ -5,9 +5,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config;
 use crate::fingerprint::{BaseImage, InputFile};
+use crate::plan::WorkspacePlan;
 use crate::prebuild;
+use crate::state::State;
+use crate::workspace::Workspace;
 
 /// The stable `--json` shape: one object per image.
 #[derive(Serialize)]
@@ -25,14 +27,19 @@ struct Row {
 }
 
 pub fn run(dir: &Path, images: &[String], json: bool) -> anyhow::Result<()> {
-    let config = config::load(dir)?;
-    let selected = config.select(images)?;
+    let ws = Workspace::discover(dir)?;
+    let state = State::open()?;
     let rt = super::runtime()?;
     let rows = rt.block_on(async {
-        let engine = super::connect(&crate::state::State::open()?).await?;
+        let engine = super::connect(&state).await?;
+        let plan = WorkspacePlan::load(&state, &ws, engine.ignore_dialect())?;
+        let config = &plan.config;
         let mut rows = Vec::new();
-        for image in selected {
-            let fp = prebuild::fingerprint_image(&engine, &config, image).await?;
+        for image in config.select(images)? {
+            let image_plan = plan
+                .image(&image.name)
+                .ok_or_else(|| anyhow::anyhow!("image `{}` has no plan", image.name))?;
+            let fp = prebuild::fingerprint_image(&engine, image_plan).await?;
             let tag = fp.tag(&config.project.value);
             rows.push(Row {
                 image: image.name.clone(),

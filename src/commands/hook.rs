@@ -8,11 +8,10 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::config::{self, ConfigError};
-use crate::fingerprint;
-use crate::ignore::Dialect;
-use crate::registry::{self, ImageSeen};
-use crate::state::{now_secs, State};
+use crate::changes::{self, ObserveError};
+use crate::config::ConfigError;
+use crate::plan;
+use crate::state::State;
 use crate::workspace::Workspace;
 
 /// git's "no commit" id: post-checkout from it is `git worktree add` (or a first clone).
@@ -67,75 +66,37 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
         "post-merge" | "post-rewrite" => false,
         _ => return Ok(None),
     };
+    // No compose process on the hook's path: compose's cached answer, else the own reader.
+    crate::compose::forbid_processes();
     let ws = Workspace::discover(dir)?;
-    let config = match config::resolve_cached(&ws) {
-        Ok(c) => c,
+    let state = State::open()?;
+    let dialect = plan::remembered_dialect(&state);
+    let seen = match changes::observe(&state, &ws, dialect, true) {
+        Ok(seen) => seen,
         // A repository with nothing to build has nothing to keep warm.
-        Err(ConfigError::NoImages { .. }) => return Ok(None),
+        Err(ObserveError::Plan(ConfigError::NoImages { .. })) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let state = State::open()?;
-    let known = registry::get(&state, &ws.root);
-    let mut changed = Vec::new();
-    let mut digests = Vec::new();
-    for image in &config.images {
-        let plan = fingerprint::plan(&config, image, Dialect::Current)?;
-        let digest = fingerprint::inputs_digest(&plan);
-        let seen = known
-            .as_ref()
-            .and_then(|k| k.images.get(&image.name))
-            .map(|s| s.inputs_digest.as_str());
-        if seen != Some(digest.as_str()) {
-            changed.push(image.name.clone());
-        }
-        digests.push((image.name.clone(), digest));
+    if let Some(e) = seen.plan.images.iter().find_map(|i| i.deps.as_ref().err()) {
+        return Err(anyhow::anyhow!("{e}"));
     }
-    if changed.is_empty() && !new_workspace && known.is_some() {
+    let new = new_workspace || seen.newly_registered;
+    if seen.changed.is_empty() && !new {
         return Ok(None);
     }
-    record(&state, &config, &ws, known.is_none(), &digests)?;
-    let images = if !new_workspace && known.is_some() {
-        changed.clone()
-    } else {
+    // A new workspace is handed over whole; otherwise only the images that changed.
+    let images = if new {
         Vec::new()
+    } else {
+        seen.changed.clone()
     };
     crate::commands::daemon::hand_off(&state, &ws.root, &images)?;
-    let what = if new_workspace || known.is_none() {
+    let what = if new {
         "new workspace".to_string()
     } else {
-        format!("dependencies of {} changed", changed.join(", "))
+        format!("dependencies of {} changed", seen.changed.join(", "))
     };
     Ok(Some(format!(
         "dockwarm: {what}; prebuilding in the background (`dockwarm status`)"
     )))
-}
-
-/// Registers the workspace (if new) and stores the digests the hook just saw.
-fn record(
-    state: &State,
-    config: &config::Config,
-    ws: &Workspace,
-    register: bool,
-    digests: &[(String, String)],
-) -> anyhow::Result<()> {
-    if register {
-        registry::put(
-            state,
-            &registry::Workspace {
-                name: registry::workspace_name(&ws.root),
-                path: ws.root.clone(),
-                project: config.project.value.clone(),
-                compose_project: config.compose_project.value.clone(),
-                registered_at: now_secs(),
-                images: Default::default(),
-            },
-        )?;
-    }
-    registry::update(state, &ws.root, |w| {
-        for (image, digest) in digests {
-            let seen: &mut ImageSeen = w.images.entry(image.clone()).or_default();
-            seen.set_inputs_digest(digest);
-        }
-    })?;
-    Ok(())
 }

@@ -43,6 +43,8 @@ pub async fn connect(
     state: &crate::state::State,
 ) -> Result<crate::engine::Engine, crate::engine::EngineError> {
     let engine = crate::engine::Engine::connect().await?;
+    // So that hooks, which never ask the engine, resolve inputs as its builds will.
+    crate::plan::remember_dialect(state, engine.ignore_dialect());
     let removed = crate::pending::flush(state, &engine).await;
     if removed > 0 {
         eprintln!("dockwarm: removed {removed} image tag(s) left by earlier archives");
@@ -63,10 +65,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<crate::fingerprint::FingerprintError>()
                 .is_some_and(|f| f.is_usage())
-            || matches!(
-                cause.downcast_ref::<crate::prebuild::PrebuildError>(),
-                Some(crate::prebuild::PrebuildError::Fingerprint(f)) if f.is_usage()
-            )
+            || cause
+                .downcast_ref::<crate::prebuild::PrebuildError>()
+                .is_some_and(|p| p.is_usage())
     };
     if e.chain().any(is_usage) {
         2

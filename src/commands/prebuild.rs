@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
-use crate::config::{self, Backend};
+use crate::config::Backend;
+use crate::plan::{self, WorkspacePlan};
 use crate::prebuild::{self, Options, PrebuildError, Status};
-use crate::registry;
 use crate::state::State;
+use crate::workspace::Workspace;
 
 pub struct Args {
     pub images: Vec<String>,
@@ -28,10 +29,12 @@ fn report(e: PrebuildError) -> anyhow::Error {
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
-    let config = config::load(dir)?;
-    let selected = config.select(&args.images)?;
+    let ws = Workspace::discover(dir)?;
     let state = State::open()?;
     if args.background {
+        // Checked now, so a typo fails here rather than in the background.
+        let config = WorkspacePlan::load(&state, &ws, plan::remembered_dialect(&state))?.config;
+        config.select(&args.images)?;
         let mut bg: Vec<String> = vec!["prebuild".into(), "--quiet".into()];
         if args.full {
             bg.push("--full".into());
@@ -48,86 +51,24 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let options = Options {
-        backend: args.backend.unwrap_or(config.backend.value),
-        quiet: args.json || args.quiet,
-    };
     let rt = super::runtime()?;
-    let outcomes = rt.block_on(async {
+    let results = rt.block_on(async {
         let engine = super::connect(&state).await?;
-        if args.full {
-            crate::volumes::ensure(&engine, &config).await?;
-        }
-        let mut outcomes = Vec::new();
-        for image in selected {
-            // Taken before the build and checked after it: a change made while it runs (a
-            // checkout mid-build) must stay owed, so the build only counts for inputs that held
-            // still throughout.
-            let inputs_digest = || {
-                crate::fingerprint::plan(&config, image, crate::ignore::Dialect::Current)
-                    .ok()
-                    .map(|plan| crate::fingerprint::inputs_digest(&plan))
-            };
-            let digest = inputs_digest();
-            let outcome = prebuild::prebuild_image(&engine, &state, &config, image, &options)
-                .await
-                .map_err(report)?;
-            // A workspace archived meanwhile gets no new tags: its archive already ran.
-            if args.full && registry::get(&state, &config.root).is_some() {
-                let built = prebuild::build_workspace_image(
-                    &engine,
-                    &state,
-                    &config,
-                    image,
-                    &outcome.fingerprint,
-                    &options,
-                )
-                .await
-                .map_err(report)?;
-                if registry::get(&state, &config.root).is_none() {
-                    for tag in &built.tags {
-                        let _ = crate::pending::remove_tag(&engine, tag).await;
-                    }
-                    outcomes.push(outcome);
-                    continue;
-                }
-                if !built.skipped.is_empty() {
-                    println!(
-                        "{}: left {} alone (images you made, not dockwarm)",
-                        image.name,
-                        built.skipped.join(", ")
-                    );
-                }
-                if !built.tags.is_empty() {
-                    let how = if built.reused {
-                        "reused an image built from identical sources"
-                    } else {
-                        "built"
-                    };
-                    println!(
-                        "{}: workspace image {how}, tagged {}",
-                        image.name,
-                        built.tags.join(", ")
-                    );
-                }
-                let digest_after = inputs_digest();
-                registry::update(&state, &config.root, |w| {
-                    let seen = w.images.entry(image.name.clone()).or_default();
-                    seen.fingerprint = Some(outcome.fingerprint.clone());
-                    seen.tags = built.tags.clone();
-                    if digest.is_some() && digest == digest_after {
-                        seen.built_digest = digest.clone();
-                    }
-                })?;
-            }
-            outcomes.push(outcome);
-        }
-        anyhow::Ok(outcomes)
+        let plan = WorkspacePlan::load(&state, &ws, engine.ignore_dialect())?;
+        let options = Options {
+            backend: args.backend.unwrap_or(plan.config.backend.value),
+            quiet: args.json || args.quiet,
+            full: args.full,
+        };
+        prebuild::run(&engine, &state, &plan, &args.images, &options)
+            .await
+            .map_err(report)
     })?;
     if args.json {
-        return super::print_json(&outcomes);
+        return super::print_json(&results);
     }
-    for o in outcomes {
+    for r in results {
+        let o = &r.outcome;
         let secs = o.duration_ms as f64 / 1000.0;
         match o.status {
             Status::Built => println!(
@@ -137,6 +78,28 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                 o.backend.as_deref().unwrap_or("?")
             ),
             Status::AlreadyBuilt => println!("{}: already built {}", o.image, o.tag),
+        }
+        let Some(built) = &r.workspace_image else {
+            continue;
+        };
+        if !built.skipped.is_empty() {
+            println!(
+                "{}: left {} alone (images you made, not dockwarm)",
+                o.image,
+                built.skipped.join(", ")
+            );
+        }
+        if !built.tags.is_empty() {
+            let how = if built.reused {
+                "reused an image built from identical sources"
+            } else {
+                "built"
+            };
+            println!(
+                "{}: workspace image {how}, tagged {}",
+                o.image,
+                built.tags.join(", ")
+            );
         }
     }
     Ok(())

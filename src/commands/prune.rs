@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config;
+use crate::plan::WorkspacePlan;
 use crate::prebuild;
 use crate::prune::{self, Kept};
 use crate::registry;
@@ -138,14 +139,14 @@ async fn used_fingerprints(
             continue;
         }
         used.extend(ws.images.values().filter_map(|s| s.fingerprint.clone()));
-        let Ok(config) = Workspace::discover(&ws.path)
+        let Ok(plan) = Workspace::discover(&ws.path)
             .map_err(config::ConfigError::from)
-            .and_then(|w| config::resolve(&w))
+            .and_then(|w| WorkspacePlan::load(state, &w, engine.ignore_dialect()))
         else {
             continue;
         };
-        for image in &config.images {
-            if let Ok(fp) = prebuild::fingerprint_image(engine, &config, image).await {
+        for image in &plan.images {
+            if let Ok(fp) = prebuild::fingerprint_image(engine, image).await {
                 used.insert(fp.hex);
             }
         }

@@ -15,10 +15,9 @@ use serde::Serialize;
 use crate::config;
 use crate::daemon::protocol::DaemonStatus;
 use crate::engine::Engine;
-use crate::fingerprint;
-use crate::ignore::Dialect;
+use crate::plan::{self, WorkspacePlan};
 use crate::prebuild;
-use crate::registry;
+use crate::registry::{self, Saved};
 use crate::state::{BuildRecord, State};
 use crate::volumes::human_size;
 use crate::workspace::Workspace;
@@ -33,6 +32,8 @@ pub struct Report {
     pub daemon: Option<DaemonStatus>,
     pub workspaces: Vec<WorkspaceReport>,
     pub volumes: Vec<VolumeReport>,
+    /// Every workspace's builds served warm and the cold build time they avoided.
+    pub saved: Saved,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +51,8 @@ pub struct WorkspaceReport {
     pub current: bool,
     pub images: Vec<ImageReport>,
     pub error: Option<String>,
+    /// The sum of its images' `saved`.
+    pub saved: Saved,
 }
 
 #[derive(Debug, Serialize)]
@@ -63,6 +66,8 @@ pub struct ImageReport {
     pub state: String,
     pub last_build: Option<LastBuild>,
     pub error: Option<String>,
+    /// Builds of this image served warm here, and the cold build time they avoided.
+    pub saved: Saved,
 }
 
 #[derive(Debug, Serialize)]
@@ -119,34 +124,43 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
             current: here == Some(ws.path.as_path()),
             images: Vec::new(),
             error: None,
+            saved: ws.images.values().fold(Saved::default(), |mut sum, s| {
+                sum += s.saved;
+                sum
+            }),
         };
-        let config = match Workspace::discover(&ws.path)
+        let dialect = engine
+            .as_ref()
+            .map(Engine::ignore_dialect)
+            .unwrap_or_else(|| plan::remembered_dialect(state));
+        let plan = match Workspace::discover(&ws.path)
             .map_err(config::ConfigError::from)
-            .and_then(|w| config::resolve(&w))
+            .and_then(|w| WorkspacePlan::load(state, &w, dialect))
         {
-            Ok(c) => c,
+            Ok(p) => p,
             Err(e) => {
                 report.error = Some(e.to_string());
                 workspaces.push(report);
                 continue;
             }
         };
-        for image in &config.images {
-            let seen = ws.images.get(&image.name);
-            let digest = fingerprint::plan(&config, image, Dialect::Current)
-                .map(|p| fingerprint::inputs_digest(&p));
+        let config = &plan.config;
+        for image_plan in &plan.images {
+            let image = &image_plan.name;
+            let seen = ws.images.get(image);
             let mut r = ImageReport {
-                image: image.name.clone(),
+                image: image.clone(),
                 fingerprint: seen.and_then(|s| s.fingerprint.clone()),
                 exact: false,
                 state: "cold".into(),
                 last_build: None,
-                error: digest.as_ref().err().map(|e| e.to_string()),
+                error: image_plan.deps.as_ref().err().map(|e| e.to_string()),
+                saved: seen.map(|s| s.saved).unwrap_or_default(),
             };
             let mut warm = false;
             if let Some(engine) = &engine {
                 let exact = rt.block_on(async {
-                    let fp = prebuild::fingerprint_image(engine, &config, image).await?;
+                    let fp = prebuild::fingerprint_image(engine, image_plan).await?;
                     let tag = fp.tag(&config.project.value);
                     let built = prebuild::built_image(engine, &tag, &fp.hex).await?;
                     Ok::<_, prebuild::PrebuildError>((fp.hex, built))
@@ -159,7 +173,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
                     }
                     Err(e) => r.error = Some(e.to_string()),
                 }
-            } else if let (Ok(d), Some(s)) = (&digest, seen) {
+            } else if let (Some(d), Some(s)) = (&image_plan.inputs_digest, seen) {
                 // Without the engine: warm as far as the state directory knows.
                 warm = s.built() == Some(d.as_str());
             }
@@ -168,7 +182,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
             let daemon_state = daemon.as_ref().and_then(|d| {
                 let has = |j: &crate::daemon::protocol::JobView| {
                     j.project == config.project.value
-                        && j.image == image.name
+                        && j.image == *image
                         && j.workspaces.iter().any(|w| w == &ws.path)
                 };
                 if d.running.iter().any(has) {
@@ -178,7 +192,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
                 } else if d
                     .failed
                     .iter()
-                    .any(|f| f.workspace == ws.path && f.image == image.name)
+                    .any(|f| f.workspace == ws.path && f.image == *image)
                 {
                     Some("failed")
                 } else {
@@ -201,7 +215,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
         }
         volume_projects
             .entry(config.project.value.clone())
-            .or_insert(config);
+            .or_insert_with(|| config.clone());
         workspaces.push(report);
     }
     if let Some(engine) = &engine {
@@ -218,7 +232,12 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
             }
         }
     }
+    let saved = workspaces.iter().fold(Saved::default(), |mut sum, w| {
+        sum += w.saved;
+        sum
+    });
     Ok(Report {
+        saved,
         engine: EngineState {
             up: engine.is_some(),
             error: engine_error,
@@ -249,7 +268,13 @@ fn print(report: &Report) {
     }
     for ws in &report.workspaces {
         let mark = if ws.current { " (here)" } else { "" };
-        println!("{}{mark}  {}  [{}]", ws.name, ws.path.display(), ws.project);
+        println!(
+            "{}{mark}  {}  [{}]{}",
+            ws.name,
+            ws.path.display(),
+            ws.project,
+            saved_text(&ws.saved)
+        );
         if let Some(e) = &ws.error {
             println!("  {}", super::paint(&format!("error: {e}"), "31"));
         }
@@ -288,6 +313,13 @@ fn print(report: &Report) {
             }
         }
     }
+    if report.saved.builds > 0 {
+        println!(
+            "time saved, all workspaces: {} ({} warm builds)",
+            duration_text(report.saved.ms),
+            report.saved.builds
+        );
+    }
     if report.engine.up {
         for v in &report.volumes {
             let size = match (v.exists, v.size) {
@@ -299,6 +331,28 @@ fn print(report: &Report) {
         }
     } else {
         println!("volumes: sizes unknown while the engine is down");
+    }
+}
+
+/// "  saved 3m12s (5 warm builds)", or nothing before the first warm build.
+fn saved_text(saved: &Saved) -> String {
+    if saved.builds == 0 {
+        return String::new();
+    }
+    let plural = if saved.builds == 1 { "" } else { "s" };
+    format!(
+        "  saved {} ({} warm build{plural})",
+        duration_text(saved.ms),
+        saved.builds
+    )
+}
+
+fn duration_text(ms: u64) -> String {
+    let secs = ms / 1000;
+    match secs {
+        0..=59 => format!("{:.1}s", ms as f64 / 1000.0),
+        60..=3599 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60),
     }
 }
 

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::state::State;
@@ -62,7 +62,7 @@ pub enum ComposeError {
 }
 
 /// Who answered the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reader {
     /// `docker compose config --format json`, run now.
@@ -98,6 +98,10 @@ pub struct Model {
     pub services: Vec<Service>,
     pub volumes: Vec<Volume>,
     pub reader: Reader,
+    /// Every path read or looked for (a compose file that appears changes the answer).
+    pub read_files: Vec<PathBuf>,
+    /// Every variable looked up, with the value it had.
+    pub read_env: BTreeMap<String, Option<String>>,
     /// `services.web.build.target` → `compose.override.yaml`: the file that set each value.
     #[serde(skip)]
     origins: BTreeMap<String, String>,
@@ -145,7 +149,7 @@ pub enum Dockerfile {
 }
 
 /// A top-level volume: `external` ones must exist before `up`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Volume {
     pub key: String,
     /// The engine name the file fixes (`name:`, or an external volume's key); `None` when
@@ -177,6 +181,14 @@ impl Model {
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
     }
+}
+
+static NO_PROCESSES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on this process starts no `docker compose` (the git hooks: their time is git's):
+/// compose's cached answer or the own reader answers.
+pub fn forbid_processes() {
+    NO_PROCESSES.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// How to get the model.
@@ -216,6 +228,8 @@ pub fn load(root: &Path, opts: &Options) -> Result<Option<Model>, ComposeError> 
         } else {
             model.inputs = trace.existing_files();
         }
+        model.read_files = trace.all_files();
+        model.read_env = trace.vars();
         Ok(model)
     };
     if let Some(json) = opts.state.and_then(|s| v2::cached(s, &key)) {
@@ -223,7 +237,7 @@ pub fn load(root: &Path, opts: &Options) -> Result<Option<Model>, ComposeError> 
             return Ok(Some(model));
         }
     }
-    if !opts.spawn {
+    if !opts.spawn || NO_PROCESSES.load(std::sync::atomic::Ordering::Relaxed) {
         return builtin;
     }
     match v2::config(root, opts.env) {
@@ -369,6 +383,8 @@ pub fn from_json(json: &Value, escaped: bool, reader: Reader) -> Result<Model, S
         name_from: reader.describe().to_string() + " name",
         files: Vec::new(),
         inputs: Vec::new(),
+        read_files: Vec::new(),
+        read_env: BTreeMap::new(),
         services,
         volumes,
         reader,

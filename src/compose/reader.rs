@@ -46,6 +46,16 @@ impl Trace {
         }
     }
 
+    /// Every path read or looked for.
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        self.files.keys().cloned().collect()
+    }
+
+    /// Every variable looked up, with its value.
+    pub fn vars(&self) -> BTreeMap<String, Option<String>> {
+        self.vars.borrow().clone()
+    }
+
     pub fn existing_files(&self) -> Vec<PathBuf> {
         self.files
             .iter()
@@ -672,6 +682,8 @@ fn finish(
     model.name_from = name_from;
     model.files = files.to_vec();
     model.inputs = trace.existing_files();
+    model.read_files = trace.all_files();
+    model.read_env = env.trace.borrow().clone();
     model.origins = project.origins;
     Ok(model)
 }

@@ -88,6 +88,10 @@ pub struct DaemonStatus {
     pub history: Vec<JobView>,
     /// Jobs started since the daemon started.
     pub jobs_started: u64,
+    /// Workspaces whose plan is being computed (off the daemon's loop, which keeps
+    /// answering meanwhile).
+    #[serde(default)]
+    pub planning: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

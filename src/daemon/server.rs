@@ -27,9 +27,7 @@ use super::protocol::{DaemonStatus, Failure, JobView, Request, Response};
 use super::queue::{Job, Key, Queue};
 use super::watcher::{self, DirWatcher, Targets};
 use super::DaemonError;
-use crate::config;
-use crate::fingerprint;
-use crate::ignore::Dialect;
+use crate::changes::{self, Observation};
 use crate::registry;
 use crate::state::{now_secs, LockGuard, State};
 use crate::workspace::Workspace;
@@ -83,13 +81,20 @@ pub fn run(state: State, options: Options) -> Result<(), DaemonError> {
             what: "start the runtime".into(),
             source,
         })?;
-    rt.block_on(serve(state, options, guard))
+    let result = rt.block_on(serve(state, options, guard));
+    // A plan still being computed (a huge input, a slow disk) must not hold the exit: the
+    // next daemon computes it again.
+    rt.shutdown_background();
+    result
 }
 
 enum Input {
     Request(Request, oneshot::Sender<Response>),
     Event(notify::Result<notify::Event>),
     Done(Key, Vec<PathBuf>, JobResult),
+    /// An evaluation computed off the loop: the workspace, the images it was asked about
+    /// ("" = all), and what it found.
+    Evaluated(PathBuf, BTreeSet<String>, Result<Box<Observation>, String>),
 }
 
 /// How a job ended.
@@ -119,6 +124,9 @@ struct Daemon {
     /// Per workspace: when its debounce ends, and which images changed ("" = all).
     pending: HashMap<PathBuf, (Instant, BTreeSet<String>)>,
     failed: BTreeMap<(PathBuf, String), Failure>,
+    /// Workspaces being evaluated off the loop, and the images to evaluate again once that
+    /// finishes (a change that arrived meanwhile).
+    evaluating: HashMap<PathBuf, BTreeSet<String>>,
     history: VecDeque<JobView>,
     engine_up: Option<bool>,
     retry_at: Option<Instant>,
@@ -168,6 +176,7 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         watcher,
         pending: HashMap::new(),
         failed: BTreeMap::new(),
+        evaluating: HashMap::new(),
         history: VecDeque::new(),
         engine_up: None,
         retry_at: None,
@@ -271,6 +280,9 @@ impl Daemon {
             }
             Input::Event(Err(e)) => log(&format!("watch error: {e}")),
             Input::Done(key, workspaces, result) => self.finished(key, workspaces, result),
+            Input::Evaluated(workspace, images, result) => {
+                self.evaluated(&workspace, &images, result)
+            }
         }
     }
 
@@ -449,9 +461,10 @@ impl Daemon {
         }
     }
 
-    /// Recomputes the inputs digests of a workspace's images (all when `images` holds "") and
-    /// queues a build for each one whose digest was not built yet. Also refreshes what is
-    /// watched, since a changed Dockerfile may read other files.
+    /// Looks at a workspace again (all images when `images` holds ""): its plan is computed
+    /// (or reused) off the loop, which keeps answering meanwhile; [`Daemon::evaluated`] takes
+    /// the answer. One evaluation per workspace at a time: a change that arrives meanwhile
+    /// is looked at once the current one is done.
     fn evaluate(&mut self, workspace: &Path, images: &BTreeSet<String>) {
         if !workspace.is_dir() {
             log(&format!(
@@ -462,13 +475,48 @@ impl Daemon {
             self.untrack(workspace);
             return;
         }
-        let all = images.contains("");
+        if let Some(again) = self.evaluating.get_mut(workspace) {
+            again.extend(images.iter().cloned());
+            return;
+        }
+        self.evaluating
+            .insert(workspace.to_path_buf(), BTreeSet::new());
+        let state = self.state.clone();
+        let tx = self.tx.clone();
+        let path = workspace.to_path_buf();
+        let images = images.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = Workspace::discover(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|ws| {
+                    let dialect = crate::plan::remembered_dialect(&state);
+                    changes::observe(&state, &ws, dialect, false)
+                        .map(Box::new)
+                        .map_err(|e| e.to_string())
+                });
+            let _ = tx.send(Input::Evaluated(path, images, result));
+        });
+    }
+
+    /// Takes an evaluation's answer: what to watch, and a build for each image whose current
+    /// inputs were never built in this workspace.
+    fn evaluated(
+        &mut self,
+        workspace: &Path,
+        images: &BTreeSet<String>,
+        result: Result<Box<Observation>, String>,
+    ) {
+        let again = self.evaluating.remove(workspace).unwrap_or_default();
+        if !again.is_empty() {
+            self.evaluate(workspace, &again);
+        }
+        if !self.workspaces.contains_key(workspace) {
+            // Unregistered while it was evaluated.
+            return;
+        }
         self.targets.remove_workspace(workspace);
-        let resolved = Workspace::discover(workspace)
-            .map_err(config::ConfigError::from)
-            .and_then(|ws| config::resolve(&ws));
-        let config = match resolved {
-            Ok(c) => c,
+        let seen = match result {
+            Ok(seen) => seen,
             Err(e) => {
                 log(&format!("{}: {e}", workspace.display()));
                 self.targets.add_root(workspace);
@@ -476,48 +524,37 @@ impl Daemon {
                 return;
             }
         };
+        let config = &seen.plan.config;
         if let Some(t) = self.workspaces.get_mut(workspace) {
             t.debounce = Duration::from_millis(config.debounce_ms.value);
             t.project = config.project.value.clone();
         }
-        let mut owed = Vec::new();
-        for image in &config.images {
-            let plan = match fingerprint::plan(&config, image, Dialect::Current) {
-                Ok(p) => p,
+        for image in &seen.plan.images {
+            match &image.deps {
+                Ok(plan) => self.targets.add_image(config, plan),
                 Err(e) => {
                     log(&format!("{} {}: {e}", workspace.display(), image.name));
                     self.targets.add_root(workspace);
-                    continue;
                 }
-            };
-            self.targets.add_image(&config, &plan);
-            if !all && !images.contains(&image.name) {
-                continue;
             }
-            let digest = fingerprint::inputs_digest(&plan);
-            owed.push((image.name.clone(), digest));
         }
         self.sync_watches();
+        let all = images.contains("");
         let project = config.project.value.clone();
-        let mut built = BTreeMap::new();
-        let recorded = registry::update(&self.state, workspace, |w| {
-            for (image, digest) in &owed {
-                let seen = w.images.entry(image.clone()).or_default();
-                if seen.inputs_digest != *digest {
-                    seen.set_inputs_digest(digest);
-                }
-                built.insert(image.clone(), seen.built().map(str::to_string));
-            }
-        });
-        if let Err(e) = recorded {
-            log(&format!("{}: {e}", workspace.display()));
-        }
-        for (image, digest) in owed {
-            if built.get(&image).cloned().flatten().as_deref() == Some(digest.as_str()) {
-                self.failed.remove(&(workspace.to_path_buf(), image));
+        let unbuilt: BTreeMap<&str, &str> = seen
+            .unbuilt
+            .iter()
+            .map(|(i, d)| (i.as_str(), d.as_str()))
+            .collect();
+        for (image, digest) in seen.plan.digests() {
+            if !all && !images.contains(&image) {
                 continue;
             }
             let failed_key = (workspace.to_path_buf(), image.clone());
+            if !unbuilt.contains_key(image.as_str()) {
+                self.failed.remove(&failed_key);
+                continue;
+            }
             match self.failed.get(&failed_key) {
                 // Building the same bytes again would fail the same way: wait for a change.
                 Some(f) if f.digest == digest => continue,
@@ -640,6 +677,7 @@ impl Daemon {
             failed: self.failed.values().cloned().collect(),
             history: self.history.iter().cloned().collect(),
             jobs_started: self.jobs_started,
+            planning: self.evaluating.keys().cloned().collect(),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::shell::substitute_with_escape;
 use super::{Dockerfile, Instruction, Stage};
 
 /// What to prebuild, and what it depends on (for the fingerprint).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DepsPlan {
     /// Value for `--target`; None = the last stage of `dockerfile_text`.
     pub build_target: Option<String>,
