@@ -191,6 +191,14 @@ pub fn forbid_processes() {
     NO_PROCESSES.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+static IN_BACKGROUND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on a missing cached answer is asked of compose on a thread while the own reader
+/// answers at once (the daemon: its first look at a workspace must not wait for compose).
+pub fn ask_compose_in_background() {
+    IN_BACKGROUND.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// How to get the model.
 pub struct Options<'a> {
     /// The environment compose would see (the process's, in production).
@@ -239,6 +247,19 @@ pub fn load(root: &Path, opts: &Options) -> Result<Option<Model>, ComposeError> 
     }
     if !opts.spawn || NO_PROCESSES.load(std::sync::atomic::Ordering::Relaxed) {
         return builtin;
+    }
+    if IN_BACKGROUND.load(std::sync::atomic::Ordering::Relaxed) && matches!(builtin, Ok(Some(_))) {
+        if let Some(state) = opts.state.cloned() {
+            let (root, env) = (root.to_path_buf(), opts.env.clone());
+            std::thread::spawn(move || {
+                if let Ok(text) = v2::config(&root, &env) {
+                    if serde_json::from_str::<Value>(&text).is_ok() {
+                        v2::store(&state, &key, &text);
+                    }
+                }
+            });
+            return builtin;
+        }
     }
     match v2::config(root, opts.env) {
         Ok(text) => {
