@@ -26,6 +26,8 @@ make_repo() {
   mkdir -p "$repo"; cd "$repo"
   printf 'FROM scratch\nCOPY uv.lock pyproject.toml ./\nRUN install\nCOPY . .\n' > Dockerfile
   printf 'services:\n  app:\n    build: .\n' > compose.yaml
+  # An override file, as compose merges it (issue 10): the hook reads it without compose.
+  printf 'services:\n  app:\n    build:\n      args:\n        MODE: dev\n' > compose.override.yaml
   printf '[project]\nname = "x"\n' > pyproject.toml
   head -c 200000 /dev/urandom | base64 > uv.lock
   python3 - "$files" <<'PY'

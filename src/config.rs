@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compose::{self, ComposeError, ComposeFile};
+use crate::compose::{self, ComposeError, Model as ComposeModel};
+use crate::state::State;
 use crate::workspace::{Workspace, WorkspaceError};
 
 pub const FILE_NAME: &str = "dockwarm.toml";
@@ -81,7 +82,19 @@ pub struct Config {
     pub root: PathBuf,
     /// The file the configuration was read from, if any.
     pub file: Option<PathBuf>,
+    /// The first compose file (the one compose found, or `COMPOSE_FILE`'s first).
     pub compose_file: Option<PathBuf>,
+    /// Every compose file in compose's merge order (overrides included).
+    pub compose_files: Vec<PathBuf>,
+    /// Every file the compose model was read from (compose, included, extended and env
+    /// files): a change to any of them may change what compose builds.
+    pub compose_inputs: Vec<PathBuf>,
+    /// Who read the compose model: compose v2 itself, or dockwarm's own reader.
+    pub compose_reader: Option<compose::Reader>,
+    /// Built services dockwarm cannot prebuild, and why (a remote build context, ...).
+    pub skipped: Vec<Skipped>,
+    /// The compose model's top-level volumes (with the engine names compose gives them).
+    pub compose_volumes: Vec<compose::Volume>,
     /// The prefix of everything shared by the repository's workspaces.
     pub project: Sourced<String>,
     /// This workspace's compose project (names its containers and images).
@@ -98,6 +111,13 @@ pub struct Config {
     pub prune_budget: Sourced<u64>,
     /// Bytes of BuildKit cache to keep when the user opts in to pruning it; None: never pruned.
     pub builder_budget: Sourced<Option<u64>>,
+}
+
+/// A built service left to compose, with the reason.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Skipped {
+    pub service: String,
+    pub reason: String,
 }
 
 /// The files a configuration was read from (or looked for: a compose file that appears
@@ -125,8 +145,13 @@ pub struct ImageSpec {
     pub from: String,
     /// Relative to the workspace root.
     pub context: Sourced<PathBuf>,
-    /// Relative to the workspace root.
+    /// Relative to the workspace root (unused when `dockerfile_inline` is set).
     pub dockerfile: Sourced<PathBuf>,
+    /// compose's `dockerfile_inline`: the Dockerfile's text, built as given.
+    pub dockerfile_inline: Option<Sourced<String>>,
+    /// compose's `additional_contexts` that are local directories, relative to the root
+    /// (remote ones are left to the builder: they are not inputs dockwarm can fingerprint).
+    pub additional_contexts: BTreeMap<String, Sourced<PathBuf>>,
     pub target: Sourced<Option<String>>,
     /// The build's network (`host` to reach a package index on the host's loopback).
     pub network: Sourced<Option<String>>,
@@ -140,6 +165,22 @@ pub struct ImageSpec {
 }
 
 impl ImageSpec {
+    /// The Dockerfile's text: compose's `dockerfile_inline`, else the file.
+    pub fn read_dockerfile(&self, root: &Path) -> std::io::Result<String> {
+        match &self.dockerfile_inline {
+            Some(text) => Ok(text.value.clone()),
+            None => std::fs::read_to_string(root.join(&self.dockerfile.value)),
+        }
+    }
+
+    /// The named build contexts, as absolute directories (what `--build-context` takes).
+    pub fn named_context_dirs(&self, root: &Path) -> BTreeMap<String, PathBuf> {
+        self.additional_contexts
+            .iter()
+            .map(|(k, v)| (k.clone(), root.join(&v.value)))
+            .collect()
+    }
+
     pub fn arg_values(&self) -> BTreeMap<String, String> {
         self.args
             .iter()
@@ -322,7 +363,28 @@ pub fn load(dir: &Path) -> Result<Config, ConfigError> {
     resolve(&ws)
 }
 
+/// Resolves the configuration, asking compose v2 for its model when its cached answer is
+/// out of date.
 pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
+    resolve_with(ws, true)
+}
+
+/// Resolves the configuration without starting any process: compose v2's cached answer when
+/// it still matches what compose would read, else dockwarm's own reading (the git hooks).
+pub fn resolve_cached(ws: &Workspace) -> Result<Config, ConfigError> {
+    resolve_with(ws, false)
+}
+
+fn resolve_with(ws: &Workspace, spawn: bool) -> Result<Config, ConfigError> {
+    resolve_env(ws, &compose::process_env(), spawn)
+}
+
+/// Resolves with `env` standing for the process environment.
+fn resolve_env(
+    ws: &Workspace,
+    env: &BTreeMap<String, String>,
+    spawn: bool,
+) -> Result<Config, ConfigError> {
     let toml_path = ws.root.join(FILE_NAME);
     let (raw, file, text) = match std::fs::read_to_string(&toml_path) {
         Ok(text) => (
@@ -340,17 +402,15 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
             })
         }
     };
-    let vars = compose::environment(&ws.root);
-    let compose_path = compose::find(&ws.root);
-    let compose = compose_path
-        .as_deref()
-        .map(|p| compose::load(p, &vars))
-        .transpose()?;
-    let compose_name = compose_path
-        .as_deref()
-        .and_then(Path::file_name)
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let state = State::open().ok();
+    let compose = compose::load(
+        &ws.root,
+        &compose::Options {
+            env,
+            spawn,
+            state: state.as_ref(),
+        },
+    )?;
 
     let project = match raw.project.as_ref().and_then(|p| p.name.clone()) {
         Some(name) => {
@@ -369,33 +429,28 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
         ),
     };
 
-    let compose_project = if let Some(name) = std::env::var("COMPOSE_PROJECT_NAME")
-        .ok()
-        .filter(|s| !s.is_empty())
-    {
-        sourced(
-            compose::normalize_project_name(&name),
-            "COMPOSE_PROJECT_NAME",
-        )
-    } else if let Some(name) = vars.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()) {
-        sourced(
-            compose::normalize_project_name(name),
-            "COMPOSE_PROJECT_NAME in .env",
-        )
-    } else if let Some(name) = compose.as_ref().and_then(|c| c.name.clone()) {
-        sourced(
-            compose::normalize_project_name(&name),
-            format!("{compose_name} name"),
-        )
-    } else {
-        sourced(
-            compose::normalize_project_name(&ws.dir_name()),
-            "the workspace's directory name",
-        )
+    let compose_project = match &compose {
+        Some(m) => sourced(m.name.clone(), m.name_from.clone()),
+        None => match env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()) {
+            Some(name) if compose::is_valid_project_name(name) => {
+                sourced(name.clone(), "COMPOSE_PROJECT_NAME")
+            }
+            Some(name) => {
+                return Err(ConfigError::Invalid {
+                    path: "COMPOSE_PROJECT_NAME".into(),
+                    message: format!("invalid project name {name:?}: compose accepts only lower case letters, digits, `_` and `-`, starting with a letter or digit"),
+                })
+            }
+            None => sourced(
+                compose::normalize_project_name(&ws.dir_name()),
+                "the workspace's directory name",
+            ),
+        },
     };
 
-    let volumes = resolve_volumes(&raw, compose.as_ref(), &project.value, &compose_name);
-    let mut images = resolve_images(&raw, compose.as_ref(), &compose_name, ws, &toml_path)?;
+    let volumes = resolve_volumes(&raw, compose.as_ref(), &project.value);
+    let mut skipped = Vec::new();
+    let mut images = resolve_images(&raw, compose.as_ref(), ws, &toml_path, &mut skipped)?;
     for image in &mut images {
         image.compose_tags = compose_tags(
             &image.services.value,
@@ -404,8 +459,9 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
         );
     }
 
-    let backend = match std::env::var("DOCKWARM_BACKEND")
-        .ok()
+    let backend = match env
+        .get("DOCKWARM_BACKEND")
+        .cloned()
         .filter(|s| !s.is_empty())
     {
         Some(b) => sourced(
@@ -430,14 +486,26 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
     };
     let mut read = ConfigInputs::default();
     read.files.push(toml_path.clone());
-    read.files
-        .extend(compose::FILE_NAMES.iter().map(|n| ws.root.join(n)));
-    read.files.push(ws.root.join(".env"));
+    match &compose {
+        Some(m) => {
+            read.files.extend(m.read_files.iter().cloned());
+            read.env.extend(m.read_env.clone());
+        }
+        None => {
+            read.files
+                .extend(compose::FILE_NAMES.iter().map(|n| ws.root.join(n)));
+            read.files.push(ws.root.join(".env"));
+        }
+    }
     read.files.extend(user_config_path());
-    let mut env_names: Vec<String> = vec!["COMPOSE_PROJECT_NAME".into(), "DOCKWARM_BACKEND".into()];
-    env_names.extend(compose.iter().flat_map(|c| c.variables.iter().cloned()));
+    let mut env_names: Vec<String> = vec![
+        "COMPOSE_PROJECT_NAME".into(),
+        "DOCKWARM_BACKEND".into(),
+        "DOCKWARM_COMPOSE".into(),
+    ];
+    env_names.extend(env.keys().filter(|k| k.starts_with("COMPOSE_")).cloned());
     for name in env_names {
-        let value = std::env::var(&name).ok();
+        let value = env.get(&name).cloned();
         read.env.insert(name, value);
     }
     let user = user_prune()?;
@@ -460,7 +528,21 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
         read,
         root: ws.root.clone(),
         file,
-        compose_file: compose_path,
+        compose_file: compose.as_ref().and_then(|m| m.files.first().cloned()),
+        compose_files: compose
+            .as_ref()
+            .map(|m| m.files.clone())
+            .unwrap_or_default(),
+        compose_inputs: compose
+            .as_ref()
+            .map(|m| m.inputs.clone())
+            .unwrap_or_default(),
+        compose_reader: compose.as_ref().map(|m| m.reader),
+        skipped,
+        compose_volumes: compose
+            .as_ref()
+            .map(|m| m.volumes.clone())
+            .unwrap_or_default(),
         project,
         compose_project,
         volumes,
@@ -473,11 +555,11 @@ pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
     })
 }
 
-fn compose_tags(services: &[String], compose: Option<&ComposeFile>, project: &str) -> Vec<String> {
+fn compose_tags(services: &[String], compose: Option<&ComposeModel>, project: &str) -> Vec<String> {
     let mut tags = Vec::new();
     for name in services {
         let explicit = compose
-            .and_then(|c| c.services.iter().find(|s| &s.name == name))
+            .and_then(|c| c.service(name))
             .and_then(|s| s.image.clone());
         match explicit {
             Some(image) => tags.push(image),
@@ -517,9 +599,8 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 fn resolve_volumes(
     raw: &RawConfig,
-    compose: Option<&ComposeFile>,
+    compose: Option<&ComposeModel>,
     project: &str,
-    compose_name: &str,
 ) -> Vec<VolumeSpec> {
     if let Some(vols) = &raw.volumes {
         return vols
@@ -543,30 +624,105 @@ fn resolve_volumes(
                     key: v.key.clone(),
                     name: v.name.clone().unwrap_or_else(|| v.key.clone()),
                     target: None,
-                    from: format!("{compose_name} volumes.{} (external)", v.key),
+                    from: format!("{} (external)", c.origin(&format!("volumes.{}", v.key))),
                 })
                 .collect()
         })
         .unwrap_or_default()
 }
 
+/// What dockwarm builds from one compose `build:`: paths relative to the workspace root.
+struct FromCompose {
+    context: PathBuf,
+    dockerfile: PathBuf,
+    inline: Option<String>,
+    additional_contexts: BTreeMap<String, PathBuf>,
+    /// Remote named contexts: neither fingerprinted nor given to the dependency build.
+    remote_contexts: BTreeMap<String, String>,
+}
+
+/// The local parts of a compose build, or why it cannot be prebuilt.
+fn from_compose(root: &Path, b: &compose::Build) -> Result<FromCompose, String> {
+    let context = match &b.context {
+        compose::Context::Local(p) => relative_to(root, p),
+        compose::Context::Remote(url) => {
+            return Err(format!(
+                "its build context {url} is remote: nothing local to fingerprint, compose builds it"
+            ))
+        }
+    };
+    let (dockerfile, inline) = match &b.dockerfile {
+        compose::Dockerfile::Path(p) => (clean(&context.join(p)), None),
+        compose::Dockerfile::Inline(text) => (context.join("Dockerfile"), Some(text.clone())),
+    };
+    let additional_contexts = b
+        .additional_contexts
+        .iter()
+        .filter_map(|(k, c)| match c {
+            compose::Context::Local(p) => Some((k.clone(), relative_to(root, p))),
+            compose::Context::Remote(_) => None,
+        })
+        .collect();
+    let remote_contexts = b
+        .additional_contexts
+        .iter()
+        .filter_map(|(k, c)| match c {
+            compose::Context::Remote(url) => Some((k.clone(), url.clone())),
+            compose::Context::Local(_) => None,
+        })
+        .collect();
+    Ok(FromCompose {
+        context,
+        dockerfile,
+        inline,
+        additional_contexts,
+        remote_contexts,
+    })
+}
+
+/// The origin of an optional value: "default" when nothing set it.
+fn unset_default(value: &Option<String>, origin: String) -> String {
+    match value {
+        Some(_) => origin,
+        None => "default".into(),
+    }
+}
+
+/// `path` relative to `root` (with `..` when outside it), as compose's absolute paths are.
+fn relative_to(root: &Path, path: &Path) -> PathBuf {
+    if let Ok(rel) = path.strip_prefix(root) {
+        return clean(rel);
+    }
+    if let (Ok(r), Ok(p)) = (root.canonicalize(), path.canonicalize()) {
+        if let Ok(rel) = p.strip_prefix(&r) {
+            return clean(rel);
+        }
+    }
+    let mut base: Vec<_> = root.components().collect();
+    let target: Vec<_> = path.components().collect();
+    let common = base.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    base.truncate(common);
+    let mut out = PathBuf::new();
+    for _ in common..root.components().count() {
+        out.push("..");
+    }
+    for c in &target[common..] {
+        out.push(c);
+    }
+    out
+}
+
 fn resolve_images(
     raw: &RawConfig,
-    compose: Option<&ComposeFile>,
-    compose_name: &str,
+    compose: Option<&ComposeModel>,
     ws: &Workspace,
     toml_path: &Path,
+    skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<ImageSpec>, ConfigError> {
-    let compose_dir = compose
-        .and_then(|c| c.path.parent())
-        .unwrap_or(&ws.root)
-        .strip_prefix(&ws.root)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let from_compose = |b: &compose::Build| -> (PathBuf, PathBuf) {
-        let context = clean(&compose_dir.join(&b.context));
-        let dockerfile = clean(&context.join(&b.dockerfile));
-        (context, dockerfile)
+    let origin = |key: String| {
+        compose
+            .map(|c| c.origin(&key))
+            .unwrap_or_else(|| "default".into())
     };
     if let Some(raws) = &raw.images {
         let mut images = Vec::new();
@@ -580,43 +736,55 @@ fn resolve_images(
             }
             // Fields the toml leaves out come from the first listed service's `build:`.
             let svc = r.services.first().and_then(|s| {
-                compose?
-                    .services
-                    .iter()
-                    .find(|x| &x.name == s)?
-                    .build
-                    .as_ref()
-                    .map(|b| (s, b))
+                let b = compose?.service(s)?.build.as_ref()?;
+                Some((s, b, from_compose(&ws.root, b).ok()?))
             });
             let svc_from = |field: &str| {
-                svc.map(|(s, _)| format!("{compose_name} services.{s}.build{field}"))
+                svc.as_ref()
+                    .map(|(s, _, _)| origin(format!("services.{s}.build{field}")))
                     .unwrap_or_else(|| "default".into())
             };
             let context = match &r.context {
                 Some(c) => sourced(clean(Path::new(c)), format!("{here} context")),
                 None => sourced(
-                    svc.map(|(_, b)| from_compose(b).0).unwrap_or_default(),
+                    svc.as_ref()
+                        .map(|(_, _, f)| f.context.clone())
+                        .unwrap_or_default(),
                     svc_from(".context"),
                 ),
             };
+            let mut dockerfile_inline = None;
             let dockerfile = match &r.dockerfile {
                 Some(d) => sourced(clean(&context.value.join(d)), format!("{here} dockerfile")),
-                None => match svc {
-                    Some((_, b)) if r.context.is_none() => {
-                        sourced(from_compose(b).1, svc_from(".dockerfile"))
+                None => match &svc {
+                    Some((_, _, f)) if r.context.is_none() => {
+                        dockerfile_inline = f
+                            .inline
+                            .clone()
+                            .map(|t| sourced(t, svc_from(".dockerfile_inline")));
+                        sourced(f.dockerfile.clone(), svc_from(".dockerfile"))
                     }
                     _ => sourced(clean(&context.value.join("Dockerfile")), "default"),
                 },
             };
             let target = match &r.target {
                 Some(t) => sourced(Some(t.clone()), format!("{here} target")),
-                None => sourced(svc.and_then(|(_, b)| b.target.clone()), svc_from(".target")),
+                None => sourced(
+                    svc.as_ref().and_then(|(_, b, _)| b.target.clone()),
+                    svc_from(".target"),
+                ),
             };
             let mut args: BTreeMap<String, Sourced<String>> = svc
-                .map(|(_, b)| {
+                .as_ref()
+                .map(|(_, b, _)| {
                     b.args
                         .iter()
-                        .map(|(k, v)| (k.clone(), sourced(v.clone(), svc_from(".args"))))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                sourced(v.clone(), svc_from(&format!(".args.{k}"))),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -626,15 +794,31 @@ fn resolve_images(
             let network = match &r.network {
                 Some(n) => sourced(Some(n.clone()), format!("{here} network")),
                 None => sourced(
-                    svc.and_then(|(_, b)| b.network.clone()),
+                    svc.as_ref().and_then(|(_, b, _)| b.network.clone()),
                     svc_from(".network"),
                 ),
             };
+            let additional_contexts = svc
+                .as_ref()
+                .map(|(_, _, f)| {
+                    f.additional_contexts
+                        .iter()
+                        .map(|(k, p)| {
+                            (
+                                k.clone(),
+                                sourced(p.clone(), svc_from(&format!(".additional_contexts.{k}"))),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             images.push(ImageSpec {
                 name: r.name.clone(),
                 from: here.clone(),
                 context,
                 dockerfile,
+                dockerfile_inline,
+                additional_contexts,
                 target,
                 network,
                 deps_target: sourced(
@@ -677,24 +861,57 @@ fn resolve_images(
             images[i].services.value.push(svc.name.clone());
             continue;
         }
+        let f = match from_compose(&ws.root, build) {
+            Ok(f) => f,
+            Err(reason) => {
+                skipped.push(Skipped {
+                    service: svc.name.clone(),
+                    reason,
+                });
+                continue;
+            }
+        };
         seen.push(build.clone());
-        let (context, dockerfile) = from_compose(build);
-        let at = format!("{compose_name} services.{}.build", svc.name);
+        for (name, url) in &f.remote_contexts {
+            skipped.push(Skipped {
+                service: svc.name.clone(),
+                reason: format!("additional context `{name}` ({url}) is remote: not fingerprinted and not given to the dependency build, so a dependency stage reading it is not prebuilt as the user builds it"),
+            });
+        }
+        let at = |field: &str| origin(format!("services.{}.build{field}", svc.name));
         images.push(ImageSpec {
             name: svc.name.clone(),
-            from: at.clone(),
-            context: sourced(context, format!("{at}.context")),
-            dockerfile: sourced(dockerfile, format!("{at}.dockerfile")),
-            target: sourced(build.target.clone(), format!("{at}.target")),
-            network: sourced(build.network.clone(), format!("{at}.network")),
+            from: at(""),
+            context: sourced(f.context, at(".context")),
+            dockerfile: sourced(f.dockerfile, at(".dockerfile")),
+            dockerfile_inline: f.inline.map(|t| sourced(t, at(".dockerfile_inline"))),
+            additional_contexts: f
+                .additional_contexts
+                .into_iter()
+                .map(|(k, p)| {
+                    let from = at(&format!(".additional_contexts.{k}"));
+                    (k, sourced(p, from))
+                })
+                .collect(),
+            target: sourced(
+                build.target.clone(),
+                unset_default(&build.target, at(".target")),
+            ),
+            network: sourced(
+                build.network.clone(),
+                unset_default(&build.network, at(".network")),
+            ),
             deps_target: sourced(None, "derived from the Dockerfile"),
             args: build
                 .args
                 .iter()
-                .map(|(k, v)| (k.clone(), sourced(v.clone(), format!("{at}.args"))))
+                .map(|(k, v)| (k.clone(), sourced(v.clone(), at(&format!(".args.{k}")))))
                 .collect(),
             inputs: sourced(Vec::new(), "default"),
-            services: sourced(vec![svc.name.clone()], format!("{compose_name} services")),
+            services: sourced(
+                vec![svc.name.clone()],
+                origin(format!("services.{}", svc.name)),
+            ),
             compose_tags: Vec::new(),
         });
     }
@@ -704,6 +921,8 @@ fn resolve_images(
             from: "the Dockerfile at the workspace root".into(),
             context: sourced(PathBuf::new(), "default"),
             dockerfile: sourced(PathBuf::from("Dockerfile"), "default"),
+            dockerfile_inline: None,
+            additional_contexts: BTreeMap::new(),
             target: sourced(None, "default"),
             network: sourced(None, "default"),
             deps_target: sourced(None, "derived from the Dockerfile"),
@@ -743,6 +962,12 @@ fn clean(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    /// The own reader, without the process's environment: unit tests start no process.
+    fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
+        let env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);
+        resolve_env(ws, &env, false)
+    }
+
     fn make_ws(files: &[(&str, &str)]) -> (tempfile::TempDir, Workspace) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("My Repo");
@@ -768,17 +993,21 @@ mod tests {
         let c = resolve(&ws).unwrap();
         assert_eq!(c.project.value, "myrepo");
         assert_eq!(c.images.len(), 2);
-        assert_eq!(c.images[0].name, "web");
-        assert_eq!(c.images[0].services.value, vec!["web", "worker"]);
-        assert_eq!(c.images[0].dockerfile.value, PathBuf::from("Dockerfile"));
-        assert_eq!(c.images[1].context.value, PathBuf::from("api"));
+        // Services in compose's order: by name.
+        assert_eq!(c.images[1].name, "web");
+        assert_eq!(c.images[1].services.value, vec!["web", "worker"]);
+        assert_eq!(c.images[1].dockerfile.value, PathBuf::from("Dockerfile"));
+        assert_eq!(c.images[0].context.value, PathBuf::from("api"));
         assert_eq!(
-            c.images[1].dockerfile.value,
+            c.images[0].dockerfile.value,
             PathBuf::from("api/Dockerfile")
         );
-        assert_eq!(c.images[1].target.value.as_deref(), Some("runtime"));
-        assert_eq!(c.images[1].args["PY"].value, "3.12");
-        assert!(c.images[1].args["PY"].from.contains("services.api.build"));
+        assert_eq!(c.images[0].target.value.as_deref(), Some("runtime"));
+        assert_eq!(c.images[0].args["PY"].value, "3.12");
+        assert_eq!(
+            c.images[0].args["PY"].from,
+            "compose.yaml services.api.build.args.PY"
+        );
     }
 
     #[test]
@@ -817,7 +1046,7 @@ mod tests {
     fn external_compose_volumes_are_the_shared_ones() {
         let (_d, ws) = make_ws(&[(
             "docker-compose.yml",
-            "name: demo\nservices:\n  a:\n    build: .\nvolumes:\n  uv:\n    external: true\n    name: demo_uv\n  data: {}\n",
+            "name: demo\nservices:\n  a:\n    build: .\n    volumes: [uv:/cache/uv, data:/data]\nvolumes:\n  uv:\n    external: true\n    name: demo_uv\n  data: {}\n",
         )]);
         let c = resolve(&ws).unwrap();
         assert_eq!(c.compose_project.value, "demo");

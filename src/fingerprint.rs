@@ -157,7 +157,7 @@ pub fn plan(
 ) -> Result<Plan, FingerprintError> {
     let context_dir = config.root.join(&image.context.value);
     let dockerfile_path = config.root.join(&image.dockerfile.value);
-    let text = std::fs::read_to_string(&dockerfile_path).map_err(|e| {
+    let text = image.read_dockerfile(&config.root).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             FingerprintError::MissingDockerfile {
                 path: dockerfile_path.display().to_string(),
@@ -208,8 +208,8 @@ pub fn plan(
         }
     })?;
     let prefix = image.context.value.clone();
-    let inputs = hash_files(&context_dir, &prefix, &found.files)?;
-    let dirs_read = found
+    let mut inputs = hash_files(&context_dir, &prefix, &found.files)?;
+    let mut dirs_read: Vec<PathBuf> = found
         .dirs_read
         .iter()
         .map(|d| {
@@ -220,6 +220,35 @@ pub fn plan(
             }
         })
         .collect();
+    // What the dependency stage reads from compose's additional_contexts is input too.
+    let mut deps = deps;
+    for (name, dir) in image.named_context_dirs(&config.root) {
+        let Some(sources) = deps.named_sources.get(&name) else {
+            continue;
+        };
+        let rules = IgnoreRules::load(&dir, &dir.join("Dockerfile"))?.with_dialect(dialect);
+        let found = context::resolve_sources(&dir, &rules, sources).map_err(|source| {
+            FingerprintError::Inputs {
+                image: image.name.clone(),
+                source,
+            }
+        })?;
+        let mut named = hash_files(&dir, &image.additional_contexts[&name].value, &found.files)?;
+        // `context_path` stays relative to the build context (what the stored plan stats).
+        for f in &mut named {
+            let absolute = dir.join(&f.context_path);
+            f.context_path = relative_path(&context_dir, &absolute);
+        }
+        inputs.extend(named);
+        dirs_read.extend(found.dirs_read.iter().map(|d| {
+            if d.is_empty() {
+                dir.clone()
+            } else {
+                dir.join(d)
+            }
+        }));
+        deps.base_images.retain(|b| b != &name);
+    }
     Ok(Plan {
         image: image.clone(),
         context_dir,
@@ -256,6 +285,20 @@ fn explain_dirs(e: DepsError, dirs: &[String]) -> DepsError {
         }
         other => other,
     }
+}
+
+/// `to` relative to the directory `from`, with `..` where needed and `/` separators.
+fn relative_path(from: &Path, to: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); from.len() - common];
+    parts.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
 }
 
 /// Below this many bytes in all, hashing stays on the calling thread: starting threads costs

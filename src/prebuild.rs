@@ -360,19 +360,18 @@ async fn prebuild_image(
     let build_labels = managed_labels(project, &image.name, &fp.hex, None);
     let scratch = state.dir("dockerfiles")?.join(&fp.hex);
     let tags = [tag.clone()];
+    let named_contexts = image.named_context_dirs(&config.root);
     let request = Request {
         context_dir: &fp.plan.context_dir,
         dockerfile_path: &fp.plan.dockerfile_path,
-        dockerfile_text: fp
-            .plan
-            .deps
-            .truncated
+        dockerfile_text: (fp.plan.deps.truncated || image.dockerfile_inline.is_some())
             .then_some(fp.plan.deps.dockerfile_text.as_str()),
         target: fp.plan.deps.build_target.as_deref(),
         network: image.network.value.as_deref(),
         cache_from: &[],
         inline_cache: true,
         args: &fp.plan.args,
+        named_contexts: &named_contexts,
         labels: &build_labels,
         tags: &tags,
         scratch_dir: &scratch,
@@ -517,15 +516,17 @@ async fn build_workspace_image(
     let scratch = state
         .dir("dockerfiles")?
         .join(format!("ws-{}", crate::registry::id(&config.root)));
+    let named_contexts = image.named_context_dirs(&config.root);
     let request = Request {
         context_dir: &context_dir,
         dockerfile_path: &dockerfile_path,
-        dockerfile_text: None,
+        dockerfile_text: image.dockerfile_inline.as_ref().map(|d| d.value.as_str()),
         target: image.target.value.as_deref(),
         network: image.network.value.as_deref(),
         cache_from: &cache_from,
         inline_cache: false,
         args: &args,
+        named_contexts: &named_contexts,
         labels: &build_labels,
         tags: &tags,
         scratch_dir: &scratch,
@@ -562,10 +563,13 @@ fn source_digest(
             message,
             usage: false,
         })?;
-    let dockerfile = std::fs::read(dockerfile_path).map_err(|e| FingerprintError::Unreadable {
-        path: dockerfile_path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let dockerfile = match &image.dockerfile_inline {
+        Some(inline) => inline.value.clone().into_bytes(),
+        None => std::fs::read(dockerfile_path).map_err(|e| FingerprintError::Unreadable {
+            path: dockerfile_path.display().to_string(),
+            reason: e.to_string(),
+        })?,
+    };
     let mut h = Sha256::new();
     for part in [
         "dockwarm-source-v2",

@@ -6,6 +6,8 @@
 mod common;
 
 mod bad_input;
+mod compose_corpus;
+mod compose_engine;
 mod context_engine;
 mod daemon_engine;
 mod disk_engine;

@@ -25,6 +25,13 @@ pub async fn build(
     log: &mut BuildLog,
 ) -> Result<(), BuildFailure> {
     let fail = |message: String| BuildFailure::plain(message);
+    if !req.named_contexts.is_empty() {
+        let names: Vec<&str> = req.named_contexts.keys().map(String::as_str).collect();
+        return Err(fail(format!(
+            "the build uses named contexts ({}), which only the buildx backend passes; install docker buildx or set [build] backend = \"buildx\"",
+            names.join(", ")
+        )));
+    }
     let text = match req.dockerfile_text {
         Some(t) => t.to_string(),
         None => std::fs::read_to_string(req.dockerfile_path).map_err(|e| {

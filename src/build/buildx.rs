@@ -91,6 +91,10 @@ pub async fn build(
     for (k, v) in req.args {
         cmd.arg("--build-arg").arg(format!("{k}={v}"));
     }
+    for (name, dir) in req.named_contexts {
+        cmd.arg("--build-context")
+            .arg(format!("{name}={}", dir.display()));
+    }
     if req.inline_cache {
         cmd.args(["--cache-to", "type=inline"]);
     }

@@ -52,6 +52,8 @@ pub struct Request<'a> {
     /// Embed cache metadata in the image, so it can serve as `cache_from` later.
     pub inline_cache: bool,
     pub args: &'a BTreeMap<String, String>,
+    /// Named build contexts (compose's local `additional_contexts`), absolute directories.
+    pub named_contexts: &'a BTreeMap<String, PathBuf>,
     pub labels: &'a BTreeMap<String, String>,
     pub tags: &'a [String],
     /// A directory the backend may write generated files to.

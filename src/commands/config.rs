@@ -21,14 +21,13 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(none: derived)".into())
     );
-    println!(
-        "{:<16}{}",
-        "compose file",
-        c.compose_file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(none)".into())
-    );
+    if c.compose_files.is_empty() {
+        println!("{:<16}(none)", "compose file");
+    }
+    for f in &c.compose_files {
+        let reader = c.compose_reader.map(|r| r.describe()).unwrap_or_default();
+        println!("{:<16}{:<28} {}", "compose file", f.display(), from(reader));
+    }
     show("project", &c.project);
     show("compose project", &c.compose_project);
     println!(
@@ -84,11 +83,25 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("image {:<10}{:<28} {}", i.name, "", from(&i.from));
         let row = |k: &str, v: String, f: &str| println!("  {k:<14}{v:<28} {}", from(f));
         row("context", display_path(&i.context.value), &i.context.from);
-        row(
-            "dockerfile",
-            display_path(&i.dockerfile.value),
-            &i.dockerfile.from,
-        );
+        match &i.dockerfile_inline {
+            Some(inline) => row(
+                "dockerfile",
+                format!("(inline, {} lines)", inline.value.lines().count()),
+                &inline.from,
+            ),
+            None => row(
+                "dockerfile",
+                display_path(&i.dockerfile.value),
+                &i.dockerfile.from,
+            ),
+        }
+        for (k, v) in &i.additional_contexts {
+            row(
+                "context",
+                format!("{k}={}", display_path(&v.value)),
+                &v.from,
+            );
+        }
         row(
             "target",
             i.target
@@ -112,6 +125,14 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
             row("inputs", i.inputs.value.join(", "), &i.inputs.from);
         }
         row("services", i.services.value.join(", "), &i.services.from);
+    }
+    for s in &c.skipped {
+        println!(
+            "{:<16}{:<28} {}",
+            "not prebuilt",
+            s.service,
+            from(&s.reason)
+        );
     }
     Ok(())
 }

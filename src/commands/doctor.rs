@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use crate::compose;
 use crate::config::{self, Config};
 use crate::dockerfile::{self, DepsError};
 use crate::engine::{self, Engine};
@@ -78,6 +77,27 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
                 ),
                 None,
             );
+            if let Some(reader) = c.compose_reader {
+                let files: Vec<String> = c
+                    .compose_files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                r.line(
+                    Level::Ok,
+                    "compose model",
+                    &format!("{} read by {}", files.join(" + "), reader.describe()),
+                    None,
+                );
+            }
+            for s in &c.skipped {
+                r.line(
+                    Level::Warn,
+                    "not prebuilt",
+                    &format!("service `{}`: {}", s.service, s.reason),
+                    None,
+                );
+            }
             if let Some(engine) = &engine {
                 rt.block_on(volume_checks(engine, &c, &mut r));
                 rt.block_on(disk_check(engine, &c, &mut r));
@@ -407,12 +427,9 @@ fn hooks_check(c: &Config, r: &mut Report) {
 /// key gets the workspace's project prefix, one copy per workspace.
 fn compose_sharing(c: &Config, r: &mut Report) {
     let Some(path) = &c.compose_file else { return };
-    let Ok(file) = compose::load(path, &compose::environment(&c.root)) else {
-        return;
-    };
     for v in &c.volumes {
-        let Some(top) = file
-            .volumes
+        let Some(top) = c
+            .compose_volumes
             .iter()
             .find(|t| t.key == v.key || t.name.as_deref() == Some(v.name.as_str()))
         else {

@@ -66,6 +66,8 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
         "post-merge" | "post-rewrite" => false,
         _ => return Ok(None),
     };
+    // No compose process on the hook's path: compose's cached answer, else the own reader.
+    crate::compose::forbid_processes();
     let ws = Workspace::discover(dir)?;
     let state = State::open()?;
     let dialect = plan::remembered_dialect(&state);

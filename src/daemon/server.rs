@@ -70,6 +70,8 @@ const HISTORY: usize = 50;
 /// Runs the daemon in this process until it is stopped or idle. Fails at once with
 /// [`DaemonError::AlreadyRunning`] when another daemon holds the state directory.
 pub fn run(state: State, options: Options) -> Result<(), DaemonError> {
+    // Its first look at a workspace must not wait for `docker compose config`.
+    crate::compose::ask_compose_in_background();
     let guard = state
         .try_lock("daemon")?
         .ok_or_else(|| DaemonError::AlreadyRunning {

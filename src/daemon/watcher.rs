@@ -38,6 +38,10 @@ const ROOT_FILES: &[&str] = &[
     "compose.yml",
     "docker-compose.yaml",
     "docker-compose.yml",
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
 ];
 
 impl Targets {
@@ -63,9 +67,8 @@ impl Targets {
         for name in ROOT_FILES {
             files.push(root.join(name));
         }
-        if let Some(compose) = &config.compose_file {
-            files.push(compose.clone());
-        }
+        // Every file the compose model was read from (overrides, includes, env files).
+        files.extend(config.compose_inputs.iter().cloned());
         let mut by_dir: BTreeMap<PathBuf, BTreeSet<OsString>> = BTreeMap::new();
         for f in files {
             if let (Some(dir), Some(name)) = (f.parent(), f.file_name()) {

@@ -23,6 +23,10 @@ pub struct DepsPlan {
     /// External images (after substitution; not stages, not `scratch`) the built
     /// instructions start FROM or copy/mount from.
     pub base_images: Vec<String>,
+    /// Sources the built instructions read from a named reference that is not a stage
+    /// (`COPY --from=shared a b`, `RUN --mount=from=shared,source=x`): an image, or a
+    /// named build context (compose's `additional_contexts`) whose files are inputs.
+    pub named_sources: BTreeMap<String, Vec<String>>,
     /// Canonical rendering of the built instructions, for the fingerprint.
     pub definition: String,
     /// Human summary: "stage `deps` (lines 3-9)" or "stage 0 up to line 7 (RUN uv sync)".
@@ -288,6 +292,38 @@ impl<'a> Analysis<'a> {
         }
     }
 
+    /// What a COPY/ADD `--from` or a RUN bind mount `from=` reads from a reference that is
+    /// not a stage: the reference and its source paths (`.` for a whole mount).
+    fn named_sources(&self, stage: usize, pos: usize) -> Option<(String, Vec<String>)> {
+        let ins = &self.df.stages[stage].instructions[pos];
+        let vars = self.scope(stage, pos);
+        let expand = |w: &str| substitute_with_escape(w, vars, self.df.escape);
+        if matches!(ins.keyword.as_str(), "COPY" | "ADD") {
+            let from = expand(ins.flag("from")?);
+            self.resolve_from(&from, stage).err()?;
+            let words = ins.words();
+            let sources = words[..words.len().saturating_sub(1)]
+                .iter()
+                .filter(|w| ins.exec_form.is_some() || parse_heredoc_word(w).is_none())
+                .map(|w| expand(w))
+                .collect();
+            return Some((from, sources));
+        }
+        if ins.keyword == "RUN" {
+            for m in ins.mounts() {
+                let Some(from) = m.get("from").map(|f| expand(f)) else {
+                    continue;
+                };
+                if self.resolve_from(&from, stage).is_ok() {
+                    continue;
+                }
+                let source = m.get("source").or_else(|| m.get("src")).map(|s| expand(s));
+                return Some((from, vec![source.unwrap_or_else(|| ".".into())]));
+            }
+        }
+        None
+    }
+
     fn copy_kind(&self, stage: usize, pos: usize, is_dir: &dyn Fn(&str) -> bool) -> CopyKind {
         match self.context_sources(stage, pos) {
             None => CopyKind::NotContext,
@@ -416,6 +452,7 @@ impl<'a> Analysis<'a> {
 
         let mut sources: Vec<String> = Vec::new();
         let mut images: Vec<String> = Vec::new();
+        let mut named_sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let push = |v: &mut Vec<String>, x: String| {
             if !v.contains(&x) {
                 v.push(x);
@@ -475,6 +512,12 @@ impl<'a> Analysis<'a> {
                         }
                     }
                 }
+                if let Some((name, srcs)) = self.named_sources(s, p) {
+                    let list = named_sources.entry(name).or_default();
+                    for src in srcs {
+                        push(list, src);
+                    }
+                }
             }
         }
         // Build args change RUN cache keys of stages that declare them.
@@ -521,6 +564,7 @@ impl<'a> Analysis<'a> {
             truncated,
             context_sources: sources,
             base_images: images,
+            named_sources,
             definition: def,
             description,
         }

@@ -522,9 +522,27 @@ pub(super) fn parse_heredoc_word(word: &str) -> Option<Heredoc> {
     })
 }
 
+/// The heredocs a line opens. `<< EOF` and `<<- EOF` (a space after the operator) count as
+/// `<<EOF`, as BuildKit reads them since v0.22 (moby/buildkit#5817).
 fn heredocs_from_line(line: &str) -> Vec<Heredoc> {
-    raw_shell_words(line)
-        .iter()
-        .filter_map(|w| parse_heredoc_word(w))
-        .collect()
+    let words = raw_shell_words(line);
+    let mut docs = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = &words[i];
+        let bare_operator = w
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .strip_prefix("<<")
+            .is_some_and(|rest| rest.is_empty() || rest == "-");
+        if bare_operator && i + 1 < words.len() {
+            if let Some(doc) = parse_heredoc_word(&format!("{w}{}", words[i + 1])) {
+                docs.push(doc);
+                i += 2;
+                continue;
+            }
+        }
+        docs.extend(parse_heredoc_word(w));
+        i += 1;
+    }
+    docs
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 /// Expands `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:+alt}`,
 /// `${VAR+alt}` (and `${VAR:?msg}`/`${VAR?msg}`, which expand to the value or
-/// nothing), removes quotes and resolves `\` escapes (`\$` is a literal dollar).
+/// nothing), the pattern forms `${VAR#p}`, `${VAR##p}`, `${VAR%p}`, `${VAR%%p}`,
+/// `${VAR/p/r}` and `${VAR//p/r}` (shell globs, as BuildKit), removes quotes and resolves `\` escapes (`\$` is a literal dollar).
 /// Unset variables expand to the empty string, as in BuildKit.
 pub fn substitute(s: &str, vars: &BTreeMap<String, String>) -> String {
     substitute_with_escape(s, vars, '\\')
@@ -127,9 +128,28 @@ impl Lexer<'_> {
                         self.pos += 1;
                         out.push_str(&apply(Some(op), value.is_some(), value, word));
                     }
+                    Some(op @ ('#' | '%')) => {
+                        let longest = self.peek() == Some(op);
+                        if longest {
+                            self.pos += 1;
+                        }
+                        let pattern = self.word(true);
+                        self.pos += 1;
+                        let v = value.map_or("", String::as_str);
+                        out.push_str(&trim_match(v, &pattern, op == '#', longest));
+                    }
+                    Some('/') => {
+                        let all = self.peek() == Some('/');
+                        if all {
+                            self.pos += 1;
+                        }
+                        let pattern = self.until_slash();
+                        let replacement = self.word(true);
+                        self.pos += 1;
+                        let v = value.map_or("", String::as_str);
+                        out.push_str(&replace_match(v, &pattern, &replacement, all));
+                    }
                     Some(_) => {
-                        // Pattern operators (#, %, /) are beyond what dockwarm needs to
-                        // resolve; keep the plain value so paths stay plausible.
                         let _ = self.word(true);
                         self.pos += 1;
                         out.push_str(value.map_or("", String::as_str));
@@ -142,6 +162,121 @@ impl Lexer<'_> {
             }
             _ => out.push('$'),
         }
+    }
+}
+
+impl Lexer<'_> {
+    /// The pattern of `${VAR/pattern/replacement}`: up to the `/` (consumed) or the `}`.
+    fn until_slash(&mut self) -> String {
+        let mut out = String::new();
+        while let Some(c) = self.peek() {
+            if c == '}' {
+                break;
+            }
+            self.pos += 1;
+            if c == '/' {
+                break;
+            }
+            if c == self.escape {
+                if let Some(n) = self.next() {
+                    out.push(n);
+                }
+            } else if c == '$' {
+                self.dollar(&mut out);
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// A shell glob (`*`, `?`, `[...]`) as an anchored-free regex.
+fn glob_regex(pattern: &str) -> String {
+    let mut re = String::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str("(?s:.*)"),
+            '?' => re.push_str("(?s:.)"),
+            '[' => {
+                let mut class = String::from("[");
+                if chars.peek() == Some(&'!') {
+                    chars.next();
+                    class.push('^');
+                }
+                let mut closed = false;
+                for n in chars.by_ref() {
+                    if n == ']' {
+                        closed = true;
+                        break;
+                    }
+                    if n == '\\' || n == '[' {
+                        class.push('\\');
+                    }
+                    class.push(n);
+                }
+                if closed {
+                    class.push(']');
+                    re.push_str(&class);
+                } else {
+                    re.push_str(&regex::escape(&class));
+                }
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re
+}
+
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{})$", glob_regex(pattern)))
+        .map(|re| re.is_match(text))
+        .unwrap_or(false)
+}
+
+/// `${VAR#p}`, `${VAR##p}` (prefix) and `${VAR%p}`, `${VAR%%p}` (suffix), shortest or
+/// longest match removed.
+fn trim_match(value: &str, pattern: &str, prefix: bool, longest: bool) -> String {
+    let mut cuts: Vec<usize> = value.char_indices().map(|(i, _)| i).collect();
+    cuts.push(value.len());
+    if prefix {
+        let mut order = cuts.clone();
+        if longest {
+            order.reverse();
+        }
+        for i in order {
+            if glob_matches(pattern, &value[..i]) {
+                return value[i..].to_string();
+            }
+        }
+    } else {
+        let mut order = cuts.clone();
+        if !longest {
+            order.reverse();
+        }
+        for i in order {
+            if glob_matches(pattern, &value[i..]) {
+                return value[..i].to_string();
+            }
+        }
+    }
+    value.to_string()
+}
+
+/// `${VAR/p/r}` (first match) and `${VAR//p/r}` (every match), longest matches.
+fn replace_match(value: &str, pattern: &str, replacement: &str, all: bool) -> String {
+    if pattern.is_empty() {
+        return value.to_string();
+    }
+    let Ok(re) = regex::Regex::new(&glob_regex(pattern)) else {
+        return value.to_string();
+    };
+    let rep = regex::NoExpand(replacement);
+    if all {
+        re.replace_all(value, rep).into_owned()
+    } else {
+        re.replace(value, rep).into_owned()
     }
 }
 

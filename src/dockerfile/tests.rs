@@ -153,6 +153,22 @@ RUN echo after
 }
 
 #[test]
+fn heredoc_with_a_space_after_the_operator() {
+    // BuildKit >= 0.22 reads `<< EOF` and `<<- EOF` as `<<EOF` and `<<-EOF`.
+    let text = "FROM alpine\nRUN << EOF\necho one\nEOF\nRUN <<- 'EOT'\n\techo two\n\tEOT\nCOPY << conf.txt /etc/\nx=1\nconf.txt\nRUN echo after\n";
+    let df = parse(text).unwrap();
+    let ins = &df.stages[0].instructions;
+    assert_eq!(ins.len(), 4, "{ins:?}");
+    assert_eq!(ins[0].heredocs[0].name, "EOF");
+    assert_eq!(ins[0].heredocs[0].body, "echo one\n");
+    let h = &ins[1].heredocs[0];
+    assert!(h.chomp && !h.expand);
+    assert_eq!(h.content(), "echo two\n");
+    assert_eq!(ins[2].heredocs[0].name, "conf.txt");
+    assert_eq!(ins[3].start_line, 11);
+}
+
+#[test]
 fn exec_form_has_no_heredoc() {
     let df = parse("FROM alpine\nRUN [\"sh\", \"-c\", \"cat <<EOF\"]\nCMD [\"app\"]\n").unwrap();
     let run = &df.stages[0].instructions[0];
@@ -220,6 +236,29 @@ fn substitution_forms() {
     assert_eq!(substitute("\\$A '$A' \"$A\" $ $B.", &vars), "$A $A 1 $ .");
     assert_eq!(substitute("${B:-${A}-x}", &vars), "1-x");
     assert_eq!(substitute_with_escape("`$A", &vars, '`'), "$A");
+}
+
+#[test]
+fn substitution_patterns_follow_buildkit() {
+    let vars: BTreeMap<String, String> = [
+        ("F", "archive.tar.gz"),
+        ("P", "org/team/app"),
+        ("V", "a-b-c"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(substitute("${F%.*}", &vars), "archive.tar");
+    assert_eq!(substitute("${F%%.*}", &vars), "archive");
+    assert_eq!(substitute("${P#*/}", &vars), "team/app");
+    assert_eq!(substitute("${P##*/}", &vars), "app");
+    assert_eq!(substitute("${V/-/_}", &vars), "a_b-c");
+    assert_eq!(substitute("${V//-/_}", &vars), "a_b_c");
+    assert_eq!(substitute("${V/x/y}", &vars), "a-b-c");
+    assert_eq!(substitute("${F%.[gx]z}", &vars), "archive.tar");
+    assert_eq!(substitute("${F#nomatch}", &vars), "archive.tar.gz");
+    assert_eq!(substitute("${NOPE%.*}x", &vars), "x");
+    assert_eq!(substitute("src/${P##*/}/", &vars), "src/app/");
 }
 
 // ---------------------------------------------------------------- dependency stage

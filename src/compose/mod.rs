@@ -1,0 +1,507 @@
+//! The compose model dockwarm prebuilds for: each active service's `build:`, its image name,
+//! the project name and the volumes — read the way `docker compose` reads it.
+//!
+//! Where compose v2 answers, compose itself decides: `docker compose config --format json`,
+//! run in the workspace with the user's environment. Its answer is cached in the state
+//! directory under a key made of everything compose read (see [`reader::Trace`]), so that the
+//! git hooks, which may not start a process, find it. Without compose v2 (v1 users, or no
+//! compose at all), dockwarm's own reader gives the same answers: override files,
+//! `COMPOSE_FILE`, merge keys, `include`, `extends`, profiles and compose's `.env` rules.
+//!
+//! `DOCKWARM_COMPOSE=builtin` forces the own reader, `DOCKWARM_COMPOSE=v2` requires compose.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::state::State;
+
+mod dotenv;
+mod interpolate;
+mod reader;
+mod v2;
+
+pub use interpolate::interpolate;
+
+/// The file names compose looks for, in its order of preference.
+pub const FILE_NAMES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+];
+
+/// The override file names compose merges over the file it found, in its order of preference.
+pub const OVERRIDE_NAMES: [&str; 4] = [
+    "compose.override.yml",
+    "compose.override.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("{path}:{line}:{column}: {message}; fix the YAML syntax")]
+    Syntax {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("cannot read {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    /// Compose itself refused the project: its own words.
+    #[error("{0} (docker compose config); fix the compose file")]
+    Rejected(String),
+    #[error("DOCKWARM_COMPOSE=v2 but `docker compose` (v2) does not answer: {0}")]
+    NoComposeV2(String),
+}
+
+/// Who answered the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reader {
+    /// `docker compose config --format json`, run now.
+    ComposeV2,
+    /// compose v2's answer, from the state directory's cache.
+    ComposeV2Cached,
+    /// dockwarm's own reader.
+    Builtin,
+}
+
+impl Reader {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reader::ComposeV2 => "docker compose config",
+            Reader::ComposeV2Cached => "docker compose config (cached)",
+            Reader::Builtin => "dockwarm's compose reader",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Model {
+    /// The project name compose uses.
+    pub name: String,
+    /// Where the project name came from.
+    pub name_from: String,
+    /// The compose files, in compose's merge order.
+    pub files: Vec<PathBuf>,
+    /// Every file the model depends on that exists: compose files, included and extended
+    /// files, env files.
+    pub inputs: Vec<PathBuf>,
+    /// The active services (profiles applied), by name.
+    pub services: Vec<Service>,
+    pub volumes: Vec<Volume>,
+    pub reader: Reader,
+    /// Every path read or looked for (a compose file that appears changes the answer).
+    pub read_files: Vec<PathBuf>,
+    /// Every variable looked up, with the value it had.
+    pub read_env: BTreeMap<String, Option<String>>,
+    /// `services.web.build.target` → `compose.override.yaml`: the file that set each value.
+    #[serde(skip)]
+    origins: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    pub name: String,
+    pub build: Option<Build>,
+    /// `image:`, which names the built image instead of `<project>-<service>`.
+    pub image: Option<String>,
+    /// Named volumes the service mounts (top-level volume keys).
+    pub volumes: Vec<String>,
+}
+
+/// A service's `build:`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Build {
+    pub context: Context,
+    pub dockerfile: Dockerfile,
+    pub target: Option<String>,
+    pub args: BTreeMap<String, String>,
+    /// `build.network` (e.g. `host`): the network of RUN steps, part of their cache keys.
+    pub network: Option<String>,
+    /// Named contexts (`COPY --from=name`, `FROM name`).
+    pub additional_contexts: BTreeMap<String, Context>,
+}
+
+/// A build context: a local directory (absolute), or anything else compose hands to the
+/// builder as is (a git or HTTP URL, `docker-image://`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Context {
+    Local(PathBuf),
+    Remote(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dockerfile {
+    /// Relative to the context (or absolute), as compose gives it.
+    Path(String),
+    /// `dockerfile_inline`: the Dockerfile's text.
+    Inline(String),
+}
+
+/// A top-level volume: `external` ones must exist before `up`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Volume {
+    pub key: String,
+    /// The engine name the file fixes (`name:`, or an external volume's key); `None` when
+    /// compose derives it from the project (`<project>_<key>`, one per workspace).
+    pub name: Option<String>,
+    pub external: bool,
+}
+
+impl Volume {
+    /// The engine's name of the volume in project `project`.
+    pub fn engine_name(&self, project: &str) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{project}_{}", self.key))
+    }
+}
+
+impl Model {
+    /// Where a value came from, for `dockwarm config`: `compose.override.yaml
+    /// services.web.build.target`, or the reader when it cannot say.
+    pub fn origin(&self, key: &str) -> String {
+        match self.origins.get(key) {
+            Some(file) if file == reader::DEFAULT => file.clone(),
+            Some(file) => format!("{file} {key}"),
+            None => format!("{} {key}", self.reader.describe()),
+        }
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+static NO_PROCESSES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on this process starts no `docker compose` (the git hooks: their time is git's):
+/// compose's cached answer or the own reader answers.
+pub fn forbid_processes() {
+    NO_PROCESSES.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+static IN_BACKGROUND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on a missing cached answer is asked of compose on a thread while the own reader
+/// answers at once (the daemon: its first look at a workspace must not wait for compose).
+pub fn ask_compose_in_background() {
+    IN_BACKGROUND.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How to get the model.
+pub struct Options<'a> {
+    /// The environment compose would see (the process's, in production).
+    pub env: &'a BTreeMap<String, String>,
+    /// May start `docker compose` when its cached answer does not match (false on the hooks'
+    /// path: the own reader answers there).
+    pub spawn: bool,
+    /// Where compose's answers are cached.
+    pub state: Option<&'a State>,
+}
+
+/// The compose model of the project in `root`, or `None` when it has no compose file.
+pub fn load(root: &Path, opts: &Options) -> Result<Option<Model>, ComposeError> {
+    let mode = opts.env.get("DOCKWARM_COMPOSE").map(String::as_str);
+    let mut trace = reader::Trace::default();
+    let builtin = reader::load(root, opts.env, &mut trace);
+    if mode == Some("builtin") {
+        return builtin;
+    }
+    if matches!(builtin, Ok(None)) {
+        return Ok(None);
+    }
+    let key = trace.key(root, opts.env);
+    let from_v2 = |json: &Value, reader: Reader| -> Result<Model, ComposeError> {
+        let mut model = from_json(json, true, reader)
+            .map_err(|m| ComposeError::Rejected(format!("unexpected output: {m}")))?;
+        // The own reader knows which file set each value; trust it where it agrees.
+        if let Ok(Some(own)) = &builtin {
+            model.inputs = own.inputs.clone();
+            model.files = own.files.clone();
+            if own.services == model.services && own.name == model.name {
+                model.origins = own.origins.clone();
+                model.name_from = own.name_from.clone();
+            }
+        } else {
+            model.inputs = trace.existing_files();
+        }
+        model.read_files = trace.all_files();
+        model.read_env = trace.vars();
+        Ok(model)
+    };
+    if let Some(json) = opts.state.and_then(|s| v2::cached(s, &key)) {
+        if let Ok(model) = from_v2(&json, Reader::ComposeV2Cached) {
+            return Ok(Some(model));
+        }
+    }
+    if !opts.spawn || NO_PROCESSES.load(std::sync::atomic::Ordering::Relaxed) {
+        return builtin;
+    }
+    if IN_BACKGROUND.load(std::sync::atomic::Ordering::Relaxed) && matches!(builtin, Ok(Some(_))) {
+        if let Some(state) = opts.state.cloned() {
+            let (root, env) = (root.to_path_buf(), opts.env.clone());
+            std::thread::spawn(move || {
+                if let Ok(text) = v2::config(&root, &env) {
+                    if serde_json::from_str::<Value>(&text).is_ok() {
+                        v2::store(&state, &key, &text);
+                    }
+                }
+            });
+            return builtin;
+        }
+    }
+    match v2::config(root, opts.env) {
+        Ok(text) => {
+            let json: Value = serde_json::from_str(&text)
+                .map_err(|e| ComposeError::Rejected(format!("unexpected output: {e}")))?;
+            let model = from_v2(&json, Reader::ComposeV2)?;
+            if let Some(state) = opts.state {
+                v2::store(state, &key, &text);
+            }
+            Ok(Some(model))
+        }
+        Err(v2::V2Error::Rejected(message)) => Err(rejected(message, &builtin)),
+        Err(v2::V2Error::Absent(why)) if mode == Some("v2") => Err(ComposeError::NoComposeV2(why)),
+        Err(v2::V2Error::Absent(_)) => builtin,
+    }
+}
+
+/// Compose's refusal in its own words, with the file named when compose leaves it out
+/// (its YAML errors say only `yaml: line 3: ...`; the own reader knows which file it was).
+fn rejected(message: String, builtin: &Result<Option<Model>, ComposeError>) -> ComposeError {
+    let message = message
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    match builtin {
+        // compose's YAML errors give the line of the enclosing block (`line 1` for a bad
+        // key on line 4): the own reader's position is the one to edit.
+        Err(ComposeError::Syntax {
+            path, line, column, ..
+        }) if !message.contains(path.as_str()) => {
+            ComposeError::Rejected(format!("{path}:{line}:{column}: {message}"))
+        }
+        _ => ComposeError::Rejected(message),
+    }
+}
+
+/// The process environment, as compose sees it.
+///
+/// Read as `OsString`s: a variable whose name or value is not UTF-8 (`JUNK=$'caf\xe9'`, a
+/// non-UTF-8 `$PWD`) is left out rather than panicking, as `std::env::vars` would. A compose
+/// file cannot name such a variable, and one it names reads as unset, as in a shell without it.
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Reads compose's canonical JSON (`docker compose config --format json`, whose literal `$`
+/// are written `$$` when `escaped`).
+pub fn from_json(json: &Value, escaped: bool, reader: Reader) -> Result<Model, String> {
+    let text = |v: &Value| -> Option<String> {
+        let s = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            _ => return None,
+        };
+        Some(if escaped { s.replace("$$", "$") } else { s })
+    };
+    let name = json.get("name").and_then(text).ok_or("no project name")?;
+    let mut services = Vec::new();
+    if let Some(map) = json.get("services").and_then(Value::as_object) {
+        for (sname, svc) in map {
+            let build = match svc.get("build") {
+                Some(b @ Value::Object(_)) => {
+                    let field = |k: &str| b.get(k).and_then(text);
+                    let context = context(&field("context").unwrap_or_else(|| ".".into()));
+                    let dockerfile = match field("dockerfile_inline") {
+                        Some(inline) => Dockerfile::Inline(inline),
+                        None => Dockerfile::Path(
+                            field("dockerfile").unwrap_or_else(|| "Dockerfile".into()),
+                        ),
+                    };
+                    let map_of = |k: &str| -> BTreeMap<String, String> {
+                        b.get(k)
+                            .and_then(Value::as_object)
+                            .map(|m| {
+                                m.iter()
+                                    .filter_map(|(k, v)| Some((k.clone(), text(v)?)))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    Some(Build {
+                        context,
+                        dockerfile,
+                        target: field("target").filter(|t| !t.is_empty()),
+                        args: map_of("args"),
+                        network: field("network").filter(|t| !t.is_empty()),
+                        additional_contexts: map_of("additional_contexts")
+                            .into_iter()
+                            .map(|(k, v)| (k, context_of(&v)))
+                            .collect(),
+                    })
+                }
+                _ => None,
+            };
+            let volumes = svc
+                .get("volumes")
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter(|v| v.get("type").and_then(Value::as_str) == Some("volume"))
+                        .filter_map(|v| v.get("source").and_then(text))
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            services.push(Service {
+                name: sname.clone(),
+                build,
+                image: svc.get("image").and_then(text),
+                volumes,
+            });
+        }
+    }
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    let volumes = json
+        .get("volumes")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(key, v)| {
+                    let external = match v.get("external") {
+                        Some(Value::Bool(b)) => *b,
+                        Some(Value::Object(_)) => true,
+                        _ => false,
+                    };
+                    // compose writes the derived name out; only a fixed one is kept.
+                    let derived = format!("{name}_{key}");
+                    let vname = v
+                        .get("name")
+                        .and_then(text)
+                        .filter(|n| external || *n != derived);
+                    Volume {
+                        key: key.clone(),
+                        name: vname,
+                        external,
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Model {
+        name,
+        name_from: reader.describe().to_string() + " name",
+        files: Vec::new(),
+        inputs: Vec::new(),
+        read_files: Vec::new(),
+        read_env: BTreeMap::new(),
+        services,
+        volumes,
+        reader,
+        origins: BTreeMap::new(),
+    })
+}
+
+fn context(s: &str) -> Context {
+    context_of(s)
+}
+
+/// Compose and buildx treat a context as remote when it is a URL or a git address.
+pub fn is_remote(s: &str) -> bool {
+    s.contains("://")
+        || s.starts_with("git@")
+        || s.starts_with("github.com/")
+        || s.starts_with("target:")
+        || s.starts_with("service:")
+}
+
+fn context_of(s: &str) -> Context {
+    if is_remote(s) {
+        Context::Remote(s.to_string())
+    } else {
+        Context::Local(PathBuf::from(s))
+    }
+}
+
+/// Compose's project-name normalisation: lower case, only `[a-z0-9_-]`, not starting with `_`/`-`.
+pub fn normalize_project_name(name: &str) -> String {
+    let kept: String = name
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+        .collect();
+    kept.trim_start_matches(['_', '-']).to_string()
+}
+
+/// Whether compose accepts `name` as given (`COMPOSE_PROJECT_NAME` must be; `name:` is
+/// normalised instead).
+pub fn is_valid_project_name(name: &str) -> bool {
+    !name.is_empty() && normalize_project_name(name) == name
+}
+
+/// The names compose gives the image of a built service that has no `image:`: v2 and v1.
+pub fn image_names(project: &str, service: &str) -> [String; 2] {
+    [
+        format!("{project}-{service}"),
+        format!("{project}_{service}"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names_are_normalised_like_compose() {
+        assert_eq!(normalize_project_name("My Repo.v2"), "myrepov2");
+        assert_eq!(normalize_project_name("_-tokyo_1"), "tokyo_1");
+        assert_eq!(normalize_project_name("wörk tree"), "wrktree");
+        assert!(!is_valid_project_name("My App"));
+        assert!(is_valid_project_name("my-app_1"));
+        assert_eq!(
+            image_names("p", "web"),
+            ["p-web".to_string(), "p_web".to_string()]
+        );
+    }
+
+    #[test]
+    fn compose_json_is_read_with_its_dollar_escapes() {
+        let json = serde_json::json!({
+            "name": "p",
+            "services": {
+                "web": {"build": {"context": "/w", "dockerfile": "Dockerfile", "args": {"A": "a$$b"},
+                        "additional_contexts": {"x": "/w/x", "r": "https://e.com/r.git"}},
+                        "volumes": [{"type": "volume", "source": "uv", "target": "/c"}]},
+                "db": {"image": "postgres"}
+            },
+            "volumes": {"uv": {"name": "uv", "external": true}}
+        });
+        let m = from_json(&json, true, Reader::ComposeV2).unwrap();
+        assert_eq!(m.services[0].name, "db");
+        let b = m.services[1].build.as_ref().unwrap();
+        assert_eq!(b.args["A"], "a$b");
+        assert_eq!(
+            b.additional_contexts["r"],
+            Context::Remote("https://e.com/r.git".into())
+        );
+        assert_eq!(m.services[1].volumes, vec!["uv"]);
+        assert!(m.volumes[0].external);
+    }
+}

@@ -1,0 +1,83 @@
+//! `docker compose config --format json`, and its answers cached in the state directory.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::state::{self, State};
+
+pub enum V2Error {
+    /// No compose v2 here (no `docker`, or no compose plugin): the own reader answers.
+    Absent(String),
+    /// Compose refused the project; its message.
+    Rejected(String),
+}
+
+/// Runs compose in `root` with exactly `env`, as the user's `docker compose build` would.
+pub fn config(root: &Path, env: &BTreeMap<String, String>) -> Result<String, V2Error> {
+    let docker = env
+        .get("DOCKWARM_DOCKER")
+        .cloned()
+        .unwrap_or_else(|| "docker".into());
+    let out = Command::new(&docker)
+        .args(["compose", "config", "--format", "json"])
+        .current_dir(root)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| V2Error::Absent(format!("{docker}: {e}")))?;
+    if out.status.success() {
+        return String::from_utf8(out.stdout)
+            .map_err(|_| V2Error::Rejected("output is not UTF-8".into()));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    // The docker CLI without the compose plugin, or an old one without `--format`.
+    let absent = stderr.contains("is not a docker command")
+        || stderr.contains("unknown shorthand flag")
+        || stderr.contains("unknown flag: --format");
+    if absent {
+        return Err(V2Error::Absent(stderr));
+    }
+    Err(V2Error::Rejected(stderr))
+}
+
+fn path(state: &State, key: &str) -> Option<std::path::PathBuf> {
+    state
+        .dir("compose")
+        .ok()
+        .map(|d| d.join(format!("{key}.json")))
+}
+
+/// Compose's answer for `key`, if it was cached.
+pub fn cached(state: &State, key: &str) -> Option<Value> {
+    let text = std::fs::read_to_string(path(state, key)?).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Answers older than this are removed when a new one is stored (each is a few kB; a key
+/// changes with every edit of a compose or env file).
+const KEEP: std::time::Duration = std::time::Duration::from_secs(14 * 24 * 3600);
+
+/// Caches compose's answer; a failure to write only costs the next run a compose process.
+pub fn store(state: &State, key: &str, text: &str) {
+    let Some(p) = path(state, key) else { return };
+    let _ = state::write_atomic(&p, text.as_bytes());
+    let Some(dir) = p.parent() else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > KEEP);
+        if old && entry.path().extension().is_some_and(|e| e == "json") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
