@@ -14,6 +14,8 @@
 #   s3a  a lockfile change adding one package (bench/app-variant.sh add-package), committed on a
 #        branch in one workspace, until that workspace can up
 #   s3b  two other workspaces `git checkout` that change: time until each can up (mean of the two)
+#   s5   a new workspace on a new commit of main (a source change: sources unlike any image's)
+#        until it can up
 #   s4   `docker builder prune -af`, then a new workspace until it can up
 # Contenders:
 #   seed      create the *_uv_cache/*_pip_cache volumes, export DOCKER_BUILDKIT=1
