@@ -6,7 +6,8 @@
 
 RESULTS.tsv rows: run, contender, scenario, seconds, wheels fetched, note. Scenarios: s1, s2, s3a,
 s3b:<workspace> (two per run), s3total (fetches of all of s3), s5, s4, failed.
-A block between <!-- analysis:start --> and <!-- analysis:end --> in an existing OUT.md is kept.
+Every block between <!-- NAME:start --> and <!-- NAME:end --> in an existing OUT.md is kept (the
+hand-written analysis, other benchmarks' sections).
 """
 import json
 import os
@@ -173,14 +174,11 @@ def markdown(rows, facts, out):
     L.append("- The seed's cache volumes are created as it says (`dwbench_seed_global_uv_cache`, "
              "`…_pip_cache`); the bench service mounts none of them, and named volumes never reach a build.")
     L.append("")
-    keep = ""
+    # Blocks other hands and scripts own (the analysis, other benchmarks' sections) are kept.
     if os.path.exists(out):
-        m = re.search(r"<!-- analysis:start -->.*?<!-- analysis:end -->", open(out).read(), re.S)
-        if m:
-            keep = m.group(0)
-    if keep:
-        L.append(keep)
-        L.append("")
+        for m in re.finditer(r"<!-- ([\w-]+):start -->.*?<!-- \1:end -->", open(out).read(), re.S):
+            L.append(m.group(0))
+            L.append("")
     with open(out, "w") as f:
         f.write("\n".join(L))
 
