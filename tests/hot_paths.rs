@@ -5,11 +5,10 @@
 //! behaviour that makes it fast, by what a user (or `DOCKWARM_TRACE_PLANS`) can see.
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, busybox, engine, Project};
+use crate::common::{self, busybox, engine, path_env, wait_for, Project};
 
 const DOCKERFILE: &str = r#"FROM dockwarm-test/busybox:latest AS deps
 WORKDIR /app
@@ -20,19 +19,6 @@ FROM deps AS runtime
 COPY . .
 CMD ["cat", "/app/deps.lock"]
 "#;
-
-/// The directory of the dockwarm under test, first on PATH, so hooks run this build.
-fn path_env() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_dockwarm"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
 
 /// `git ARGS` as a user runs it, hooks and all, with extra environment variables.
 fn git(p: &Project, args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -53,14 +39,6 @@ fn git(p: &Project, args: &[&str], envs: &[(&str, &str)]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn stop_daemon(p: &Project) {

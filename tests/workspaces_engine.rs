@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::common::{busybox, engine, Project};
+use crate::common::{busybox, engine, path_env, wait_for, Project};
 
 const DOCKERFILE: &str = r#"ARG BASE=dockwarm-test/busybox:latest
 FROM ${BASE} AS base
@@ -36,19 +36,6 @@ fn project() -> Project {
     p
 }
 
-/// The directory of the dockwarm under test, first on PATH, so hooks run this build.
-fn path_env() -> String {
-    let bin = Path::new(env!("CARGO_BIN_EXE_dockwarm"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
 /// `git ARGS` in `dir` as a user would run it, hooks and all.
 fn git(p: &Project, dir: &Path, args: &[&str]) -> Output {
     let out = Command::new("git")
@@ -66,14 +53,6 @@ fn git(p: &Project, dir: &Path, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn inspect(reference: &str, format: &str) -> Option<String> {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 pub const BUSYBOX: &str = "dockwarm-test/busybox:latest";
 
@@ -316,4 +317,26 @@ pub fn steps(log: &str) -> Vec<(String, bool)> {
         .into_iter()
         .map(|(id, n)| (n, cached.contains(&id)))
         .collect()
+}
+
+/// The directory of the dockwarm under test, first on PATH, so hooks run this build.
+pub fn path_env() -> String {
+    let bin = Path::new(env!("CARGO_BIN_EXE_dockwarm"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Waits for `done`, failing the test after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
