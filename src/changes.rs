@@ -58,7 +58,6 @@ pub fn observe(
     dialect: Dialect,
     look: Look,
 ) -> Result<Observation, ObserveError> {
-    let register = look == Look::Hook;
     let known = registry::get(state, &ws.root);
     let plan = WorkspacePlan::load(state, ws, dialect)?;
     let digests = plan.digests();
@@ -69,33 +68,32 @@ pub fn observe(
         .map(|(image, _)| image.clone())
         .collect();
     let newly_registered = known.is_none();
-    if newly_registered && register {
+    if newly_registered && look == Look::Hook {
         registry::put(state, &new_record(ws, &plan.config))?;
     }
-    let mut unbuilt = Vec::new();
-    if changed.is_empty() || look == Look::Daemon {
-        for (image, digest) in &digests {
-            if seen(image).and_then(ImageSeen::built) != Some(digest.as_str()) {
-                unbuilt.push((image.clone(), digest.clone()));
-            }
-        }
+    // Only a hook writes, and only when something changed (its fast path writes nothing).
+    let record = if changed.is_empty() || look == Look::Daemon {
+        known
     } else {
         registry::update(state, &ws.root, |w| {
-            if register {
-                // The engine this user's builds go to (see `daemon::engine_env`).
-                w.engine = Some(crate::engine::EngineEnv::from_process());
-            }
+            // The engine this user's builds go to (see `daemon::engine_env`).
+            w.engine = Some(crate::engine::EngineEnv::from_process());
             for (image, digest) in &digests {
                 let seen = w.images.entry(image.clone()).or_default();
                 if seen.inputs_digest != *digest {
                     seen.set_inputs_digest(digest);
                 }
-                if seen.built() != Some(digest.as_str()) {
-                    unbuilt.push((image.clone(), digest.clone()));
-                }
             }
-        })?;
-    }
+        })?
+    };
+    let unbuilt = digests
+        .iter()
+        .filter(|(image, digest)| {
+            let seen = record.as_ref().and_then(|r| r.images.get(*image));
+            seen.and_then(ImageSeen::built) != Some(digest.as_str())
+        })
+        .map(|(image, digest)| (image.clone(), digest.clone()))
+        .collect();
     Ok(Observation {
         plan,
         changed,

@@ -157,11 +157,6 @@ impl WorkspacePlan {
         Ok(plan)
     }
 
-    /// Computes the plan afresh (no stored plan is read or written).
-    pub fn compute_now(ws: &Workspace, dialect: Dialect) -> Result<WorkspacePlan, PlanError> {
-        Self::compute(ws, dialect, BTreeMap::new())
-    }
-
     fn compute(
         ws: &Workspace,
         dialect: Dialect,
@@ -383,15 +378,19 @@ fn trace(root: &Path) {
 /// reached it), so that processes that never ask the engine — the hooks — resolve inputs the
 /// way the engine's builds will. [`Dialect::Current`] until an engine was seen.
 pub fn remembered_dialect(state: &State) -> Dialect {
+    recorded_dialect(state).unwrap_or_default()
+}
+
+fn recorded_dialect(state: &State) -> Option<Dialect> {
     std::fs::read_to_string(state.root().join("engine-dialect"))
         .ok()
         .and_then(|t| serde_json::from_str(t.trim()).ok())
-        .unwrap_or_default()
 }
 
-/// Records the engine's `.dockerignore` generation for [`remembered_dialect`].
+/// Records the engine's `.dockerignore` generation for [`remembered_dialect`] (a write only
+/// when it differs from the one recorded).
 pub fn remember_dialect(state: &State, dialect: Dialect) {
-    if remembered_dialect(state) != dialect || !state.root().join("engine-dialect").exists() {
+    if recorded_dialect(state) != Some(dialect) {
         if let Ok(text) = serde_json::to_string(&dialect) {
             let _ = state::write_atomic(&state.root().join("engine-dialect"), text.as_bytes());
         }

@@ -119,10 +119,7 @@ pub async fn run(
             message: format!("image `{}` has no plan", image.name),
             usage: false,
         })?;
-        let deps = image_plan.deps.as_ref().map_err(|e| PrebuildError::Plan {
-            message: e.to_string(),
-            usage: e.is_usage(),
-        })?;
+        let deps = planned_deps(image_plan)?;
         // A workspace archived meanwhile gets no new tags: its archive already ran.
         let full = options.full && registry::get(state, &config.root).is_some();
         let (outcome, first) = prebuild_image(
@@ -257,11 +254,15 @@ pub async fn fingerprint_image(
     engine: &Engine,
     image: &ImagePlan,
 ) -> Result<Fingerprint, PrebuildError> {
-    let deps = image.deps.as_ref().map_err(|e| PrebuildError::Plan {
+    fingerprint_of(engine, planned_deps(image)?).await
+}
+
+/// The image's dependency stage, or the plan's error for it (the plan keeps the error itself).
+fn planned_deps(image: &ImagePlan) -> Result<&Plan, PrebuildError> {
+    image.deps.as_ref().map_err(|e| PrebuildError::Plan {
         message: e.to_string(),
         usage: e.is_usage(),
-    })?;
-    fingerprint_of(engine, deps).await
+    })
 }
 
 /// The fingerprint of an image's planned dependency stage, with base image IDs from the engine.
