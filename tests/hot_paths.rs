@@ -8,17 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, busybox, engine, path_env, wait_for, Project};
-
-const DOCKERFILE: &str = r#"FROM dockwarm-test/busybox:latest AS deps
-WORKDIR /app
-COPY deps.lock ./
-RUN cp deps.lock /app/installed
-
-FROM deps AS runtime
-COPY . .
-CMD ["cat", "/app/deps.lock"]
-"#;
+use crate::common::{self, engine, path_env, wait_for, Project};
+use crate::workspaces_engine::{project, DOCKERFILE};
 
 /// `git ARGS` as a user runs it, hooks and all, with extra environment variables.
 fn git(p: &Project, args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -94,15 +85,7 @@ fn a_lockfile_change_is_planned_once_for_hook_daemon_and_build() {
     if !engine() {
         return;
     }
-    busybox();
-    let p = Project::new(&[
-        ("Dockerfile", DOCKERFILE),
-        ("compose.yaml", "services:\n  app:\n    build: .\n"),
-        ("src/main.sh", "echo hi\n"),
-    ]);
-    p.write("deps.lock", &format!("a==1\n# {}\n", p.name));
-    common::git(&p.root, &["add", "-A"]);
-    common::git(&p.root, &["commit", "-qm", "lock"]);
+    let p = project();
     let trace = p.tmp.path().join("plans.log");
     let trace_s = trace.display().to_string();
     let envs = [("DOCKWARM_TRACE_PLANS", trace_s.as_str())];

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{busybox, engine, path_env, wait_for, Project};
 
-const DOCKERFILE: &str = r#"ARG BASE=dockwarm-test/busybox:latest
+pub(crate) const DOCKERFILE: &str = r#"ARG BASE=dockwarm-test/busybox:latest
 FROM ${BASE} AS base
 WORKDIR /app
 
@@ -23,7 +23,8 @@ COPY . .
 CMD ["cat", "/app/deps.lock"]
 "#;
 
-fn project() -> Project {
+/// A committed project of the seed's shape: lockfile, install with a cache mount, source.
+pub(crate) fn project() -> Project {
     busybox();
     let p = Project::new(&[
         ("Dockerfile", DOCKERFILE),
