@@ -1,10 +1,9 @@
-//! `dockwarm daemon start|stop|status` and `dockwarm watch`, and the hand-off that hooks and
-//! `init` use to give the daemon a change.
+//! `dockwarm daemon start|stop|status` and `dockwarm watch`: printing what `daemon::client`
+//! answers.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::daemon::client::{self, ClientError};
+use crate::daemon::client::{self, log_path, spawn, ClientError};
 use crate::daemon::protocol::{DaemonStatus, Request};
 use crate::daemon::{self, server};
 use crate::state::State;
@@ -14,9 +13,6 @@ pub enum Action {
     Stop,
     Status { json: bool },
 }
-
-/// The daemon's log, under `<state>/logs/`.
-pub const LOG_NAME: &str = "daemon.log";
 
 /// How long `daemon start` waits for a new daemon to answer.
 const START_WAIT: Duration = Duration::from_secs(5);
@@ -186,158 +182,4 @@ fn silent_pid(state: &State) -> Option<u32> {
 
 fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
-}
-
-pub fn log_path(state: &State) -> std::path::PathBuf {
-    state.root().join("logs").join(LOG_NAME)
-}
-
-/// Starts a detached daemon (`dockwarm watch`); returns its pid. A second daemon started
-/// while one runs exits at once on the lock, so racing starters are harmless.
-pub fn spawn(state: &State) -> anyhow::Result<u32> {
-    Ok(spawn_child(state)?.id())
-}
-
-fn spawn_child(state: &State) -> anyhow::Result<std::process::Child> {
-    let dir = state.root().to_path_buf();
-    state.ensure_root()?;
-    Ok(crate::background::spawn_child(
-        state,
-        &dir,
-        &["watch"],
-        LOG_NAME,
-    )?)
-}
-
-/// How long a hook or `init` waits for a daemon it started to answer, or to die.
-const CONFIRM_WAIT: Duration = Duration::from_secs(2);
-/// How long a hook or `init` waits for the running daemon to acknowledge a change. The daemon
-/// answers `changed` after evaluating the workspace on its loop (tens of ms; more on a loaded
-/// machine), so this is generous; a jammed daemon costs the hook this long, once.
-const ACK_WAIT: Duration = Duration::from_millis(1000);
-
-/// Starts a daemon and waits until one answers (ours, or one a concurrent starter won the
-/// lock for: its pid is the one reported) or ours has died, in which case the error quotes
-/// what it logged. Reporting "started" for a daemon that exited on its first line misled.
-pub fn start_confirmed(state: &State) -> anyhow::Result<Started> {
-    let log = log_path(state);
-    let logged_before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-    let mut child = spawn_child(state)?;
-    let deadline = Instant::now() + CONFIRM_WAIT;
-    loop {
-        if let Some(r) = client::ping(state) {
-            return Ok(Started::Answering(r.pid.unwrap_or(child.id())));
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            // Lost the lock to a daemon that is only now binding its socket?
-            std::thread::sleep(Duration::from_millis(50));
-            if let Some(r) = client::ping(state) {
-                return Ok(Started::Answering(r.pid.unwrap_or(0)));
-            }
-            let said = std::fs::read(&log)
-                .ok()
-                .and_then(|b| b.get(logged_before as usize..).map(<[u8]>::to_vec))
-                .map(|b| String::from_utf8_lossy(&b).trim().replace('\n', " | "))
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| format!("it exited ({status}) without a word"));
-            anyhow::bail!("the daemon exited at once: {said} (log: {})", log.display());
-        }
-        if Instant::now() >= deadline {
-            return Ok(Started::Silent(child.id()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A daemon [`start_confirmed`] saw.
-pub enum Started {
-    /// It answers (pid of the daemon that answered).
-    Answering(u32),
-    /// Ours (pid) is alive but did not answer within the wait.
-    Silent(u32),
-}
-
-/// Whether the user turned the daemon off (`DOCKWARM_DAEMON=0`): hooks and `init` then start
-/// a background prebuild per change, as before the daemon existed.
-pub fn disabled() -> bool {
-    std::env::var("DOCKWARM_DAEMON").is_ok_and(|v| v == "0" || v == "off")
-}
-
-/// Who took a change.
-pub enum HandedTo {
-    /// The running daemon, which acknowledged it.
-    Daemon,
-    /// The running daemon's socket took it, but the daemon did not acknowledge it in time:
-    /// busy, or jammed (pid as last written, if known).
-    DaemonSilent(Option<u32>),
-    /// A daemon just started and answering (pid); it finds the change when it scans the
-    /// registry.
-    NewDaemon(u32),
-    /// A daemon just started (pid), alive but not answering yet.
-    NewDaemonSilent(u32),
-    /// A background prebuild (pid), the daemon being off.
-    Prebuild(u32),
-}
-
-impl HandedTo {
-    /// What a hook or `init` tells the user, after "prebuild: " or the hook's "dockwarm: …; ".
-    pub fn describe(&self, state: &State) -> String {
-        let log = log_path(state);
-        match self {
-            HandedTo::Daemon => "prebuilding in the background (`dockwarm status`)".into(),
-            HandedTo::DaemonSilent(pid) => format!(
-                "handed to the daemon{}, which did not acknowledge it within {} ms, so nothing may build until it does; see `dockwarm daemon status` and {}",
-                pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
-                ACK_WAIT.as_millis(),
-                log.display()
-            ),
-            HandedTo::NewDaemon(pid) => format!(
-                "started the daemon (pid {pid}), which prebuilds in the background (`dockwarm status`)"
-            ),
-            HandedTo::NewDaemonSilent(pid) => format!(
-                "started the daemon (pid {pid}), which has not answered yet; see `dockwarm daemon status` and {}",
-                log.display()
-            ),
-            HandedTo::Prebuild(pid) => format!(
-                "started in the background (pid {pid}); `dockwarm status` or {}",
-                crate::background::log_path(state).display()
-            ),
-        }
-    }
-}
-
-/// Hands a workspace's change to the daemon without waiting for it: a message when it answers,
-/// else a new daemon (which scans every registered workspace on start, this one included: the
-/// caller has written the registry first). `images` empty: every image, or a new workspace.
-pub fn hand_off(state: &State, workspace: &Path, images: &[String]) -> anyhow::Result<HandedTo> {
-    if disabled() {
-        let mut args = vec!["prebuild", "--full", "--quiet"];
-        args.extend(images.iter().map(String::as_str));
-        return Ok(HandedTo::Prebuild(crate::background::spawn(
-            state, workspace, &args,
-        )?));
-    }
-    let request = if images.is_empty() {
-        Request::Register {
-            path: workspace.to_path_buf(),
-        }
-    } else {
-        Request::Changed {
-            path: workspace.to_path_buf(),
-            images: images.to_vec(),
-        }
-    };
-    match client::request(state, &request, ACK_WAIT) {
-        Ok(_) => Ok(HandedTo::Daemon),
-        Err(ClientError::NotRunning) => {
-            match start_confirmed(state)
-                .map_err(|e| e.context("the background prebuild could not start"))?
-            {
-                Started::Answering(pid) => Ok(HandedTo::NewDaemon(pid)),
-                Started::Silent(pid) => Ok(HandedTo::NewDaemonSilent(pid)),
-            }
-        }
-        Err(ClientError::NoAnswer(_)) => Ok(HandedTo::DaemonSilent(daemon::read_pid(state))),
-        Err(e @ ClientError::Refused(_)) => Err(e.into()),
-    }
 }

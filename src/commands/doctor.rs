@@ -375,7 +375,7 @@ fn daemon_check(r: &mut Report) {
             ),
             None,
         ),
-        None if crate::commands::daemon::disabled() => r.line(
+        None if crate::daemon::client::disabled() => r.line(
             Level::Ok,
             "daemon",
             "off (DOCKWARM_DAEMON=0): hooks start a background prebuild per change",

@@ -95,8 +95,8 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
     } else {
         format!("dependencies of {} changed", seen.changed.join(", "))
     };
-    let handed = crate::commands::daemon::hand_off(&state, &ws.root, &images)
-        .map_err(|e| e.context(what.clone()))?;
+    let handed = crate::daemon::client::hand_off(&state, &ws.root, &images)
+        .map_err(|e| anyhow::Error::new(e).context(what.clone()))?;
     Ok(Some(format!(
         "dockwarm: {what}; {}",
         handed.describe(&state)

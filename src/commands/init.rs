@@ -75,12 +75,12 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         }
     }
 
-    match super::daemon::hand_off(&state, &ws.root, &[]) {
+    match crate::daemon::client::hand_off(&state, &ws.root, &[]) {
         Ok(handed) => println!("prebuild: {}", handed.describe(&state)),
         Err(e) => {
             // The workspace is set up; only its background prebuild is not: say so, and fail.
             println!("prebuild: not started");
-            return Err(e);
+            return Err(e.into());
         }
     }
     Ok(())

@@ -37,7 +37,7 @@ pub fn run(dir: &Path, image: Option<&str>, follow: bool) -> anyhow::Result<()> 
                 .map(|i| i.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            super::daemon::log_path(&state).display()
+            crate::daemon::client::log_path(&state).display()
         );
     }
     if !follow {
