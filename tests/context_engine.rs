@@ -122,10 +122,12 @@ fn build_id_of(progress: &str, step: &str) -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn buildkit_sees_exactly_the_tar() {
-    if !common::engine() {
-        return;
-    }
+    common::engine();
     let work = tempfile::tempdir().expect("tempdir");
     let nonce = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
     let tag = std::process::id();

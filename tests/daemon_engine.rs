@@ -174,10 +174,12 @@ fn history(s: &Value) -> Vec<Value> {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn an_edit_builds_within_a_second_and_a_burst_of_writes_builds_once() {
-    if !engine() {
-        return;
-    }
+    engine();
     let s = Setup::new(0);
     let root = s.p.root.clone();
     s.ok(&root, &["daemon", "start"]);
@@ -240,10 +242,12 @@ fn an_edit_builds_within_a_second_and_a_burst_of_writes_builds_once() {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn five_worktrees_with_the_same_inputs_build_once() {
-    if !engine() {
-        return;
-    }
+    engine();
     let s = Setup::new(0);
     let root = s.p.root.clone();
     let mut trees: Vec<PathBuf> = vec![root.clone()];
@@ -298,10 +302,12 @@ fn five_worktrees_with_the_same_inputs_build_once() {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn kill_9_during_a_build_then_start_recovers() {
-    if !engine() {
-        return;
-    }
+    engine();
     let s = Setup::new(4);
     let root = s.p.root.clone();
     s.ok(&root, &["daemon", "start"]);
@@ -427,10 +433,12 @@ impl Drop for Proxy {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn the_engine_restarting_under_the_daemon_delays_a_build_but_does_not_lose_it() {
-    if !engine() {
-        return;
-    }
+    engine();
     let mut s = Setup::new(0);
     let root = s.p.root.clone();
     let sock = s.p.tmp.path().join("engine.sock");
@@ -486,10 +494,12 @@ fn the_engine_restarting_under_the_daemon_delays_a_build_but_does_not_lose_it() 
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn one_daemon_per_state_dir_and_it_leaves_when_the_workspaces_are_gone() {
-    if !engine() {
-        return;
-    }
+    engine();
     let mut s = Setup::new(0);
     s.envs[0].1 = "1".into();
     let root = s.p.root.clone();

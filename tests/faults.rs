@@ -169,10 +169,12 @@ fn non_utf8(prefix: &str) -> OsString {
 /// Point 2: a variable that is not UTF-8 in the environment of every command, and of the
 /// daemon they start, panics nothing; the daemon started from that shell builds.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn a_non_utf8_variable_panics_no_command_and_the_daemon_it_starts_builds() {
-    if !engine() {
-        return;
-    }
+    engine();
     let mut fx = Fx::new(0);
     fx.env("JUNK", non_utf8(""));
     let root = fx.p.root.clone();
@@ -218,10 +220,12 @@ fn a_non_utf8_variable_panics_no_command_and_the_daemon_it_starts_builds() {
 /// Point 2: a checkout at a path that is not UTF-8 gets one line naming it, from a command and
 /// from the hook git runs when `git worktree add` makes it.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn a_non_utf8_checkout_path_gets_one_line_from_commands_and_hooks() {
-    if !engine() {
-        return;
-    }
+    engine();
     let fx = Fx::new(0);
     let root = fx.p.root.clone();
     fx.ok(&root, &["init"]);
@@ -289,10 +293,12 @@ fn loose_modes(dir: &Path) -> Vec<String> {
 /// build records and logs, locks, the daemon's pid, log and socket) is 0700/0600; a state
 /// directory left open by an older dockwarm is tightened by the next command.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn the_state_directory_is_private_whatever_the_umask() {
-    if !engine() {
-        return;
-    }
+    engine();
     let fx = Fx::new(0);
     let root = fx.p.root.clone();
     // Through sh, so that dockwarm, and the daemon it starts, run under a umask of 0.
@@ -392,10 +398,12 @@ fn a_state_path_that_is_a_file_is_named_with_its_fix() {
 /// Point 7: a build record that does not read is reported by `doctor` and rewritten by the
 /// next prebuild, instead of being skipped silently forever.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn a_corrupt_build_record_is_reported_and_rewritten() {
-    if !engine() {
-        return;
-    }
+    engine();
     let mut fx = Fx::new(0);
     fx.env("DOCKWARM_DAEMON", "0");
     let root = fx.p.root.clone();
@@ -447,10 +455,12 @@ fn daemon_answers(state: &Path, within: Duration) -> Result<Value, String> {
 /// Point 1: a lockfile that never ends (a symlink to /dev/zero) is refused by name at once;
 /// the daemon keeps answering throughout and builds again when the file comes back.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn a_lockfile_that_never_ends_jams_nothing() {
-    if !engine() {
-        return;
-    }
+    engine();
     let fx = Fx::new(0);
     let root = fx.p.root.clone();
     fx.ok(&root, &["daemon", "start"]);
@@ -597,10 +607,12 @@ fn init_says_when_the_background_prebuild_could_not_start() {
 /// Point 5: inits at once each name the daemon that runs, never one that lost the race and
 /// exited.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn concurrent_inits_name_the_daemon_that_runs() {
-    if !engine() {
-        return;
-    }
+    engine();
     let fx = Fx::new(0);
     let root = fx.p.root.clone();
     let children: Vec<_> = (0..6)
@@ -705,10 +717,12 @@ fn a_hook_does_not_claim_prebuilding_to_a_daemon_that_does_not_answer() {
 /// Point 7: `status` with the engine back finishes the cleanups an archive owed while it was
 /// down, as the README says the next dockwarm that reaches the engine does.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn status_finishes_the_cleanups_an_archive_owed_while_the_engine_was_down() {
-    if !engine() {
-        return;
-    }
+    engine();
     let mut fx = Fx::new(0);
     let root = fx.p.root.clone();
     // The daemon init starts builds and tags the workspace's image; then it stops.
@@ -780,10 +794,12 @@ fn full_prebuilds_in(dir: &Path) -> Vec<u32> {
 /// Point 4: `kill -9` of the daemon mid-build, and a new daemon at once: never two builds of
 /// the workspace at the same time; the new daemon waits for the orphan, then finishes.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn after_kill_9_a_new_daemon_never_builds_beside_the_orphan() {
-    if !engine() {
-        return;
-    }
+    engine();
     let fx = Fx::new(6);
     let root = fx.p.root.clone();
     fx.ok(&root, &["daemon", "start"]);
@@ -834,10 +850,12 @@ fn after_kill_9_a_new_daemon_never_builds_beside_the_orphan() {
 /// user's shell names, and `status` names the daemon's engine error for a workspace whose
 /// shell named an engine that does not answer.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn a_daemon_started_under_a_wrong_docker_host_builds_on_the_users_engine() {
-    if !engine() {
-        return;
-    }
+    engine();
     let fx = Fx::new(0);
     let root = fx.p.root.clone();
     let bad = format!(

@@ -60,10 +60,12 @@ fn fingerprint(p: &Project, dir: &std::path::Path) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn fingerprint_is_the_same_across_worktrees_and_changes_with_each_input() {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project(SINGLE);
     common::git(&p.root, &["add", "-A"]);
     common::git(&p.root, &["commit", "-qm", "lock"]);
@@ -160,9 +162,7 @@ fn assert_dependency_steps_cached(log: &str) {
 /// After `dockwarm prebuild`, the user's own builds (compose v2, and `docker build` of the full
 /// Dockerfile) run no step of the dependency stage; a second prebuild builds nothing.
 fn prebuild_then_user_builds_are_cached(dockerfile: &str, backend: &str) {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project(dockerfile);
     let out = p.json(&["prebuild", "--backend", backend]);
     assert_eq!(out[0]["status"], "built", "{out}");
@@ -209,29 +209,43 @@ fn prebuild_then_user_builds_are_cached(dockerfile: &str, backend: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn buildx_single_stage_prebuild_is_cached_for_the_user() {
     prebuild_then_user_builds_are_cached(SINGLE, "buildx");
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn buildx_multi_stage_prebuild_is_cached_for_the_user() {
     prebuild_then_user_builds_are_cached(MULTI, "buildx");
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn bollard_single_stage_prebuild_is_cached_for_the_user() {
     prebuild_then_user_builds_are_cached(SINGLE, "bollard");
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn bollard_multi_stage_prebuild_is_cached_for_the_user() {
     prebuild_then_user_builds_are_cached(MULTI, "bollard");
 }
 
 fn failed_build_names_the_step_and_keeps_the_last_good_image(backend: &str) {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project(SINGLE);
     let good = p.json(&["prebuild", "--backend", backend]);
     let good_tag = good[0]["tag"].as_str().unwrap().to_string();
@@ -262,10 +276,12 @@ fn failed_build_names_the_step_and_keeps_the_last_good_image(backend: &str) {
 /// A compose `build.network: host` (to reach a package index on the host's loopback) is part of
 /// the RUN steps' cache keys: the prebuild must build with it too.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn a_host_network_build_is_cached_for_the_user() {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project(SINGLE);
     p.write(
         "compose.yaml",
@@ -287,10 +303,12 @@ fn bollard_failed_build_is_reported() {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn auto_backend_uses_buildx_when_it_answers() {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project(MULTI);
     let out = p.json(&["prebuild"]);
     assert_eq!(out[0]["backend"], "buildx");

@@ -114,10 +114,12 @@ impl Drop for ComposeDown {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn three_worktrees_share_one_dependency_build_and_start_without_building() {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project();
     let init = p.ok(&["init"]);
     assert!(init.contains("hooks: installed"), "{init}");
@@ -228,10 +230,12 @@ fn three_worktrees_share_one_dependency_build_and_start_without_building() {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn git_commands_that_change_dependencies_prebuild_in_the_background() {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project();
     p.ok(&["init"]);
     let state = p.state.clone();
@@ -308,10 +312,12 @@ fn dependency_steps(log_path: &Path) -> Vec<(String, bool)> {
 /// dependency image that follows finds every step CACHED (each layer already registered, so it
 /// exports nothing), for the first build and for a change committed later.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn the_dependency_image_comes_from_the_workspace_build_cache() {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project();
     p.ok(&["init"]);
     let main_tag = format!("{}-app", compose_project(&p.root));
@@ -403,10 +409,12 @@ fn gate() -> (
 /// when the dependency inputs changed meanwhile, the old fingerprint's dependency image is not
 /// built from the new inputs; the change gets its own build.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn inputs_changed_during_the_workspace_build_are_left_to_the_next_build() {
-    if !engine() {
-        return;
-    }
+    engine();
     use std::sync::atomic::Ordering;
     let (port, asked, open) = gate();
     let p = project();
@@ -456,10 +464,12 @@ fn inputs_changed_during_the_workspace_build_are_left_to_the_next_build() {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn hooks_never_fail_git_on_a_broken_config_or_a_stopped_engine() {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project();
     p.ok(&["hooks", "install"]);
 
@@ -490,10 +500,12 @@ fn hooks_never_fail_git_on_a_broken_config_or_a_stopped_engine() {
 }
 
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn archive_removes_the_workspace_tags_now_or_when_the_engine_is_back() {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project();
     p.ok(&["init"]);
     let cp = compose_project(&p.root);
@@ -613,11 +625,13 @@ fn a_hanging_hook_stops_itself_and_git_goes_on() {
 /// cache. Ignored by default because it prunes the engine's whole build cache, which would
 /// disturb tests running beside it; `scripts/test.sh` runs it alone afterwards.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 #[ignore = "prunes the engine's build cache; run alone (scripts/test.sh does)"]
 fn a_workspace_builds_on_the_dependency_image_after_builder_prune() {
-    if !engine() {
-        return;
-    }
+    engine();
     let p = project();
     p.ok(&["init"]);
     let main_tag = format!("{}-app", compose_project(&p.root));
