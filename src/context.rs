@@ -99,6 +99,15 @@ enum Node {
 /// then its subtree, names compared bytewise), which is deterministic and parent-first.
 type Tree = BTreeMap<Vec<String>, Node>;
 
+/// The context walk, written by hand rather than with `walkdir` (on the design card) because
+/// each directory hands its children state that walkdir's `filter_entry` cannot carry without a
+/// side table keyed by path: the `.dockerignore` matcher's parent state (BuildKit matches a path
+/// against its parent's result) and, under a wildcard COPY source, the pattern components still
+/// to match. An excluded directory is kept only when something below it is (the `pending` stack
+/// needs to know when a directory's subtree ends, which walkdir reports only in contents-first
+/// order, breaking the parent-first order the tar needs). And the walk records every directory it
+/// read, which the hook's change check stats. Each step is a `read_dir`, a sort and an `lstat`,
+/// as walkdir's would be.
 struct Walk<'a> {
     root: &'a Path,
     rules: &'a IgnoreRules,
