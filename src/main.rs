@@ -177,6 +177,37 @@ fn parse_age(s: &str) -> Result<std::time::Duration, String> {
     dockwarm::prune::parse_age(s).map_err(|e| e.to_string())
 }
 
+/// `hook NAME ARGS...` exactly as the shims call it (all UTF-8, no options); anything else,
+/// `dockwarm hook --help` included, goes through clap.
+fn hook_args() -> Option<(String, Vec<String>)> {
+    let mut args = std::env::args_os().skip(1);
+    if args.next()? != "hook" {
+        return None;
+    }
+    let name = args.next()?.into_string().ok()?;
+    if name.starts_with('-') {
+        return None;
+    }
+    let rest = args
+        .map(|a| a.into_string().ok())
+        .collect::<Option<Vec<String>>>()?;
+    Some((name, rest))
+}
+
+/// Whatever happens, the git command goes on: at most one line, exit 0.
+fn hook(dir: &std::path::Path, name: &str, args: &[String]) -> ExitCode {
+    commands::hook::arm_watchdog();
+    // A bug must not print a backtrace into the user's git output either.
+    std::panic::set_hook(Box::new(|_| {}));
+    let line = std::panic::catch_unwind(|| commands::hook::run(dir, name, args)).unwrap_or_else(|_| {
+        Some("dockwarm: internal error in the hook (please report it); the git command is unaffected".into())
+    });
+    if let Some(line) = line {
+        eprintln!("{line}");
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     // A bug must reach the user as one line, never a backtrace (the hook sets its own).
     std::panic::set_hook(Box::new(|info| {
@@ -186,6 +217,12 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("dockwarm: internal error{at} (please report it)");
     }));
+    // The hooks run `dockwarm hook NAME ARGS...` on every checkout: answer them without
+    // building clap's parser for the whole command line (a tenth of the hook's own work).
+    if let Some((name, args)) = hook_args() {
+        let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        return hook(&dir, &name, &args);
+    }
     let cli = Cli::parse();
     let dir = match cli
         .dir
@@ -242,20 +279,7 @@ fn main() -> ExitCode {
                 Err(e) => Err(e),
             }
         }
-        Command::Hook { name, args } => {
-            // Whatever happens, the git command goes on: at most one line, exit 0.
-            commands::hook::arm_watchdog();
-            // A bug must not print a backtrace into the user's git output either.
-            std::panic::set_hook(Box::new(|_| {}));
-            let line = std::panic::catch_unwind(|| commands::hook::run(&dir, &name, &args))
-                .unwrap_or_else(|_| {
-                    Some("dockwarm: internal error in the hook (please report it); the git command is unaffected".into())
-                });
-            if let Some(line) = line {
-                eprintln!("{line}");
-            }
-            return ExitCode::SUCCESS;
-        }
+        Command::Hook { name, args } => return hook(&dir, &name, &args),
         Command::Volumes { action } => {
             let (action, json) = match action {
                 VolumesAction::Ensure { json } => (commands::volumes::Action::Ensure, json),

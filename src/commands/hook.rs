@@ -24,19 +24,52 @@ const DEFAULT_TIMEOUT_SECS: f64 = 3.0;
 
 /// Stops the process, with one line and exit 0, if the hook runs past its deadline: git waits
 /// for its hooks, and the shim starts no watchdog process of its own (each fork costs git time).
+/// A timer signal rather than a thread: nothing to start on the path every checkout takes.
 pub fn arm_watchdog() {
     let secs = std::env::var("DOCKWARM_HOOK_TIMEOUT")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
         .unwrap_or(DEFAULT_TIMEOUT_SECS);
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
-        eprintln!(
-            "dockwarm: the hook took over {secs} s and stopped (the git command is unaffected)"
+    static LINE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let _ = LINE.set(
+        format!(
+            "dockwarm: the hook took over {secs} s and stopped (the git command is unaffected)\n"
+        )
+        .into_bytes(),
+    );
+    extern "C" fn expired(_: libc::c_int) {
+        // SAFETY: only async-signal-safe calls: an atomic load (OnceLock::get), write(2) of a
+        // buffer that lives for the whole process, _exit(2).
+        unsafe {
+            if let Some(line) = LINE.get() {
+                libc::write(2, line.as_ptr().cast(), line.len());
+            }
+            libc::_exit(0);
+        }
+    }
+    let whole = secs.trunc();
+    let timer = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: whole.min(i32::MAX as f64) as libc::time_t,
+            // At least 1 µs: an all-zero value would disarm the timer.
+            tv_usec: (((secs - whole) * 1e6) as libc::suseconds_t)
+                .max(i64::from(whole == 0.0) as libc::suseconds_t),
+        },
+    };
+    // SAFETY: installs a handler that only calls async-signal-safe functions, then arms the
+    // process's real-time interval timer (nothing else in dockwarm uses SIGALRM).
+    unsafe {
+        libc::signal(
+            libc::SIGALRM,
+            expired as extern "C" fn(libc::c_int) as libc::sighandler_t,
         );
-        std::process::exit(0);
-    });
+        libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut());
+    }
 }
 
 /// Runs the hook; returns at most one line for the user. Errors become that line.
