@@ -35,7 +35,7 @@ pub enum FingerprintError {
     TooLarge { path: String, limit: u64 },
     #[error("hashing {path} took over {secs} s (a slow or hung filesystem?); dockwarm gave up on it and will try again on the next change")]
     TooSlow { path: String, secs: u64 },
-    #[error("{path}:{source}")]
+    #[error("{path}:{}:1: {source}", source.line)]
     Parse {
         path: String,
         #[source]

@@ -32,18 +32,24 @@ pub enum IgnoreError {
         source: std::io::Error,
     },
     /// A pattern Docker would refuse too (it fails the build with the same pattern).
-    #[error("{}invalid .dockerignore pattern {pattern:?}: {reason}; fix or remove that line", file_prefix(.file))]
+    #[error("{}invalid .dockerignore pattern {pattern:?}: {reason}; fix or remove that line", place(.file, *.line))]
     BadPattern {
+        /// The ignore file, when the rules came from one.
         file: Option<PathBuf>,
+        /// The 1-based line of the pattern.
+        line: usize,
+        /// The pattern as written.
         pattern: String,
+        /// What Docker would say is wrong with it.
         reason: String,
     },
 }
 
-fn file_prefix(file: &Option<PathBuf>) -> String {
+/// `path:line:1: ` (the pattern starts its line), or `line N: ` without a file.
+fn place(file: &Option<PathBuf>, line: usize) -> String {
     match file {
-        Some(f) => format!("{}: ", f.display()),
-        None => String::new(),
+        Some(f) => format!("{}:{line}:1: ", f.display()),
+        None => format!("line {line}: "),
     }
 }
 
@@ -162,7 +168,7 @@ pub struct IgnoreRules {
 impl IgnoreRules {
     /// Parses the text of an ignore file.
     pub fn parse(text: &str) -> Result<Self, IgnoreError> {
-        Self::from_lines(read_all(text))
+        Self::from_lines(read_all_numbered(text))
     }
 
     /// Picks the ignore file BuildKit would use: `<dockerfile>.dockerignore` next to the
@@ -190,11 +196,15 @@ impl IgnoreRules {
             })?;
             // Go reads the file as bytes; invalid UTF-8 only matters inside the bad line.
             let text = String::from_utf8_lossy(&bytes);
-            let mut rules = Self::from_lines(read_all(&text)).map_err(|e| match e {
+            let mut rules = Self::from_lines(read_all_numbered(&text)).map_err(|e| match e {
                 IgnoreError::BadPattern {
-                    pattern, reason, ..
+                    line,
+                    pattern,
+                    reason,
+                    ..
                 } => IgnoreError::BadPattern {
                     file: Some(path.clone()),
+                    line,
                     pattern,
                     reason,
                 },
@@ -323,9 +333,9 @@ impl IgnoreRules {
         matched
     }
 
-    fn from_lines(lines: Vec<String>) -> Result<Self, IgnoreError> {
+    fn from_lines(lines: Vec<(usize, String)>) -> Result<Self, IgnoreError> {
         let mut rules = Self::default();
-        for line in lines {
+        for (number, line) in lines {
             // patternmatcher.New trims and cleans again after ReadAll did.
             let trimmed = line.trim();
             if trimmed.is_empty() {
@@ -334,6 +344,7 @@ impl IgnoreRules {
             let cleaned = go_clean(trimmed);
             let bad = |reason: &str| IgnoreError::BadPattern {
                 file: None,
+                line: number,
                 pattern: line.clone(),
                 reason: reason.to_string(),
             };
@@ -386,10 +397,19 @@ fn without_trailing_glob(p: &str) -> &str {
 /// BuildKit's `ReadAll`: BOM stripped, `#` comments only when `#` is the very first
 /// character (an indented `#` is a pattern), whitespace trimmed, `!` kept apart while the
 /// rest is `Clean`ed and loses a leading `/`.
+#[cfg(test)]
 fn read_all(text: &str) -> Vec<String> {
+    read_all_numbered(text)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
+}
+
+/// The patterns BuildKit's `ReadAll` reads, with their 1-based line numbers for errors that point.
+fn read_all_numbered(text: &str) -> Vec<(usize, String)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
-    for raw in text.split('\n') {
+    for (index, raw) in text.split('\n').enumerate() {
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
         if raw.starts_with('#') {
             continue;
@@ -409,7 +429,7 @@ fn read_all(text: &str) -> Vec<String> {
                 p.remove(0);
             }
         }
-        out.push(if invert { format!("!{p}") } else { p });
+        out.push((index + 1, if invert { format!("!{p}") } else { p }));
     }
     out
 }

@@ -95,3 +95,39 @@ fn an_unknown_image_is_a_usage_error() {
         .code(2)
         .stderr_has("no image named `nope`; configured images: app");
 }
+
+#[test]
+fn a_dockerfile_error_points_at_path_line_and_column_once() {
+    let p = project()
+        .dockerfile("FROM scratch\nONBUILDX foo\nCOPY deps.lock ./\nRUN install\n")
+        .file("deps.lock", "x\n")
+        .build();
+    let run = p.run(&["fingerprint"]).code(2).one_line_error();
+    let err = run.stderr();
+    let expected = format!(
+        "{}:2:1: unknown instruction: ONBUILDX",
+        p.root.join("Dockerfile").display()
+    );
+    assert!(err.contains(&expected), "wanted {expected:?} in {err}");
+    assert_eq!(
+        err.matches("Dockerfile").count(),
+        1,
+        "the file is named once: {err}"
+    );
+}
+
+#[test]
+fn a_dockerignore_error_points_at_its_line() {
+    let p = project()
+        .dockerfile(DOCKERFILE)
+        .file("deps.lock", "x\n")
+        .file(".dockerignore", "# generated\nnode_modules\n\nsrc/[\n")
+        .build();
+    p.run(&["fingerprint"])
+        .code(2)
+        .one_line_error()
+        .stderr_has(&format!(
+            "{}:4:1: invalid .dockerignore pattern \"src/[\"",
+            p.root.join(".dockerignore").display()
+        ));
+}

@@ -13,11 +13,14 @@ use regex::Regex;
 
 use super::{Directive, Dockerfile, Flag, Heredoc, Instruction, Stage};
 
-/// A Dockerfile BuildKit would reject, with the 1-based line it would blame.
+/// A Dockerfile BuildKit would reject, with the 1-based line it would blame. It displays as the
+/// message alone: whoever knows the file's path puts `path:line:1:` before it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Dockerfile line {line}: {message}")]
+#[error("{message}")]
 pub struct ParseError {
+    /// The 1-based line BuildKit would blame.
     pub line: usize,
+    /// What is wrong there.
     pub message: String,
 }
 
