@@ -47,8 +47,32 @@ pub enum EngineError {
         origin: String,
         dir: String,
     },
-    #[error("cannot read {path}: {reason}")]
-    DockerConfig { path: String, reason: String },
+    /// docker's own configuration (`config.json`, a context's `meta.json`) could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    DockerConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// docker's own configuration is not JSON.
+    #[error("{}:{}:{}: not valid JSON; fix it (the docker CLI reads the same file)", path.display(), source.line(), source.column())]
+    DockerConfigJson {
+        /// The file.
+        path: PathBuf,
+        /// What the JSON parser said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// docker's own configuration is not what the docker CLI writes.
+    #[error("{}: {what}; fix or remove it (the docker CLI reads the same file)", path.display())]
+    DockerConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
     #[error("{name}={value} is not valid UTF-8; set it to the engine's address (or unset it)")]
     NotUtf8 { name: String, value: String },
     #[error("Docker engine request failed: {0}")]
@@ -190,17 +214,17 @@ fn current_context(config_json: &Path) -> Result<Option<String>, EngineError> {
     let text = match std::fs::read_to_string(config_json) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(EngineError::DockerConfig {
-                path: config_json.display().to_string(),
-                reason: e.to_string(),
+        Err(source) => {
+            return Err(EngineError::DockerConfigRead {
+                path: config_json.to_path_buf(),
+                source,
             })
         }
     };
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| EngineError::DockerConfig {
-            path: config_json.display().to_string(),
-            reason: e.to_string(),
+        serde_json::from_str(&text).map_err(|source| EngineError::DockerConfigJson {
+            path: config_json.to_path_buf(),
+            source,
         })?;
     Ok(value
         .get("currentContext")
@@ -221,16 +245,16 @@ fn context_endpoint(config_dir: &Path, name: &str, origin: &str) -> Result<Endpo
         dir: dir.display().to_string(),
     })?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| EngineError::DockerConfig {
-            path: meta.display().to_string(),
-            reason: e.to_string(),
+        serde_json::from_str(&text).map_err(|source| EngineError::DockerConfigJson {
+            path: meta.clone(),
+            source,
         })?;
     let host = value
         .pointer("/Endpoints/docker/Host")
         .and_then(|v| v.as_str())
         .ok_or_else(|| EngineError::DockerConfig {
-            path: meta.display().to_string(),
-            reason: "no Endpoints.docker.Host".into(),
+            path: meta.clone(),
+            what: "no Endpoints.docker.Host".into(),
         })?;
     Ok(Endpoint {
         host: host.to_string(),

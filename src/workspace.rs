@@ -13,8 +13,15 @@ pub enum WorkspaceError {
         "{0} is not inside a git repository; run dockwarm from a checkout (or `git init` first)"
     )]
     NotARepository(String),
-    #[error("cannot read {path}: {reason}")]
-    Unreadable { path: String, reason: String },
+    /// A `.git` file (or what it points at) could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the checkout's path {0} is not valid UTF-8, which dockwarm (and compose's project names and build contexts) cannot represent; rename the directory to a UTF-8 name")]
     NotUtf8(String),
 }
@@ -103,9 +110,9 @@ fn main_root_of_linked(dotgit: &Path) -> Result<Option<PathBuf>, WorkspaceError>
                 let b = b.trim_ascii();
                 PathBuf::from(std::ffi::OsStr::from_bytes(b))
             })
-            .map_err(|e| WorkspaceError::Unreadable {
-                path: p.display().to_string(),
-                reason: e.to_string(),
+            .map_err(|source| WorkspaceError::Unreadable {
+                path: p.to_path_buf(),
+                source,
             })
     };
     let text = read(dotgit)?;
