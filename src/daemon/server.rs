@@ -266,31 +266,48 @@ async fn accept(listener: UnixListener, tx: mpsc::UnboundedSender<Input>) {
     }
 }
 
-/// One client: requests in, answers out, until it closes. Bounded line length, so a stray
-/// client cannot grow the daemon's memory.
+/// The longest request line the daemon reads; a longer one is answered with an error and the
+/// connection closed, so a stray client cannot grow the daemon's memory. Per line, not per
+/// connection: a client may send any number of requests on one connection.
+const MAX_REQUEST: u64 = 1 << 20;
+
+/// One client: requests in, answers out, until it closes.
 async fn connection(stream: UnixStream, tx: mpsc::UnboundedSender<Input>) {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read.take(1 << 20)).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if line.trim().is_empty() {
-            continue;
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut line = Vec::new();
+        match (&mut reader)
+            .take(MAX_REQUEST + 1)
+            .read_until(b'\n', &mut line)
+            .await
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
-        let response = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => {
-                let (reply, answer) = oneshot::channel();
-                if tx.send(Input::Request(request, reply)).is_err() {
-                    return;
+        let too_long = line.last() != Some(&b'\n') && line.len() as u64 > MAX_REQUEST;
+        let response = if too_long {
+            Response::error(format!("bad request: a line over {MAX_REQUEST} bytes"))
+        } else if line.trim_ascii().is_empty() {
+            continue;
+        } else {
+            match serde_json::from_slice::<Request>(&line) {
+                Ok(request) => {
+                    let (reply, answer) = oneshot::channel();
+                    if tx.send(Input::Request(request, reply)).is_err() {
+                        return;
+                    }
+                    match answer.await {
+                        Ok(r) => r,
+                        Err(_) => return,
+                    }
                 }
-                match answer.await {
-                    Ok(r) => r,
-                    Err(_) => return,
-                }
+                Err(e) => Response::error(format!("bad request: {e}")),
             }
-            Err(e) => Response::error(format!("bad request: {e}")),
         };
         let mut text = serde_json::to_string(&response).unwrap_or_else(|_| "{}".into());
         text.push('\n');
-        if write.write_all(text.as_bytes()).await.is_err() {
+        if write.write_all(text.as_bytes()).await.is_err() || too_long {
             return;
         }
     }
@@ -856,4 +873,55 @@ fn log(line: &str) {
     let ms = now_ms();
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{}.{:03} {line}", ms / 1000, ms % 1000);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncBufReadExt;
+
+    /// A connection answered by a stand-in loop that pongs every request.
+    async fn client() -> (
+        BufReader<tokio::net::unix::OwnedReadHalf>,
+        tokio::net::unix::OwnedWriteHalf,
+    ) {
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(connection(theirs, tx));
+        tokio::spawn(async move {
+            while let Some(Input::Request(_, reply)) = rx.recv().await {
+                let _ = reply.send(Response {
+                    ok: true,
+                    ..Default::default()
+                });
+            }
+        });
+        let (read, write) = ours.into_split();
+        (BufReader::new(read), write)
+    }
+
+    #[tokio::test]
+    async fn the_request_cap_is_per_line_not_per_connection() {
+        let (mut answers, mut requests) = client().await;
+        // 1.5 MiB of requests on one connection, each line well under the cap.
+        let ping = format!("{{\"op\":\"ping\"{}}}\n", " ".repeat(16 * 1024));
+        for _ in 0..96 {
+            requests.write_all(ping.as_bytes()).await.unwrap();
+            let mut line = String::new();
+            answers.read_line(&mut line).await.unwrap();
+            assert!(line.contains("\"ok\":true"), "{line}");
+        }
+        // One line over the cap is refused, and the connection closed.
+        let huge = vec![b' '; (MAX_REQUEST + 10) as usize];
+        requests.write_all(&huge).await.unwrap();
+        let mut line = String::new();
+        answers.read_line(&mut line).await.unwrap();
+        assert!(line.contains("over 1048576 bytes"), "{line}");
+        line.clear();
+        assert_eq!(
+            answers.read_line(&mut line).await.unwrap(),
+            0,
+            "closed: {line}"
+        );
+    }
 }
