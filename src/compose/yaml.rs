@@ -5,7 +5,7 @@
 //!
 //! Plain scalars are resolved as compose's YAML library (go-yaml v3) resolves them, so that a
 //! value reads as compose reads it: `1.0` is the number `1`, `010` is octal, `1_000` is
-//! `1000`, `yes` stays text, `2024-01-02` is a date.
+//! `1000`, `yes` stays text, `2024-01-02` is a date (one with a time of day stays text).
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
