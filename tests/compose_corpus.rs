@@ -97,6 +97,14 @@ const PROJECTS: &[(&str, &str)] = &[
     ("reset-override", "!reset and !override in an override file"),
     ("build-network", "build.network"),
     (
+        "yaml-scalars",
+        "plain numbers, octal, dates and booleans as go-yaml reads them; a quoted numeric service",
+    ),
+    (
+        "multi-document",
+        "two YAML documents in one file, merged like two files",
+    ),
+    (
         "parent-context",
         "COMPOSE_FILE in a subdirectory, context ..",
     ),

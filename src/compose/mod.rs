@@ -22,6 +22,7 @@ mod dotenv;
 mod interpolate;
 mod reader;
 mod v2;
+mod yaml;
 
 pub use interpolate::interpolate;
 
@@ -43,17 +44,22 @@ pub const OVERRIDE_NAMES: [&str; 4] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
-    #[error("{path}:{line}:{column}: {message}; fix the YAML syntax")]
+    /// A compose file that is not YAML (or uses it wrongly: a repeated key, a bad `<<`).
+    #[error("{path}:{line}:{column}: {source}; fix the YAML syntax")]
     Syntax {
         path: String,
         line: usize,
         column: usize,
-        message: String,
+        source: yaml::Error,
     },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
-    #[error("cannot read {path}: {reason}")]
-    Unreadable { path: String, reason: String },
+    /// A compose or env file that exists (or is named) but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
     /// Compose itself refused the project: its own words.
     #[error("{0} (docker compose config); fix the compose file")]
     Rejected(String),

@@ -7,9 +7,9 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use serde_yaml_ng::{Mapping, Value};
 use sha2::{Digest, Sha256};
 
+use super::yaml::{self, Mapping, Value};
 use super::{
     dotenv, interpolate::interpolate, ComposeError, Model, Reader, FILE_NAMES, OVERRIDE_NAMES,
 };
@@ -117,10 +117,10 @@ fn env_file(
         })
 }
 
-fn unreadable(path: &Path, e: std::io::Error) -> ComposeError {
+fn unreadable(path: &Path, source: std::io::Error) -> ComposeError {
     ComposeError::Unreadable {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        source,
     }
 }
 
@@ -228,36 +228,30 @@ impl Loader<'_> {
             .to_string()
     }
 
-    /// Parses, applies merge keys and interpolates one file.
-    fn document(&mut self, path: &Path, env: &Env) -> Result<Mapping, ComposeError> {
+    /// Parses and interpolates one file: its documents, which compose merges in order as if
+    /// they were files of their own.
+    fn documents(&mut self, path: &Path, env: &Env) -> Result<Vec<Mapping>, ComposeError> {
         let text = self.trace.read(path).map_err(|e| unreadable(path, e))?;
-        let mut doc: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            ComposeError::Syntax {
-                path: path.display().to_string(),
-                line,
-                column,
-                message: e
-                    .to_string()
-                    .split(" at line")
-                    .next()
-                    .unwrap_or("")
-                    .to_string(),
-            }
+        // Anchors, merge keys and tags are the YAML module's; a bad one is a syntax error.
+        let docs = yaml::parse(&text).map_err(|source| ComposeError::Syntax {
+            path: path.display().to_string(),
+            line: source.line,
+            column: source.column,
+            source,
         })?;
-        apply_merge_keys(&mut doc).map_err(|m| invalid(path, m))?;
-        interpolate_all(&mut doc, env, "").map_err(|m| invalid(path, m))?;
-        match doc {
-            Value::Mapping(m) => Ok(m),
-            Value::Null => Ok(Mapping::new()),
-            _ => Err(invalid(
-                path,
-                "expected a mapping with `services:` at the top",
-            )),
-        }
+        docs.into_iter()
+            .map(|mut doc| {
+                interpolate_all(&mut doc, env, "").map_err(|m| invalid(path, m))?;
+                match doc {
+                    Value::Mapping(m) => Ok(m),
+                    Value::Null => Ok(Mapping::new()),
+                    _ => Err(invalid(
+                        path,
+                        "expected a mapping with `services:` at the top",
+                    )),
+                }
+            })
+            .collect()
     }
 
     /// Loads `files` merged in order, with relative paths against `dir`, and their includes.
@@ -276,90 +270,92 @@ impl Loader<'_> {
         }
         let mut project = Project::default();
         for file in files {
-            let mut doc = self.document(file, env)?;
-            let label = self.label(file);
-            let mut services = match doc.remove("services") {
-                Some(Value::Mapping(m)) => m,
-                None | Some(Value::Null) => Mapping::new(),
-                Some(_) => {
-                    return Err(invalid(
+            for mut doc in self.documents(file, env)? {
+                let label = self.label(file);
+                let mut services = match doc.remove("services") {
+                    Some(Value::Mapping(m)) => m,
+                    None | Some(Value::Null) => Mapping::new(),
+                    Some(_) => {
+                        return Err(invalid(
+                            file,
+                            "`services` must be a mapping of service names",
+                        ))
+                    }
+                };
+                let mut origins = std::mem::take(&mut project.origins);
+                // extends: within this file, or from another one.
+                let names: Vec<Value> = services.keys().cloned().collect();
+                let originals = services.clone();
+                for key in names {
+                    let name = key_str(&key, file)?;
+                    let svc = services.get(&key).cloned().unwrap_or(Value::Null);
+                    let svc = self.service(
+                        &name,
+                        &name,
+                        svc,
+                        &originals,
                         file,
-                        "`services` must be a mapping of service names",
-                    ))
+                        dir,
+                        env,
+                        &mut origins,
+                        &label,
+                        0,
+                    )?;
+                    services.insert(key, svc);
                 }
-            };
-            let mut origins = std::mem::take(&mut project.origins);
-            // extends: within this file, or from another one.
-            let names: Vec<Value> = services.keys().cloned().collect();
-            let originals = services.clone();
-            for key in names {
-                let name = key_str(&key, file)?;
-                let svc = services.get(&key).cloned().unwrap_or(Value::Null);
-                let svc = self.service(
-                    &name,
-                    &name,
-                    svc,
-                    &originals,
-                    file,
-                    dir,
-                    env,
-                    &mut origins,
-                    &label,
-                    0,
-                )?;
-                services.insert(key, svc);
-            }
-            // include: other projects' services and volumes, which may not collide.
-            if let Some(inc) = doc.remove("include") {
-                for included in self.includes(&inc, file, dir, env)? {
-                    for (k, v) in included.services {
-                        if services.contains_key(&k) && services.get(&k) != Some(&v) {
-                            return Err(invalid(
-                                file,
-                                format!(
-                                    "services.{} conflicts with imported resource",
-                                    key_str(&k, file)?
-                                ),
-                            ));
+                // include: other projects' services and volumes, which may not collide.
+                if let Some(inc) = doc.remove("include") {
+                    for included in self.includes(&inc, file, dir, env)? {
+                        for (k, v) in included.services {
+                            if services.contains_key(&k) && services.get(&k) != Some(&v) {
+                                return Err(invalid(
+                                    file,
+                                    format!(
+                                        "services.{} conflicts with imported resource",
+                                        key_str(&k, file)?
+                                    ),
+                                ));
+                            }
+                            services.insert_absent(k, v);
                         }
-                        services.entry(k).or_insert(v);
-                    }
-                    for (k, v) in included.volumes {
-                        project.volumes.entry(k).or_insert(v);
-                    }
-                    for (k, v) in included.origins {
-                        origins.entry(k).or_insert(v);
-                    }
-                }
-            }
-            for (k, v) in services {
-                match project.services.get_mut(&k) {
-                    Some(base) => merge(base, v),
-                    None => {
-                        project.services.insert(k, v);
+                        for (k, v) in included.volumes {
+                            project.volumes.insert_absent(k, v);
+                        }
+                        for (k, v) in included.origins {
+                            origins.entry(k).or_insert(v);
+                        }
                     }
                 }
-            }
-            if let Some(Value::Mapping(vols)) = doc.remove("volumes") {
-                for (k, v) in vols {
-                    let v = if v.is_null() {
-                        Value::Mapping(Mapping::new())
-                    } else {
-                        v
-                    };
-                    match project.volumes.get_mut(&k) {
+                for (k, v) in services {
+                    match project.services.get_mut(&k) {
                         Some(base) => merge(base, v),
                         None => {
-                            project.volumes.insert(k, v);
+                            project.services.insert(k, v);
                         }
                     }
                 }
+                if let Some(Value::Mapping(vols)) = doc.remove("volumes") {
+                    for (k, v) in vols {
+                        let v = if v.is_null() {
+                            Value::Mapping(Mapping::new())
+                        } else {
+                            v
+                        };
+                        match project.volumes.get_mut(&k) {
+                            Some(base) => merge(base, v),
+                            None => {
+                                project.volumes.insert(k, v);
+                            }
+                        }
+                    }
+                }
+                if let Some(name) = doc.get("name") {
+                    let name =
+                        scalar(name).ok_or_else(|| invalid(file, "`name` must be a string"))?;
+                    project.name = Some((name, format!("{label} name")));
+                }
+                project.origins = origins;
             }
-            if let Some(name) = doc.get("name") {
-                let name = scalar(name).ok_or_else(|| invalid(file, "`name` must be a string"))?;
-                project.name = Some((name, format!("{label} name")));
-            }
-            project.origins = origins;
         }
         // Defaults, now that every file has spoken.
         for (k, svc) in project.services.iter_mut() {
@@ -457,11 +453,19 @@ impl Loader<'_> {
             }
             Some(f) => {
                 let path = clean(&dir.join(&f));
-                let mut doc = self.document(&path, env)?;
-                let theirs = match doc.remove("services") {
-                    Some(Value::Mapping(m)) => m,
-                    _ => Mapping::new(),
-                };
+                let mut theirs = Mapping::new();
+                for mut doc in self.documents(&path, env)? {
+                    if let Some(Value::Mapping(m)) = doc.remove("services") {
+                        for (k, v) in m {
+                            match theirs.get_mut(&k) {
+                                Some(base) => merge(base, v),
+                                None => {
+                                    theirs.insert(k, v);
+                                }
+                            }
+                        }
+                    }
+                }
                 let raw = theirs.get(base_name.as_str()).cloned().ok_or_else(|| {
                     invalid(file, format!("services.{name}.extends: cannot extend service {base_name:?} of {f}: service not found"))
                 })?;
@@ -569,8 +573,18 @@ impl Loader<'_> {
     }
 }
 
+/// A service name: text, as compose requires (`010:` is the number 8 to YAML; quote it).
 fn key_str(k: &Value, file: &Path) -> Result<String, ComposeError> {
-    scalar(k).ok_or_else(|| invalid(file, "a service name must be a string"))
+    match k {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(invalid(
+            file,
+            format!(
+                "services: the service name {} is not a string; quote it",
+                scalar(other).unwrap_or_else(|| "(a collection)".into())
+            ),
+        )),
+    }
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -692,7 +706,8 @@ fn to_json(v: &Value) -> serde_json::Value {
     match v {
         Value::Null => serde_json::Value::Null,
         Value::Bool(b) => (*b).into(),
-        Value::Number(n) => serde_json::to_value(n).unwrap_or(serde_json::Value::Null),
+        // As compose writes a number it shows as text (`1.0` is `1`), for the fields read as text.
+        Value::Number(n) => n.to_string().into(),
         Value::String(s) => s.clone().into(),
         Value::Sequence(s) => s.iter().map(to_json).collect(),
         Value::Mapping(m) => m
@@ -713,45 +728,13 @@ fn walk_origins(prefix: &str, v: &Value, label: &str, out: &mut BTreeMap<String,
     } else {
         out.insert(prefix.to_string(), label.to_string());
     }
-    if let Value::Mapping(m) = v {
+    // Through `!override`: what it sets is this file's.
+    if let Value::Mapping(m) = v.untag() {
         for (k, v) in m {
             if let Some(k) = scalar(k) {
                 walk_origins(&format!("{prefix}.{k}"), v, label, out);
             }
         }
-    }
-}
-
-/// YAML merge keys (`<<: *anchor`, `<<: [*a, *b]`), innermost first; explicit keys win.
-fn apply_merge_keys(v: &mut Value) -> Result<(), String> {
-    match v {
-        Value::Mapping(m) => {
-            for (_, child) in m.iter_mut() {
-                apply_merge_keys(child)?;
-            }
-            if let Some(merge) = m.remove("<<") {
-                let sources = match merge {
-                    Value::Mapping(src) => vec![src],
-                    Value::Sequence(items) => items
-                        .into_iter()
-                        .map(|i| match i {
-                            Value::Mapping(src) => Ok(src),
-                            _ => Err("`<<` merges mappings only".to_string()),
-                        })
-                        .collect::<Result<_, _>>()?,
-                    _ => return Err("`<<` merges mappings only".into()),
-                };
-                for src in sources {
-                    for (k, v) in src {
-                        m.entry(k).or_insert(v);
-                    }
-                }
-            }
-            Ok(())
-        }
-        Value::Sequence(s) => s.iter_mut().try_for_each(apply_merge_keys),
-        Value::Tagged(t) => apply_merge_keys(&mut t.value),
-        _ => Ok(()),
     }
 }
 
@@ -793,7 +776,7 @@ fn merge(base: &mut Value, over: Value) {
         (Value::Mapping(b), Value::Mapping(o)) => {
             for (k, v) in o {
                 if let Value::Tagged(t) = &v {
-                    let tag = t.tag.to_string();
+                    let tag = t.tag.as_str();
                     if tag == "!reset" {
                         b.remove(&k);
                         continue;
@@ -1024,4 +1007,150 @@ pub fn clean(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::{Build, Dockerfile};
+
+    fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    fn read(dir: &Path) -> Result<Model, ComposeError> {
+        load(dir, &BTreeMap::new(), &mut Trace::default()).map(|m| m.expect("a compose file"))
+    }
+
+    fn build<'m>(model: &'m Model, service: &str) -> &'m Build {
+        model.service(service).unwrap().build.as_ref().unwrap()
+    }
+
+    #[test]
+    fn a_yaml_error_names_file_line_and_column_once() {
+        let dir = project(&[
+            ("compose.yaml", "services:\n  app:\n    build: .\n"),
+            ("compose.override.yaml", "services:\n  app:\n    build: [\n"),
+        ]);
+        let e = read(dir.path()).unwrap_err();
+        let path = dir.path().join("compose.override.yaml");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:4:1: while parsing a node, did not find expected node content; fix the YAML syntax",
+                path.display()
+            )
+        );
+        // The parse error is the source, and its words are not said twice.
+        let source = std::error::Error::source(&e).unwrap();
+        assert!(source.is::<yaml::Error>());
+        assert!(e.to_string().contains(&source.to_string()));
+
+        let dir = project(&[(
+            "compose.yaml",
+            "services:\n  app:\n    build: .\n    image: a\n    build: b\n",
+        )]);
+        let e = read(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with("compose.yaml:5:5: mapping key \"build\" already defined at line 3; fix the YAML syntax"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_keeps_the_io_error() {
+        let dir = project(&[]);
+        let env = BTreeMap::from([("COMPOSE_FILE".to_string(), "gone.yaml".to_string())]);
+        let e = load(dir.path(), &env, &mut Trace::default()).unwrap_err();
+        let source = std::error::Error::source(&e).unwrap();
+        let io = source.downcast_ref::<std::io::Error>().unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(e.to_string().starts_with("cannot read "), "{e}");
+    }
+
+    #[test]
+    fn merge_keys_and_reset_override_tags_across_files() {
+        let dir = project(&[
+            (
+                "compose.yaml",
+                "x-ctx: &ctx\n  context: ./svc\n  args: &args\n    A: \"1\"\n    B: \"2\"\n\
+                 x-tgt: &tgt\n  target: runtime\n  dockerfile: Containerfile\n\
+                 services:\n  one:\n    build:\n      <<: [*ctx, *tgt]\n\
+                 \x20 two:\n    build:\n      <<: [*tgt, *ctx]\n      target: debug\n      args:\n        <<: *args\n        B: \"3\"\n",
+            ),
+            (
+                "compose.override.yaml",
+                "services:\n  one:\n    build:\n      target: !reset null\n      args: !override\n        C: \"3\"\n\
+                 \x20 two:\n    build:\n      dockerfile: !override Dockerfile.two\n",
+            ),
+        ]);
+        let model = read(dir.path()).unwrap();
+        let svc = dir.path().join("svc");
+        let one = build(&model, "one");
+        assert_eq!(one.context, crate::compose::Context::Local(svc.clone()));
+        assert_eq!(one.target, None);
+        assert_eq!(one.dockerfile, Dockerfile::Path("Containerfile".into()));
+        assert_eq!(
+            one.args,
+            BTreeMap::from([("C".to_string(), "3".to_string())])
+        );
+        let two = build(&model, "two");
+        assert_eq!(two.context, crate::compose::Context::Local(svc));
+        assert_eq!(two.target.as_deref(), Some("debug"));
+        assert_eq!(two.dockerfile, Dockerfile::Path("Dockerfile.two".into()));
+        assert_eq!(
+            two.args,
+            BTreeMap::from([
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "3".to_string())
+            ])
+        );
+        assert_eq!(
+            model.origin("services.one.build.args.C"),
+            "compose.override.yaml services.one.build.args.C"
+        );
+    }
+
+    #[test]
+    fn documents_of_one_file_merge_like_files() {
+        let dir = project(&[(
+            "compose.yaml",
+            "name: first\nservices:\n  app:\n    build:\n      context: .\n      target: a\n\
+             ---\nname: second\nservices:\n  app:\n    build:\n      target: b\n",
+        )]);
+        let model = read(dir.path()).unwrap();
+        assert_eq!(model.name, "second");
+        assert_eq!(build(&model, "app").target.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn numbers_read_as_compose_shows_them() {
+        let dir = project(&[(
+            "compose.yaml",
+            "services:\n  app:\n    build:\n      context: .\n      args:\n        V: 1.0\n        O: 010\n        U: 1_000\n        Y: yes\n        Q: \"1.0\"\n",
+        )]);
+        let model = read(dir.path()).unwrap();
+        let args = &build(&model, "app").args;
+        let numeric = project(&[("compose.yaml", "services:\n  010:\n    build: .\n")]);
+        let e = read(numeric.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with("services: the service name 8 is not a string; quote it"),
+            "{e}"
+        );
+        let got: Vec<(&str, &str)> = args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("O", "8"),
+                ("Q", "1.0"),
+                ("U", "1000"),
+                ("V", "1"),
+                ("Y", "yes")
+            ]
+        );
+    }
 }
