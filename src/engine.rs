@@ -17,8 +17,8 @@ pub mod labels {
     /// "true" on everything dockwarm created; prune, cleanup and `volumes rm` touch nothing
     /// without it.
     pub const MANAGED: &str = "dev.dockwarm.managed";
-    /// The project (`[project] name`) a dependency image belongs to, so prune and the disk budget
-    /// can keep to one project's images.
+    /// The dockwarm project a dependency image belongs to, so prune and the disk budget can keep
+    /// to one project's images.
     pub const PROJECT: &str = "dev.dockwarm.project";
     /// The dependency fingerprint an image was built from, so a prebuild can tell a tag is
     /// already current without rebuilding.

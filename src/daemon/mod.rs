@@ -35,7 +35,8 @@ pub enum DaemonError {
     /// A system call the daemon needs at start failed: the runtime, the socket, its own path.
     #[error("cannot {what}: {source}")]
     Io {
-        /// What the daemon was doing, worded to follow "cannot" (e.g. "listen on <socket>").
+        /// What the daemon was doing, worded to follow "cannot": "start the runtime", "listen on"
+        /// and the socket path.
         what: String,
         /// The underlying OS error.
         #[source]

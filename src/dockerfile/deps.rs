@@ -151,6 +151,8 @@ pub(super) struct Analysis<'a> {
 }
 
 impl<'a> Analysis<'a> {
+    /// Resolves the global ARGs against `build_args` and walks every stage once, so each later
+    /// question about the Dockerfile is a lookup.
     pub(super) fn new(df: &'a Dockerfile, build_args: &'a BTreeMap<String, String>) -> Self {
         let mut meta = BTreeMap::new();
         for arg in &df.global_args {
@@ -243,6 +245,8 @@ impl<'a> Analysis<'a> {
         }
     }
 
+    /// The variables (ARG and ENV, expanded) instruction `pos` of stage `stage` sees, as BuildKit
+    /// would expand its words; `doctor`'s advice reads the install's environment from it.
     pub(super) fn scope(&self, stage: usize, pos: usize) -> &BTreeMap<String, String> {
         &self.scopes[stage][pos].vals
     }
