@@ -41,29 +41,60 @@ pub const FIXED_MTIME: u64 = 315_532_800;
 /// Errors while reading the context or writing its tar.
 #[derive(Debug, Error)]
 pub enum ContextError {
+    /// A file or directory of the context could not be read or listed.
     #[error("cannot read {path} in the build context: {source}")]
     Io {
+        /// The path that failed.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: io::Error,
     },
+    /// A path in the context is not UTF-8: a tar name and a BuildKit pattern cannot hold it.
     #[error("{path} is not valid UTF-8; rename it or add it to .dockerignore")]
-    NonUtf8Path { path: PathBuf },
+    NonUtf8Path {
+        /// The path, as the OS gave it.
+        path: PathBuf,
+    },
+    /// A file gave fewer bytes than its size while it was copied into the tar (it was being
+    /// rewritten), so the archive would be corrupt; a retry once the files settle fixes it.
     #[error("{path} changed while it was being archived; retry once the files are stable")]
-    FileChanged { path: PathBuf },
+    FileChanged {
+        /// The file that changed.
+        path: PathBuf,
+    },
+    /// A generated file dockwarm adds to the tar (the cut Dockerfile) has a name that could
+    /// escape the context; a bug in dockwarm, not the user's setup.
     #[error("generated file path {path:?} {reason}")]
-    BadExtraPath { path: String, reason: String },
+    BadExtraPath {
+        /// The name as given.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A COPY/ADD source without a wildcard matches nothing in the context, as BuildKit would fail
+    /// the build; the message names the ignore file that may be excluding it.
     #[error(
         "failed to compute cache key: \"/{src}\" not found: COPY/ADD source {src:?} is \
          not in the build context{}; check the path or the ignore rules",
         ignore_hint(.ignore_file)
     )]
     SourceNotFound {
+        /// The source as written in the Dockerfile (after build args).
         src: String,
+        /// The `.dockerignore` in force, if any, as the likely reason.
         ignore_file: Option<PathBuf>,
     },
+    /// A COPY/ADD source is not a pattern Go's `filepath.Match` accepts, so BuildKit would
+    /// reject it.
     #[error("COPY/ADD source {src:?} is not a valid pattern: {reason}")]
-    BadSource { src: String, reason: String },
+    BadSource {
+        /// The source as written.
+        src: String,
+        /// What the pattern parser said.
+        reason: String,
+    },
+    /// Writing the tar itself failed (the engine's end of the upload closed, a full disk).
     #[error("cannot write the context tar: {0}")]
     Write(#[source] io::Error),
 }
@@ -78,8 +109,12 @@ fn ignore_hint(file: &Option<PathBuf>) -> String {
 /// What [`write_tar`] put into the archive.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ContextStats {
+    /// Regular files archived, generated ones included; the bollard backend's build log
+    /// reports it with the content size.
     pub files: u64,
+    /// Directories archived.
     pub dirs: u64,
+    /// Symlinks archived as links, not followed.
     pub symlinks: u64,
     /// Bytes of file content (headers and padding not counted).
     pub content_bytes: u64,

@@ -14,9 +14,17 @@ use sha2::{Digest, Sha256};
 
 /// Labels that mark what dockwarm created; nothing without `MANAGED` is ever removed.
 pub mod labels {
+    /// "true" on everything dockwarm created; prune, cleanup and `volumes rm` touch nothing
+    /// without it.
     pub const MANAGED: &str = "dev.dockwarm.managed";
+    /// The dockwarm project a dependency image belongs to, so prune and the disk budget can keep
+    /// to one project's images.
     pub const PROJECT: &str = "dev.dockwarm.project";
+    /// The dependency fingerprint an image was built from, so a prebuild can tell a tag is
+    /// already current without rebuilding.
     pub const FINGERPRINT: &str = "dev.dockwarm.fingerprint";
+    /// The configured image (compose service) a dependency image was built for, so prune keeps
+    /// its newest few per image.
     pub const IMAGE: &str = "dev.dockwarm.image";
     /// On workspace images: the path of the workspace they were built for.
     pub const WORKSPACE: &str = "dev.dockwarm.workspace";
@@ -28,23 +36,39 @@ pub mod labels {
 /// loaded laptop, short enough that a stopped Docker Desktop is reported instead of hanging.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why the engine could not be found or asked; each message names where dockwarm looked and
+/// what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Nothing answered at the resolved endpoint (or not in time); the hint says how to start the
+    /// engine that endpoint belongs to.
     #[error("cannot reach the Docker engine at {endpoint} ({source_desc}): {reason}; {hint}")]
     Unreachable {
+        /// The address that was tried, e.g. `unix:///var/run/docker.sock`.
         endpoint: String,
+        /// Where that address came from ([`Endpoint::origin`]), so a wrong `DOCKER_HOST` or
+        /// context shows.
         source_desc: String,
+        /// What failed: the connection error, or the timeout.
         reason: String,
+        /// What to do for this kind of engine: start Docker Desktop, `colima start`, systemctl, ...
         hint: String,
     },
+    /// `DOCKER_HOST` names a transport dockwarm cannot speak (ssh://, npipe://); the value as
+    /// given.
     #[error(
         "DOCKER_HOST={0} uses a scheme dockwarm does not support (use unix://, tcp:// or http://)"
     )]
     UnsupportedScheme(String),
+    /// The docker context chosen has no `meta.json`: a typo in `DOCKER_CONTEXT` or a context that
+    /// was removed.
     #[error("docker context `{name}` named by {origin} has no metadata in {dir}; run `docker context ls` to check it")]
     UnknownContext {
+        /// The context's name.
         name: String,
+        /// What chose it: `DOCKER_CONTEXT` or the `config.json` whose `currentContext` names it.
         origin: String,
+        /// The metadata directory that was looked for, as the CLI would store it.
         dir: String,
     },
     /// docker's own configuration (`config.json`, a context's `meta.json`) could not be read.
@@ -73,8 +97,16 @@ pub enum EngineError {
         /// What is wrong with it.
         what: String,
     },
+    /// An engine variable holds bytes that are not UTF-8; refused rather than taken as unset, which
+    /// would quietly pick another engine.
     #[error("{name}={value} is not valid UTF-8; set it to the engine's address (or unset it)")]
-    NotUtf8 { name: String, value: String },
+    NotUtf8 {
+        /// The variable, e.g. `DOCKER_HOST`.
+        name: String,
+        /// Its value, escaped for printing.
+        value: String,
+    },
+    /// The engine answered a request with an error, or the connection broke mid-request.
     #[error("Docker engine request failed: {0}")]
     Api(#[from] bollard::errors::Error),
 }
@@ -103,8 +135,10 @@ pub struct EngineEnv {
     /// `DOCKER_HOST`; None when unset (or empty).
     #[serde(default)]
     pub docker_host: Option<String>,
+    /// `DOCKER_CONTEXT`; None when unset (or empty), and then `currentContext` decides.
     #[serde(default)]
     pub docker_context: Option<String>,
+    /// `DOCKER_CONFIG`, where `config.json` and the contexts live; None: `~/.docker`.
     #[serde(default)]
     pub docker_config: Option<PathBuf>,
 }
@@ -303,7 +337,9 @@ fn start_hint(endpoint: &Endpoint) -> String {
 /// A connected engine: the client, where it points, and the API version both sides speak.
 #[derive(Clone)]
 pub struct Engine {
+    /// The bollard client, set to the negotiated API version; what every engine call goes through.
     pub docker: Docker,
+    /// Where it points and why, for messages and `doctor`.
     pub endpoint: Endpoint,
     /// The engine's version from its `Server:` header, e.g. "20.10.24+dfsg1".
     pub engine_version: String,
@@ -317,6 +353,8 @@ impl Engine {
         Self::connect_to(endpoint).await
     }
 
+    /// Connects to a given endpoint rather than the one this process's variables name: the daemon
+    /// builds each workspace on the engine its user's shell chose.
     pub async fn connect_to(endpoint: Endpoint) -> Result<Engine, EngineError> {
         let unreachable = |reason: String| EngineError::Unreachable {
             endpoint: endpoint.host.clone(),

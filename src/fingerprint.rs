@@ -19,39 +19,82 @@ use crate::ignore::{Dialect, IgnoreError, IgnoreRules};
 /// Bump when the hashed layout changes, so old tags are never mistaken for new ones.
 const VERSION: &str = "dockwarm-fingerprint-v1";
 
+/// Why an image's dependency plan could not be made; each names the file and what to change,
+/// and [`FingerprintError::is_usage`] tells an edit from a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum FingerprintError {
+    /// The configured Dockerfile does not exist; the configuration that named it must change.
     #[error("Dockerfile {path} not found (image `{image}`, from {from}); fix the path in {from}")]
     MissingDockerfile {
+        /// The Dockerfile path that was looked for.
         path: String,
+        /// The image (compose service) it belongs to.
         image: String,
+        /// Where the path was configured (`dockwarm.toml`, a compose file), so the user edits that.
         from: String,
     },
+    /// A Dockerfile or input could not be read (permissions, I/O); worth a retry, not an edit.
     #[error("cannot read {path}: {reason}")]
-    Unreadable { path: String, reason: String },
+    Unreadable {
+        /// The file.
+        path: String,
+        /// What the OS said, and that dockwarm needs it.
+        reason: String,
+    },
+    /// An input is a directory, FIFO, device or socket: its bytes cannot be hashed, and a FIFO
+    /// would hang the hook.
     #[error("{path} is {kind}, not a regular file; dockwarm hashes the bytes of the dependency inputs, so make it a file (a symlink to one is fine) or leave it out of the COPY and `inputs`")]
-    NotAFile { path: String, kind: &'static str },
+    NotAFile {
+        /// The input's path.
+        path: String,
+        /// What it is instead, e.g. "a FIFO".
+        kind: &'static str,
+    },
+    /// An input is larger than a lockfile can be; hashing it would cost every checkout dearly.
     #[error("{path} is over {limit} bytes; a dependency input that large is not a lockfile: leave it out of the COPY and `inputs` (or raise DOCKWARM_MAX_INPUT_BYTES)")]
-    TooLarge { path: String, limit: u64 },
+    TooLarge {
+        /// The input's path.
+        path: String,
+        /// The cap in bytes (`DOCKWARM_MAX_INPUT_BYTES`, 1 GiB unless set).
+        limit: u64,
+    },
+    /// Hashing the inputs ran past the time limit (a hung mount?); the daemon tries again on the
+    /// next change.
     #[error("hashing {path} took over {secs} s (a slow or hung filesystem?); dockwarm gave up on it and will try again on the next change")]
-    TooSlow { path: String, secs: u64 },
+    TooSlow {
+        /// The input being read when time ran out.
+        path: String,
+        /// The limit in seconds (`DOCKWARM_HASH_TIMEOUT_SECS`, 30 unless set).
+        secs: u64,
+    },
+    /// The Dockerfile is one BuildKit would reject; shown as `path:line:1: what`.
     #[error("{path}:{}:1: {source}", source.line)]
     Parse {
+        /// The Dockerfile.
         path: String,
+        /// The line and what is wrong there.
         #[source]
         source: ParseError,
     },
+    /// No dependency stage could be found in the Dockerfile (e.g. the source is copied before
+    /// the install); the message says which lines and how to reorder them.
     #[error("{path}: {source}")]
     Deps {
+        /// The Dockerfile.
         path: String,
+        /// What the stage search found wrong.
         #[source]
         source: DepsError,
     },
+    /// A `.dockerignore` could not be read or has a pattern the engine would reject.
     #[error(transparent)]
     Ignore(#[from] IgnoreError),
+    /// The files a COPY or `inputs` names could not be listed from the build context.
     #[error("image `{image}`: {source}")]
     Inputs {
+        /// The image whose inputs these are.
         image: String,
+        /// Which source, and why.
         #[source]
         source: ContextError,
     },
@@ -70,12 +113,17 @@ impl FingerprintError {
 /// Everything about an image's dependency stage that can be known without the engine.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
+    /// The configured image this plan is for: name, context, Dockerfile, target, build args.
     pub image: ImageSpec,
     /// Absolute paths.
     pub context_dir: PathBuf,
+    /// The Dockerfile, absolute: one of the paths whose change invalidates this plan.
     pub dockerfile_path: PathBuf,
+    /// The dependency stage found in the Dockerfile: its definition, base images and sources.
     pub deps: DepsPlan,
+    /// The build args as the build will see them, hashed because they can change what is installed.
     pub args: BTreeMap<String, String>,
+    /// The input files the dependency stage copies, with their hashes, in a stable order.
     pub inputs: Vec<InputFile>,
     /// Directories (absolute) whose entries decided `inputs`: a `COPY dir/` or a wildcard's.
     #[serde(default)]
@@ -101,6 +149,7 @@ impl Plan {
     }
 }
 
+/// One file the dependency stage copies in, named the same in every worktree, with its hash.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InputFile {
     /// Relative to the workspace root, with `/`.
@@ -108,26 +157,36 @@ pub struct InputFile {
     /// Relative to the build context, with `/`.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub context_path: String,
+    /// Bytes hashed, as `dockwarm fingerprint` lists each input.
     pub size: u64,
+    /// Hex sha256 of the file's bytes: what makes two worktrees' inputs equal or not.
     pub sha256: String,
 }
 
+/// A base image of the dependency stage (FROM), counted by its local ID so a re-pull
+/// changes the fingerprint.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BaseImage {
+    /// The reference as the Dockerfile names it after build args, e.g. `python:3.12-slim`.
     pub reference: String,
     /// The local image ID, or None when the engine does not have the image (yet).
     pub id: Option<String>,
 }
 
+/// An image's dependency fingerprint: the plan plus its base images' IDs, hashed; the tag and
+/// label that let every workspace share one prebuild.
 #[derive(Debug, Clone)]
 pub struct Fingerprint {
+    /// The plan that was hashed.
     pub plan: Plan,
+    /// The base images and the IDs that were hashed with it.
     pub bases: Vec<BaseImage>,
     /// 64 hex digits.
     pub hex: String,
 }
 
 impl Fingerprint {
+    /// The first 12 hex digits: the tag of the dependency image, as short as a docker image ID.
     pub fn short(&self) -> &str {
         &self.hex[..12]
     }

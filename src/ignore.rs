@@ -27,7 +27,9 @@ pub enum IgnoreError {
     /// The ignore file exists but could not be read.
     #[error("cannot read ignore file {path}: {source}; check that it is a readable text file")]
     Read {
+        /// The ignore file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
@@ -309,6 +311,8 @@ impl IgnoreRules {
         self
     }
 
+    /// The engine generation these rules are read for; the context walk asks it, since the old
+    /// walker sends an excluded directory it enters even when nothing below it is kept.
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }

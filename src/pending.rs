@@ -8,10 +8,14 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{is_not_found, labels, Engine};
 use crate::state::{self, State, StateError};
 
+/// Tags owed removal for one workspace, stored as `<state>/pending/<id>.json` until an engine
+/// answers; the daemon's upkeep retries while any are owed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cleanup {
     /// The workspace path the tags were made for.
     pub workspace: String,
+    /// The workspace's image tags (its compose names) to untag; each only if dockwarm labelled
+    /// the image.
     pub tags: Vec<String>,
 }
 

@@ -14,6 +14,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// How many log lines a failure report shows.
 const TAIL: usize = 25;
 
+/// One build's output: the whole log to a file, a spinner or plain lines to the terminal, and
+/// what a failure report needs (the failing step, the last lines).
 pub struct BuildLog {
     file: Option<File>,
     bar: Option<ProgressBar>,
@@ -104,10 +106,13 @@ impl BuildLog {
         self.failed_step.clone()
     }
 
+    /// The last lines of the build's output (at most 25): what a failure report quotes, so the
+    /// user sees the error without opening the log.
     pub fn tail(&self) -> Vec<String> {
         self.tail.iter().cloned().collect()
     }
 
+    /// Clears the spinner, so the lines printed after the build are not drawn over.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

@@ -16,10 +16,13 @@ use bollard::query_parameters::{ListContainersOptions, ListImagesOptions, Remove
 use crate::engine::{is_not_found, labels, Engine, EngineError};
 use crate::fingerprint;
 
+/// Why prune could not list or decide; a refused removal is reported per image instead.
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
+    /// The engine could not be reached, or refused a listing.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// An `--older-than` value that is not a number and a unit; the text as given.
     #[error("`{0}` is not an age; use a number and a unit: 90s, 30m, 12h, 7d, 2w")]
     BadAge(String),
 }
@@ -33,14 +36,20 @@ impl From<bollard::errors::Error> for PruneError {
 /// One of dockwarm's dependency-stage images on the engine.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DepImage {
+    /// The engine's image ID, matched against the images containers were made from.
     pub id: String,
     /// Its tags in our repository (only these are ever removed).
     pub tags: Vec<String>,
+    /// The project label: prune keeps to this checkout's project unless `--all-projects`.
     pub project: String,
+    /// The configured image it was built for; the `keep` newest are counted per image.
     pub image: String,
+    /// The fingerprint label, checked against what registered workspaces use now.
     pub fingerprint: String,
     /// Seconds since the Unix epoch.
     pub created: i64,
+    /// Its size as the engine reports it, shared layers counted in full; what prune sums as
+    /// "in image sizes".
     pub size: u64,
 }
 
@@ -58,9 +67,13 @@ pub enum Kept {
     TooRecent,
 }
 
+/// What [`choose`] decided: every candidate lands in exactly one list, so the command can say
+/// why each one stayed.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Choice {
+    /// The images to remove (by their tags in our repository).
     pub remove: Vec<DepImage>,
+    /// The images that stay, each with the first rule that kept it.
     pub keep: Vec<(DepImage, Kept)>,
 }
 

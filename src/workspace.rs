@@ -7,8 +7,11 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// Why the checkout holding a path could not be found; each says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
+    /// No `.git` in the path or any parent: dockwarm was run outside a git checkout (the path as
+    /// given, made absolute).
     #[error(
         "{0} is not inside a git repository; run dockwarm from a checkout (or `git init` first)"
     )]
@@ -22,10 +25,14 @@ pub enum WorkspaceError {
         #[source]
         source: std::io::Error,
     },
+    /// The checkout's (or its main worktree's) path is not UTF-8, escaped for printing; refused
+    /// up front rather than half-registered.
     #[error("the checkout's path {0} is not valid UTF-8, which dockwarm (and compose's project names and build contexts) cannot represent; rename the directory to a UTF-8 name")]
     NotUtf8(String),
 }
 
+/// One git checkout, the unit dockwarm keeps warm, and the repository's main worktree, whose
+/// directory name is the default project name of every linked worktree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
     /// The top of this checkout (where `dockwarm.toml` and the compose file live).
@@ -78,6 +85,8 @@ impl Workspace {
         dir_name(&self.root)
     }
 
+    /// The name of the main worktree's directory: the default project name, the same in every
+    /// linked worktree, so they share one set of dependency images.
     pub fn main_dir_name(&self) -> String {
         dir_name(&self.main_root)
     }

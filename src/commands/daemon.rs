@@ -8,10 +8,18 @@ use crate::daemon::protocol::{DaemonStatus, Request};
 use crate::daemon::{self, server};
 use crate::state::State;
 
+/// What `dockwarm daemon` was asked to do; main.rs maps its clap subcommand onto this.
 pub enum Action {
+    /// Start a daemon in the background and wait until it answers; one already running is left
+    /// alone.
     Start,
+    /// Ask the daemon to stop and wait until it is gone; a build it started finishes on its own.
     Stop,
-    Status { json: bool },
+    /// Whether a daemon answers, and what it is building, has queued or saw fail.
+    Status {
+        /// One JSON object (running, socket, log, the daemon's own status) instead of text.
+        json: bool,
+    },
 }
 
 /// How long `daemon start` waits for a new daemon to answer.
@@ -19,6 +27,8 @@ const START_WAIT: Duration = Duration::from_secs(5);
 /// How long `daemon stop` waits for the daemon to go.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
+/// Runs `dockwarm daemon ACTION` and prints the outcome; an error when a new daemon does not
+/// answer, or a stopped one still does, names its log.
 pub fn run(action: Action) -> anyhow::Result<()> {
     let state = State::open()?;
     match action {

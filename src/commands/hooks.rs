@@ -5,12 +5,18 @@ use std::path::Path;
 use crate::hooks::{self, InstallAction, UninstallAction};
 use crate::workspace::Workspace;
 
+/// What `dockwarm hooks` was asked to do; main.rs maps its clap subcommand onto this.
 pub enum Action {
+    /// Install the post-checkout, post-merge and post-rewrite shims, chaining hooks already there.
     Install,
+    /// Put every hook back as it was before dockwarm.
     Uninstall,
+    /// Report which of dockwarm's hooks are installed, and where git runs them from.
     Status,
 }
 
+/// Runs `dockwarm hooks ACTION` in the checkout holding `dir` and prints what it did. Returns
+/// false when `status` finds dockwarm's hooks missing, so main exits 1 for scripts to see.
 pub fn run(dir: &Path, action: Action) -> anyhow::Result<bool> {
     let ws = Workspace::discover(dir)?;
     match action {
@@ -51,6 +57,8 @@ pub fn run(dir: &Path, action: Action) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// How `hooks install` words what it did to one hook: installed, chained (and where the old hook
+/// went), updated, unchanged, or routed through a hook manager.
 pub fn describe_install(what: &InstallAction) -> String {
     match what {
         InstallAction::Created => "installed".into(),

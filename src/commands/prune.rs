@@ -12,17 +12,28 @@ use crate::registry;
 use crate::state::{now_secs, State};
 use crate::volumes::human_size;
 
+/// The command line of `dockwarm prune`, as main.rs parsed it.
 pub struct Args {
+    /// Unused images kept per image, newest first; None takes `[prune] keep` (3 when unset).
     pub keep: Option<u32>,
+    /// Only images older than this are removed; younger ones are kept as too recent.
     pub older_than: Option<Duration>,
+    /// Say what would be removed and remove nothing.
     pub dry_run: bool,
+    /// Every project's images on the engine, not only this checkout's; the one way to prune outside
+    /// a checkout.
     pub all_projects: bool,
     /// `--budget` (Some("")) or `--budget SIZE`.
     pub budget: Option<String>,
+    /// With `--budget`, print nothing unless something was removed or failed, so the daemon's runs
+    /// (after each build and hourly) log only what they did.
     pub quiet: bool,
+    /// One JSON object instead of text.
     pub json: bool,
 }
 
+/// Runs `dockwarm prune`: the orphan cleanup first, then the disk budget (`--budget`) or the keep
+/// and age rules, printing what went, what stayed and why; an error when an image could not go.
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
     let state = State::open()?;
     let here = match config::load(dir) {

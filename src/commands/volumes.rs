@@ -5,12 +5,20 @@ use std::path::Path;
 use crate::config;
 use crate::volumes::{self, human_size, Ensured};
 
+/// What `dockwarm volumes` was asked to do with the shared cache volumes of `[volumes]`.
 pub enum Action {
+    /// Create the configured volumes that are missing; a same-named one dockwarm did not create
+    /// is left as it is.
     Ensure,
+    /// List the configured volumes: size, state (ok, missing, foreign) and where they are mounted.
     Ls,
+    /// Remove these volumes (none named: all of this project's); `volumes::remove` refuses any
+    /// dockwarm did not create or a container uses, before removing anything.
     Rm(Vec<String>),
 }
 
+/// Runs `dockwarm volumes ACTION` on the engine for the project holding `dir`, printing text or,
+/// with `json`, what the library answered.
 pub fn run(dir: &Path, action: Action, json: bool) -> anyhow::Result<()> {
     let config = config::load(dir)?;
     let rt = super::runtime()?;

@@ -14,17 +14,28 @@ use crate::state::{State, StateError};
 /// The daemon's log file name, under `<state>/logs/`.
 pub const LOG_NAME: &str = "daemon.log";
 
+/// Why a hook or command could not reach the daemon, or get an answer or a start out of it;
+/// each says what the user can do next.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// Nothing listens on the socket: no daemon runs for this state directory.
     #[error("no dockwarm daemon is running (start one with `dockwarm daemon start`)")]
     NotRunning,
+    /// The socket took the connection but no answer came in time, or it was not one we could
+    /// read; the text says which. A jammed daemon, not a missing one.
     #[error("the dockwarm daemon did not answer: {0}")]
     NoAnswer(String),
+    /// The daemon answered and turned the request down, with its reason.
     #[error("the dockwarm daemon refused: {0}")]
     Refused(String),
     /// A daemon this process started died before answering; `said` is what it logged.
     #[error("the background prebuild could not start: the daemon exited at once: {said} (log: {})", log.display())]
-    ExitedAtOnce { said: String, log: PathBuf },
+    ExitedAtOnce {
+        /// What the daemon logged after this process started it, lines joined with " | ".
+        said: String,
+        /// The daemon's log, for the rest of what it said.
+        log: PathBuf,
+    },
     /// The state dir or the child process could not be set up.
     #[error("the background prebuild could not start: {0}")]
     Spawn(#[from] StateError),

@@ -13,7 +13,10 @@ use crate::state::State;
 /// The last engine check: where, and what went wrong (None: it answered).
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
+    /// The endpoint that was tried (or the `DOCKER_HOST` that did not resolve), as `status`
+    /// shows it.
     pub endpoint: String,
+    /// Why the engine did not answer there; None: it did.
     pub error: Option<String>,
 }
 

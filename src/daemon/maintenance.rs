@@ -16,6 +16,8 @@ use crate::state::State;
 /// How long to wait before retrying owed cleanups after a run that failed (engine down).
 const RETRY: Duration = Duration::from_secs(5);
 
+/// The daemon's schedule for `prune --budget` children: when the next periodic run is due, and
+/// whether one is running, so runs never overlap and a request during one is not lost.
 pub struct Maintenance {
     exe: PathBuf,
     cwd: PathBuf,

@@ -110,6 +110,7 @@ impl Targets {
         }
     }
 
+    /// Every directory some workspace's inputs live in: what [`DirWatcher::sync`] watches.
     pub fn dirs(&self) -> impl Iterator<Item = &PathBuf> {
         self.dirs.keys()
     }
@@ -151,6 +152,8 @@ pub struct DirWatcher {
 }
 
 impl DirWatcher {
+    /// A watcher that sends each file event to `handler` (the daemon's loop) and watches nothing
+    /// yet; [`DirWatcher::sync`] adds the directories.
     pub fn new(handler: impl notify::EventHandler) -> Result<DirWatcher, notify::Error> {
         Ok(DirWatcher {
             inner: notify::recommended_watcher(handler)?,
@@ -183,6 +186,8 @@ impl DirWatcher {
         failed
     }
 
+    /// How many directories are watched now, one inotify watch each; `daemon status` shows it, as
+    /// the figure to hold against `fs.inotify.max_user_watches`.
     pub fn count(&self) -> usize {
         self.watched.len()
     }

@@ -13,8 +13,11 @@ use super::{Dockerfile, Instruction};
 /// One hint: where, what is wrong, and the line to write instead (or add).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advice {
+    /// The 1-based Dockerfile line the hint is about (the install's RUN, or the setting).
     pub line: usize,
+    /// What costs time there and why, e.g. a package install without a cache mount.
     pub message: String,
+    /// The line to write instead (or add), which `doctor` prints under the message.
     pub fix: String,
 }
 

@@ -16,6 +16,8 @@ pub struct DepsPlan {
     /// Dockerfile text to build: the original when a whole named stage (or the last
     /// stage) is built, otherwise the original cut after the dependency prefix.
     pub dockerfile_text: String,
+    /// Whether `dockerfile_text` is the original cut after the dependency prefix, so the build
+    /// must be given that text rather than the user's file.
     pub truncated: bool,
     /// Context sources (after ARG/ENV substitution, as written otherwise) of every
     /// COPY/ADD from the build context in the built instructions.
@@ -36,12 +38,17 @@ pub struct DepsPlan {
 /// Why no dependency stage could be chosen; messages are written for `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DepsError {
+    /// The configured `target` or `deps_target` names no stage in the Dockerfile.
     #[error("no build stage named `{name}`; stages: {}", available.join(", "))]
     UnknownStage {
+        /// The stage name that was asked for.
         name: String,
         /// Stage names, or "N (unnamed)" for stages without `AS`.
         available: Vec<String>,
     },
+    /// No prefix of the target stage installs from specific files before the source arrives
+    /// (source copied first, no lockfile copied, or no RUN after it); the message says what to
+    /// move.
     #[error("line {line}: {message}")]
     NoDependencyStage {
         /// The line to point at: the source copy, else the last lockfile copy, else the
@@ -51,6 +58,7 @@ pub enum DepsError {
         source_copy_line: Option<usize>,
         /// Line of the last COPY/ADD of specific input files before it, if any.
         input_copy_line: Option<usize>,
+        /// What was found and how to reorder the Dockerfile, written for `doctor`.
         message: String,
     },
 }
@@ -143,6 +151,8 @@ pub(super) struct Analysis<'a> {
 }
 
 impl<'a> Analysis<'a> {
+    /// Resolves the global ARGs against `build_args` and walks every stage once, so each later
+    /// question about the Dockerfile is a lookup.
     pub(super) fn new(df: &'a Dockerfile, build_args: &'a BTreeMap<String, String>) -> Self {
         let mut meta = BTreeMap::new();
         for arg in &df.global_args {
@@ -235,6 +245,8 @@ impl<'a> Analysis<'a> {
         }
     }
 
+    /// The variables (ARG and ENV, expanded) instruction `pos` of stage `stage` sees, as BuildKit
+    /// would expand its words; `doctor`'s advice reads the install's environment from it.
     pub(super) fn scope(&self, stage: usize, pos: usize) -> &BTreeMap<String, String> {
         &self.scopes[stage][pos].vals
     }

@@ -42,14 +42,18 @@ pub struct Dockerfile {
 /// A parser directive at the top of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Directive {
+    /// The directive's name, lowercased (`syntax`, `escape`, `check`).
     pub name: String,
+    /// Its value as written, e.g. the syntax image or the escape character.
     pub value: String,
+    /// The 1-based line it sits on.
     pub line: usize,
 }
 
 /// One build stage (`FROM ...` and the instructions up to the next `FROM`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
+    /// Its position in the file, from 0: how `COPY --from=N` and messages name an unnamed stage.
     pub index: usize,
     /// The `AS name`, as written (BuildKit compares stage names case-insensitively).
     pub name: Option<String>,
@@ -85,7 +89,9 @@ impl Stage {
 /// `--link` (`value` = None). Quotes are already removed, as BuildKit does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flag {
+    /// The flag's name without the dashes, e.g. "mount" or "from".
     pub name: String,
+    /// What follows the `=`; None for a bare flag such as `--link`.
     pub value: Option<String>,
 }
 
@@ -133,6 +139,7 @@ impl Heredoc {
 pub struct Instruction {
     /// Uppercased keyword (`RUN`, `COPY`, ...).
     pub keyword: String,
+    /// The builder flags before the arguments (`--mount=...`, `--from=...`), in order.
     pub flags: Vec<Flag>,
     /// Arguments after the flags, continuation lines joined exactly as BuildKit joins
     /// them (that string is what ends up in a RUN's cache key), trimmed.
@@ -145,6 +152,7 @@ pub struct Instruction {
     pub end_line: usize,
     /// The original text of lines `start_line..=end_line`, byte for byte.
     pub raw: String,
+    /// The heredocs the instruction opens, in the order their bodies follow it.
     pub heredocs: Vec<Heredoc>,
 }
 

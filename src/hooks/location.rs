@@ -13,34 +13,58 @@ use super::HooksError;
 pub struct HooksLocation {
     /// The directory git runs hooks from.
     pub dir: PathBuf,
+    /// Why git uses `dir`: the shared hooks directory or a `core.hooksPath` (and from which
+    /// config), so `status` and `doctor` can explain it.
     pub source: HooksSource,
+    /// Whether dockwarm writes its shims into `dir` itself or into husky's own hook files.
     pub layout: HooksLayout,
 }
 
+/// What decided where git runs this checkout's hooks; uninstall also cleans the shared
+/// directory when a `core.hooksPath` moved hooks elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HooksSource {
     /// `<common git dir>/hooks`: shared by every worktree of the repository.
-    CommonDir { common_dir: PathBuf },
+    CommonDir {
+        /// The repository's common git dir (the main worktree's `.git`).
+        common_dir: PathBuf,
+    },
     /// `core.hooksPath`, with its value as written and the config file it came from.
-    HooksPath { value: OsString, scope: ConfigScope },
+    HooksPath {
+        /// The setting's bytes; a relative path counts from the worktree's top, `~/` from
+        /// `$HOME`.
+        value: OsString,
+        /// Which config file set it, so the user knows where to change it.
+        scope: ConfigScope,
+    },
 }
 
+/// The git config file a `core.hooksPath` came from, as `hooks status` names it to the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigScope {
     /// `config.worktree` (with `extensions.worktreeConfig`): this worktree only.
     Worktree,
+    /// The repository's own `.git/config`: every worktree of this repository.
     Local,
+    /// The user's `~/.gitconfig` (or the XDG one): every repository of this user.
     Global,
+    /// The system-wide git config: every user of the machine.
     System,
+    /// A level libgit2 reports that none of the above covers (an app or command-line config).
     Other,
 }
 
+/// How the hooks directory is managed, which decides what dockwarm writes and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HooksLayout {
     /// Hooks are files in `dir`, one per hook name.
     Plain,
     /// husky v9: `dir` is husky's generated `.husky/_`; dockwarm writes into `user_dir`.
-    Husky { user_dir: PathBuf },
+    Husky {
+        /// The user's husky directory (`.husky`), whose per-hook files husky's runner executes;
+        /// dockwarm adds a marked block to them.
+        user_dir: PathBuf,
+    },
 }
 
 impl fmt::Display for HooksLocation {
@@ -144,6 +168,8 @@ pub fn hooks_dir(worktree: &Path) -> Result<HooksLocation, HooksError> {
     }
 }
 
+/// A `core.hooksPath` value as git reads it: `~` and `~/` from `$HOME`, a relative path from
+/// `base` (the worktree's top, or the git dir of a bare repository).
 pub(super) fn resolve_hooks_path(base: &Path, value: &OsStr) -> PathBuf {
     let bytes = value.as_bytes();
     if bytes == b"~" || bytes.starts_with(b"~/") {
