@@ -499,3 +499,41 @@ fn logs_follow_this_workspaces_fingerprints() {
     );
     cleanup_clone(&other);
 }
+
+/// Point 7: while a build runs, status says which step it is in; once done, "last build" gives
+/// both the dependency image's and the workspace image's times.
+#[test]
+fn status_names_the_phase_of_a_running_build() {
+    if !engine() {
+        return;
+    }
+    let slow = DOCKERFILE.replace(
+        "RUN cp deps.lock /app/installed",
+        "RUN sleep 5 && cp deps.lock /app/installed",
+    );
+    let mut fx = Fx::new(&slow, "services:\n  app:\n    build: .\n");
+    fx.env("DOCKWARM_DAEMON", "0");
+    let root = fx.p.root.clone();
+    fx.ok(&root, &["init"]);
+    let mut st = Value::Null;
+    wait_for("status to name the phase", Duration::from_secs(60), || {
+        st = fx.status(&root);
+        st["workspaces"][0]["images"][0]["phase"] == "workspace_image"
+    });
+    assert_eq!(
+        st["workspaces"][0]["images"][0]["state"], "building",
+        "{st:#}"
+    );
+    wait_for("the build", Duration::from_secs(120), || {
+        fx.settled(&root) && fingerprint_label(&format!("{}-app", compose_project(&root))).is_some()
+    });
+    let st = fx.status(&root);
+    let img = &st["workspaces"][0]["images"][0];
+    assert_eq!(img["state"], "warm", "{st:#}");
+    assert!(img.get("phase").is_none(), "{st:#}");
+    let said = fx.ok(&root, &["status"]);
+    assert!(
+        said.contains("dependency image") && said.contains("workspace image"),
+        "{said}"
+    );
+}
