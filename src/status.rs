@@ -337,7 +337,14 @@ async fn probe(
     let built = prebuild::built_image(engine, &tag, &fp.hex).await?;
     let mut reports = Vec::new();
     if let Some(spec) = spec {
-        let changed = inputs_changed_at(&config.root, &fp.plan);
+        let deps = match engine.docker.inspect_image(&tag).await {
+            Ok(image) => Deps {
+                created: image.created.map(|c| c.unix_timestamp()),
+                layers: image.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                changed: inputs_changed_at(&config.root, &fp.plan),
+            },
+            Err(_) => Deps::default(),
+        };
         for name in &spec.compose_tags {
             let holder = tags::holder(
                 engine,
@@ -346,7 +353,7 @@ async fn probe(
                 &spec.services.value,
             )
             .await?;
-            reports.push(tag_report(name, &holder, &fp.hex, changed));
+            reports.push(tag_report(name, &holder, &fp.hex, &deps));
         }
     }
     Ok(Probe {
@@ -370,14 +377,37 @@ fn inputs_changed_at(root: &Path, deps: &crate::fingerprint::Plan) -> Option<i64
         .max()
 }
 
-fn tag_report(name: &str, holder: &Holder, fingerprint: &str, changed: Option<i64>) -> TagReport {
+/// The current dependency image, as compose's images are compared with it.
+#[derive(Default)]
+struct Deps {
+    created: Option<i64>,
+    layers: Vec<String>,
+    /// See [`inputs_changed_at`].
+    changed: Option<i64>,
+}
+
+impl Deps {
+    /// Whether an image compose built holds the current dependencies: its layers start with
+    /// the dependency image's (a final stage built on the dependency stage), or, when the
+    /// final stage only copies from it, it was made after both the dependency image and the
+    /// inputs' last change. Never "current" on a doubt: a false "stale" is a warning, a false
+    /// "warm" a service run on old dependencies.
+    fn holds_current(&self, created: Option<i64>, layers: &[String]) -> bool {
+        if !self.layers.is_empty() && layers.starts_with(&self.layers) {
+            return true;
+        }
+        match (created, self.created, self.changed) {
+            (Some(c), Some(d), Some(t)) => c >= d && c >= t,
+            _ => false,
+        }
+    }
+}
+
+fn tag_report(name: &str, holder: &Holder, fingerprint: &str, deps: &Deps) -> TagReport {
     let (holder, current) = match holder {
         Holder::Missing => ("missing", false),
         Holder::Ours { fingerprint: f } => ("dockwarm", f.as_deref() == Some(fingerprint)),
-        Holder::Compose { created } => (
-            "compose",
-            matches!((created, changed), (Some(c), Some(t)) if c >= &t),
-        ),
+        Holder::Compose { created, layers } => ("compose", deps.holds_current(*created, layers)),
         Holder::Other => ("other", false),
     };
     TagReport {
@@ -395,7 +425,7 @@ fn stale_why(tags: &[TagReport]) -> Option<String> {
         .map(|t| match t.holder {
             "missing" => format!("`{}` does not exist yet (`docker compose up` would build it)", t.name),
             "dockwarm" => format!("`{}` holds dockwarm's build of other dependencies (the next build replaces it)", t.name),
-            "compose" => format!("`{}` holds an image `docker compose build` made before the dependencies changed (the next build replaces it)", t.name),
+            "compose" => format!("`{}` holds an image `docker compose build` made, not (as far as its layers and times tell) on the current dependencies (the next build replaces it)", t.name),
             _ => format!("`{}` holds an image neither dockwarm nor compose built for this service, which dockwarm leaves alone: `docker compose up --no-build` runs it; `docker rmi {}` lets the next build tag it", t.name, t.name),
         })
         .collect();
@@ -588,4 +618,57 @@ pub async fn current_logs(
             .unwrap_or(SystemTime::UNIX_EPOCH)
     });
     logs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn compose_images_count_as_current_only_on_the_current_dependencies() {
+        let deps = Deps {
+            created: Some(100),
+            layers: layers(&["a", "b"]),
+            changed: Some(90),
+        };
+        // Built on the dependency stage: its layers start with the dependency image's.
+        assert!(deps.holds_current(Some(10), &layers(&["a", "b", "c"])));
+        // Other dependencies, made before the current ones.
+        assert!(!deps.holds_current(Some(50), &layers(&["a", "x", "c"])));
+        // Copied from it (other layers), made after both: current.
+        assert!(deps.holds_current(Some(120), &layers(&["z"])));
+        // No times: never current on a doubt.
+        assert!(!deps.holds_current(None, &layers(&["z"])));
+        let no_deps = Deps::default();
+        assert!(!no_deps.holds_current(Some(120), &layers(&["a"])));
+    }
+
+    #[test]
+    fn stale_names_every_name_that_does_not_hold_the_current_build() {
+        let deps = Deps::default();
+        let tags = [
+            tag_report(
+                "p-app",
+                &Holder::Ours {
+                    fingerprint: Some("f".into()),
+                },
+                "f",
+                &deps,
+            ),
+            tag_report("p-worker", &Holder::Other, "f", &deps),
+            tag_report("p_app", &Holder::Missing, "f", &deps),
+        ];
+        assert!(tags[0].current && !tags[1].current && !tags[2].current);
+        let why = stale_why(&tags).unwrap();
+        assert!(
+            why.contains("`p-worker`") && why.contains("`p_app`"),
+            "{why}"
+        );
+        assert!(!why.contains("`p-app`"), "{why}");
+        assert_eq!(stale_why(&tags[..1]), None);
+    }
 }

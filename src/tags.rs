@@ -21,8 +21,12 @@ pub enum Holder {
     /// An image dockwarm built, of this dependency fingerprint (None: label missing).
     Ours { fingerprint: Option<String> },
     /// An image `docker compose build` made for this compose project and one of the image's
-    /// services, at this time (seconds since the epoch, when the image says).
-    Compose { created: Option<i64> },
+    /// services: when (seconds since the epoch, as the image says: BuildKit keeps a cached
+    /// layer's time) and its layers (diff IDs).
+    Compose {
+        created: Option<i64>,
+        layers: Vec<String>,
+    },
     /// Anything else: the user's, pulled, or another project's. Never touched.
     Other,
 }
@@ -48,6 +52,7 @@ pub async fn holder(
         Err(e) => return Err(e.into()),
     };
     let created = image.created.map(|c| c.unix_timestamp());
+    let layers = image.root_fs.and_then(|r| r.layers).unwrap_or_default();
     let l = image.config.and_then(|c| c.labels).unwrap_or_default();
     if l.get(labels::MANAGED).map(String::as_str) == Some("true") {
         return Ok(Holder::Ours {
@@ -58,7 +63,7 @@ pub async fn holder(
         && l.get(COMPOSE_SERVICE)
             .is_some_and(|s| services.iter().any(|x| x == s));
     Ok(if composes {
-        Holder::Compose { created }
+        Holder::Compose { created, layers }
     } else {
         Holder::Other
     })

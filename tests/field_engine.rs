@@ -237,6 +237,16 @@ fn after_the_users_own_compose_build_a_checkout_still_reaches_every_service() {
     assert!(out.status.success(), "{}", show(&out));
     let users_app = inspect(&app, "{{.Id}}").unwrap();
     assert_eq!(fingerprint_label(&app), None, "compose's own image");
+    // compose built it on the current dependencies: still warm.
+    let st = fx.status(&root);
+    let img = &st["workspaces"][0]["images"][0];
+    assert_eq!(img["state"], "warm", "{st:#}");
+    let held = img["tags"].as_array().unwrap();
+    assert!(
+        held.iter()
+            .any(|t| t["name"] == app.as_str() && t["holder"] == "compose" && t["current"] == true),
+        "{st:#}"
+    );
 
     let jobs = fx.jobs();
     fx.git(&root, &["checkout", "-q", "more"]);
