@@ -10,7 +10,7 @@
 //! from the snapshot the daemon's upkeep measures, unless asked for now ([`Options::sizes`]).
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -27,8 +27,9 @@ use crate::workspace::Workspace;
 /// What [`collect`] may do.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    /// Every engine call ends by then; past it, the state directory answers.
-    pub deadline: Instant,
+    /// The time all engine calls together may take (file-system work does not count); past
+    /// it, the state directory answers.
+    pub engine_budget: Duration,
     /// Measure the volumes' sizes now (`/system/df`, bounded by the deadline) instead of
     /// showing the last measurement.
     pub sizes: bool,
@@ -168,23 +169,28 @@ pub struct VolumeReport {
     pub size: Option<u64>,
 }
 
-/// The engine while status uses it: dropped at the first call that misses the deadline.
+/// The engine while status uses it: dropped at the first call that overruns the budget.
 struct Live {
     engine: Option<Engine>,
     error: Option<String>,
-    deadline: Instant,
+    /// What is left of [`Options::engine_budget`].
+    left: Duration,
 }
 
 impl Live {
-    /// Runs an engine call under the deadline; None (and the engine dropped) when it misses.
+    /// Runs an engine call within what is left of the budget; None (and the engine dropped)
+    /// when it overruns.
     async fn call<T>(&mut self, f: impl std::future::Future<Output = T>) -> Option<T> {
         self.engine.as_ref()?;
-        match tokio::time::timeout_at(self.deadline.into(), f).await {
+        let started = Instant::now();
+        let answer = tokio::time::timeout(self.left, f).await;
+        self.left = self.left.saturating_sub(started.elapsed());
+        match answer {
             Ok(v) => Some(v),
             Err(_) => {
                 self.engine = None;
                 self.error = Some(
-                    "no answer in time (busy: a build exporting layers?); showing what the state directory knows"
+                    "no answer in time (an engine holds its answers while a build exports layers)"
                         .into(),
                 );
                 None
@@ -212,7 +218,7 @@ pub async fn collect(
     let mut live = Live {
         engine,
         error,
-        deadline: options.deadline,
+        left: options.engine_budget,
     };
     let mut workspaces = Vec::new();
     let mut configs: Vec<Config> = Vec::new();

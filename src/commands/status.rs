@@ -10,9 +10,9 @@ use crate::status::{self, ImageState, Report};
 use crate::volumes::human_size;
 use crate::workspace::Workspace;
 
-/// How long status gives the engine, all calls together, before it shows what it knows
-/// without it: the engine answers these in milliseconds, unless it is holding its answers
-/// while a build exports layers.
+/// How long status gives the engine, all its calls together (connecting included), before it
+/// shows what it knows without it: the engine answers these in milliseconds, unless it is
+/// holding its answers while a build exports layers.
 const ENGINE_BUDGET: Duration = Duration::from_millis(800);
 /// With `--sizes`: `/system/df` walks every volume and cache record.
 const SIZES_BUDGET: Duration = Duration::from_secs(10);
@@ -25,15 +25,18 @@ pub fn run(dir: &Path, json: bool, sizes: bool) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let report = rt.block_on(async {
         let budget = if sizes { SIZES_BUDGET } else { ENGINE_BUDGET };
-        let deadline = Instant::now() + budget;
+        let started = Instant::now();
         // Through `connect`: cleanups owed by archives made while the engine was down are
         // finished by the next dockwarm that reaches it, this one.
-        let engine = match tokio::time::timeout_at(deadline.into(), super::connect(&state)).await {
+        let engine = match tokio::time::timeout(budget, super::connect(&state)).await {
             Ok(Ok(e)) => Ok(e),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {:.1}s", budget.as_secs_f64())),
         };
-        let options = status::Options { deadline, sizes };
+        let options = status::Options {
+            engine_budget: budget.saturating_sub(started.elapsed()),
+            sizes,
+        };
         status::collect(&state, here.as_deref(), daemon, engine, &options).await
     });
     if json {
@@ -139,6 +142,9 @@ fn print(report: &Report) {
 
 /// "  last build: built 3m ago, dependency image 44.0s, workspace image 76.0s".
 fn last_text(b: &status::LastBuild) -> String {
+    if b.status == "building" {
+        return format!("  started {} ago", ago(b.finished_at));
+    }
     let mut out = format!("  last build: {} {} ago", b.status, ago(b.finished_at));
     if b.elsewhere {
         out.push_str(" (in another workspace)");
