@@ -144,7 +144,7 @@ pub struct TagReport {
 /// that made it).
 #[derive(Debug, Serialize)]
 pub struct LastBuild {
-    /// "built", "cached", "failed", "building" or "skipped".
+    /// "built", "cached", "failed", "building", "interrupted" or "skipped".
     pub status: String,
     /// Seconds since the Unix epoch.
     pub finished_at: u64,
@@ -525,7 +525,8 @@ async fn image(
         None if failed => ImageState::Failed,
         None => ImageState::Cold,
     };
-    r.last_build = last_build(state, own, r.fingerprint.as_deref());
+    let running = running.is_some();
+    r.last_build = last_build(state, own, r.fingerprint.as_deref(), running);
     r
 }
 
@@ -536,13 +537,15 @@ fn build_runs(state: &State, workspace: &Path, fingerprint: &str) -> bool {
         || matches!(state.try_lock(&format!("build-{fingerprint}")), Ok(None))
 }
 
-/// This workspace's record, else the build elsewhere that made the fingerprint.
+/// This workspace's record, else the build elsewhere that made the fingerprint. A record of
+/// a build that no longer `running` (killed mid-way) says "interrupted".
 fn last_build(
     state: &State,
     own: Option<BuildRecord>,
     fingerprint: Option<&str>,
+    running: bool,
 ) -> Option<LastBuild> {
-    let (record, elsewhere) = match own {
+    let (mut record, elsewhere) = match own {
         Some(r) => (r, false),
         None => {
             let r = state
@@ -553,6 +556,9 @@ fn last_build(
             (r, true)
         }
     };
+    if record.phase.is_some() && !running {
+        record.status = "interrupted".into();
+    }
     Some(LastBuild {
         status: record.status,
         finished_at: record.finished_at,
@@ -602,7 +608,7 @@ pub async fn current_logs(
         state
             .build_records(&fp)
             .into_iter()
-            .filter(|r| r.status == "built" || r.status == "failed")
+            .filter(|r| r.status == "built")
             .max_by_key(|r| r.finished_at)
             .and_then(|r| r.log)
     });
