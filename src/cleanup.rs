@@ -534,7 +534,12 @@ pub async fn maintain(
         .and_then(|s| s.builder_measured_at)
         .is_none_or(|at| now as u64 >= at + BUILDER_EVERY.as_secs());
     if options.dry_run || stale {
-        report.builder = disk::builder_usage(engine).await;
+        // The same answer gives the volumes' sizes, which `status` shows from the snapshot.
+        if let Some((builder, volumes)) = disk::df_usage(engine).await {
+            report.builder = Some(builder);
+            snapshot.volumes = volumes;
+            snapshot.volumes_measured_at = Some(now as u64);
+        }
         if let (Some(keep), false) = (builder_budget, options.dry_run) {
             if report.builder.as_ref().is_none_or(|b| b.size > keep) {
                 match disk::prune_builder(engine, keep).await {

@@ -432,11 +432,56 @@ pub struct BuilderUsage {
 /// The builder cache's size from `/system/df`, or None when the engine did not answer within
 /// [`DF_TIMEOUT`] (it can block while a build exports layers).
 pub async fn builder_usage(engine: &Engine) -> Option<BuilderUsage> {
+    df_usage(engine).await.map(|(b, _)| b)
+}
+
+/// The builder cache's size and every volume's, from one `/system/df` (None: no answer within
+/// [`DF_TIMEOUT`]). `status` shows the volumes' sizes from the snapshot this feeds, never
+/// asking `/system/df` itself unless told to (`status --sizes`).
+pub async fn df_usage(engine: &Engine) -> Option<(BuilderUsage, BTreeMap<String, u64>)> {
     let df = tokio::time::timeout(DF_TIMEOUT, engine.get_json("/system/df"))
         .await
         .ok()?
         .ok()?;
-    Some(builder_usage_of(&df))
+    Some((builder_usage_of(&df), volume_sizes_of(&df)))
+}
+
+/// Sizes of all volumes in a `/system/df` answer, in either of its shapes.
+pub fn volume_sizes_of(df: &serde_json::Value) -> BTreeMap<String, u64> {
+    let items = df
+        .get("Volumes")
+        .filter(|v| v.is_array())
+        .or_else(|| df.pointer("/VolumeUsage/Items"))
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|v| {
+            let name = v.get("Name")?.as_str()?.to_string();
+            let size = v.pointer("/UsageData/Size")?.as_i64()?;
+            (size >= 0).then_some((name, size as u64))
+        })
+        .collect()
+}
+
+/// Measures the volumes' (and the builder cache's) sizes now and keeps them in the snapshot;
+/// None when `/system/df` did not answer within [`DF_TIMEOUT`].
+pub async fn measure_volumes(engine: &Engine, state: &State) -> Option<BTreeMap<String, u64>> {
+    let (builder, volumes) = df_usage(engine).await?;
+    let now = now_secs();
+    save_snapshot(
+        state,
+        Snapshot {
+            measured_at: snapshot(state).map(|s| s.measured_at).unwrap_or(0),
+            builder: Some(builder),
+            builder_measured_at: Some(now),
+            volumes: volumes.clone(),
+            volumes_measured_at: Some(now),
+            ..Default::default()
+        },
+    );
+    Some(volumes)
 }
 
 fn builder_usage_of(df: &serde_json::Value) -> BuilderUsage {
@@ -486,6 +531,11 @@ pub struct Snapshot {
     pub builder: Option<BuilderUsage>,
     #[serde(default)]
     pub builder_measured_at: Option<u64>,
+    /// Every volume's size (bytes), measured with the builder cache.
+    #[serde(default)]
+    pub volumes: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub volumes_measured_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -511,6 +561,10 @@ pub fn save_snapshot(state: &State, update: Snapshot) {
     if update.builder.is_some() {
         s.builder = update.builder;
         s.builder_measured_at = update.builder_measured_at;
+    }
+    if update.volumes_measured_at.is_some() {
+        s.volumes = update.volumes;
+        s.volumes_measured_at = update.volumes_measured_at;
     }
     if let Ok(dir) = state.dir("disk") {
         let _ = state::write_json_atomic(&dir.join("usage.json"), &s);

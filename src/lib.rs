@@ -24,5 +24,7 @@ pub mod progress;
 pub mod prune;
 pub mod registry;
 pub mod state;
+pub mod status;
+pub mod tags;
 pub mod volumes;
 pub mod workspace;

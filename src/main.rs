@@ -91,8 +91,12 @@ enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        /// Measure the shared volumes' sizes now (`/system/df`, slow while a build exports)
+        /// instead of showing the last measurement.
+        #[arg(long)]
+        sizes: bool,
     },
-    /// Build logs of this workspace's images (the newest per image).
+    /// Build logs of this workspace's current builds: the dependency image and its own image.
     Logs {
         /// The image (default: all of this workspace's).
         image: Option<String>,
@@ -294,7 +298,7 @@ fn main() -> ExitCode {
             DaemonAction::Status { json } => commands::daemon::Action::Status { json },
         }),
         Command::Watch => commands::daemon::watch(),
-        Command::Status { json } => commands::status::run(&dir, json),
+        Command::Status { json, sizes } => commands::status::run(&dir, json, sizes),
         Command::Logs { image, follow } => commands::logs::run(&dir, image.as_deref(), follow),
         Command::Prune {
             keep,

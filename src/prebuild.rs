@@ -13,7 +13,7 @@ use crate::fingerprint::{self, BaseImage, Fingerprint, FingerprintError, Plan};
 use crate::plan::{ImagePlan, WorkspacePlan};
 use crate::progress::BuildLog;
 use crate::registry;
-use crate::state::{now_secs, BuildRecord, State, StateError};
+use crate::state::{now_secs, BuildRecord, Phase, StageRecord, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrebuildError {
@@ -142,17 +142,45 @@ pub async fn run(
             let built = match first {
                 Some(built) => built?,
                 None => {
-                    build_workspace_image(
+                    // The dependency image was there: this workspace's record says so, and
+                    // what its own image took (a record it already has keeps its status).
+                    let fp = &result.outcome.fingerprint;
+                    let mut record = state
+                        .build_record(fp, &config.root)
+                        .filter(|r| r.workspace.is_some() && r.phase.is_none())
+                        .unwrap_or_else(|| {
+                            let mut r = new_record(config, image, &result.outcome.tag, fp);
+                            r.status = "cached".into();
+                            r.dependency_ms = Some(0);
+                            r
+                        });
+                    record.phase = Some(Phase::WorkspaceImage);
+                    let _ = state.write_build_record(&record);
+                    let built = build_workspace_image(
                         engine,
                         state,
                         config,
                         image,
                         image_plan,
-                        &result.outcome.fingerprint,
+                        fp,
                         &mut builder,
                         options,
                     )
-                    .await?
+                    .await;
+                    record.phase = None;
+                    // Names moved to an identical image: when this workspace built it, its
+                    // record of that build still says what the names hold.
+                    let stage = stage_record(state, config, image, &built);
+                    let kept = stage.status == "reused"
+                        && record
+                            .workspace_image
+                            .as_ref()
+                            .is_some_and(|w| w.status == "built");
+                    if !kept {
+                        record.workspace_image = Some(stage);
+                    }
+                    let _ = state.write_build_record(&record);
+                    built?
                 }
             };
             if registry::get(state, &config.root).is_none() {
@@ -201,24 +229,74 @@ async fn base_images(
     Ok(bases)
 }
 
-/// A build record that does not read (see `doctor`) is replaced by a "cached" one when the
-/// fingerprint's image is found built, so status shows it again instead of skipping it forever.
-fn repair_record(state: &State, fingerprint: &str, project: &str, image: &str, tag: &str) {
-    if !state.build_record_is_corrupt(fingerprint) {
-        return;
-    }
-    let _ = state.write_build_record(&BuildRecord {
+/// A workspace's record of a fingerprint, before its build: "building", now.
+fn new_record(config: &Config, image: &ImageSpec, tag: &str, fingerprint: &str) -> BuildRecord {
+    BuildRecord {
         fingerprint: fingerprint.to_string(),
-        project: project.to_string(),
-        image: image.to_string(),
+        project: config.project.value.clone(),
+        image: image.name.clone(),
         tag: tag.to_string(),
-        status: "cached".into(),
+        status: "building".into(),
         backend: String::new(),
         finished_at: now_secs(),
         duration_ms: 0,
         log: None,
         error: None,
-    });
+        workspace: Some(config.root.clone()),
+        dependency_ms: None,
+        workspace_image: None,
+        phase: None,
+    }
+}
+
+/// What a workspace image build gave, for its record.
+fn stage_record(
+    state: &State,
+    config: &Config,
+    image: &ImageSpec,
+    built: &Result<WorkspaceImage, PrebuildError>,
+) -> StageRecord {
+    let log = workspace_log(state, config, image).ok();
+    match built {
+        Ok(w) => StageRecord {
+            status: if w.reused {
+                "reused"
+            } else if w.tags.is_empty() {
+                "skipped"
+            } else {
+                "built"
+            }
+            .into(),
+            duration_ms: w.duration_ms,
+            log: log.filter(|_| !w.reused && !w.tags.is_empty()),
+        },
+        Err(_) => StageRecord {
+            status: "failed".into(),
+            duration_ms: 0,
+            log,
+        },
+    }
+}
+
+/// The log of this workspace's own image builds (one per workspace and image, rewritten by
+/// each build).
+pub fn workspace_log(
+    state: &State,
+    config: &Config,
+    image: &ImageSpec,
+) -> Result<std::path::PathBuf, StateError> {
+    state.log_path(&config.compose_project.value, &image.name, "workspace")
+}
+
+/// A build record that does not read (see `doctor`) is replaced by a "cached" one when the
+/// fingerprint's image is found built, so status shows it again instead of skipping it forever.
+fn repair_record(state: &State, config: &Config, image: &ImageSpec, tag: &str, fingerprint: &str) {
+    if !state.build_record_is_corrupt(fingerprint, &config.root) {
+        return;
+    }
+    let mut record = new_record(config, image, tag, fingerprint);
+    record.status = "cached".into();
+    let _ = state.write_build_record(&record);
 }
 
 /// The tagged image of a fingerprint, if it exists with our labels.
@@ -244,8 +322,12 @@ fn avoided_cold_build(state: &State, outcome: &Outcome) -> Option<u64> {
     if outcome.status != Status::AlreadyBuilt {
         return None;
     }
-    let record = state.build_record(&outcome.fingerprint)?;
-    (record.status == "built").then_some(record.duration_ms)
+    state
+        .build_records(&outcome.fingerprint)
+        .into_iter()
+        .filter(|r| r.status == "built")
+        .map(|r| r.duration_ms)
+        .max()
 }
 
 /// The fingerprint of an image of a plan, with base image IDs from the engine; the plan's
@@ -315,7 +397,7 @@ async fn prebuild_image(
         duration_ms: started.elapsed().as_millis() as u64,
     };
     if built_image(engine, &tag, &fp.hex).await? {
-        repair_record(state, &fp.hex, project, &image.name, &tag);
+        repair_record(state, config, image, &tag, &fp.hex);
         return Ok((outcome(Status::AlreadyBuilt, None), None));
     }
 
@@ -336,26 +418,43 @@ async fn prebuild_image(
         }
     };
     if built_image(engine, &tag, &fp.hex).await? {
-        repair_record(state, &fp.hex, project, &image.name, &tag);
+        repair_record(state, config, image, &tag, &fp.hex);
         return Ok((outcome(Status::AlreadyBuilt, None), None));
     }
 
+    // This workspace's record says what runs now, then what happened.
+    let log_path = state.build_log_path(project, &image.name, &fp.hex, &config.root)?;
+    let mut record = new_record(config, image, &tag, &fp.hex);
+    record.log = Some(log_path.clone());
+    record.phase = Some(if full {
+        Phase::WorkspaceImage
+    } else {
+        Phase::DependencyImage
+    });
+    let _ = state.write_build_record(&record);
     let first = if full {
-        Some(
-            build_workspace_image(
-                engine, state, config, image, image_plan, &fp.hex, builder, options,
-            )
-            .await,
+        let built = build_workspace_image(
+            engine, state, config, image, image_plan, &fp.hex, builder, options,
         )
+        .await;
+        record.workspace_image = Some(stage_record(state, config, image, &built));
+        Some(built)
     } else {
         None
     };
     if first.is_some() && !plan.still_current() {
+        record.status = "skipped".into();
+        record.phase = None;
+        record.error =
+            Some("the inputs changed during the build; the next build takes them".into());
+        let _ = state.write_build_record(&record);
         return Ok((outcome(Status::InputsChanged, None), first));
     }
+    record.phase = Some(Phase::DependencyImage);
+    let _ = state.write_build_record(&record);
+    let deps_started = Instant::now();
 
     let builder = choose_builder(engine, options, image, builder).await?;
-    let log_path = state.log_path(project, &image.name, &fp.hex)?;
     let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
     state.rotate_logs(project, &image.name, crate::state::LOGS_KEPT);
     let build_labels = managed_labels(project, &image.name, &fp.hex, None);
@@ -380,19 +479,13 @@ async fn prebuild_image(
     let result = builder.build(&request, &mut log).await;
     log.finish();
     let _ = std::fs::remove_dir_all(&scratch);
-    let mut record = BuildRecord {
-        fingerprint: fp.hex.clone(),
-        project: project.to_string(),
-        image: image.name.clone(),
-        tag: tag.clone(),
-        status: "built".into(),
-        backend: builder.name().into(),
-        finished_at: now_secs(),
-        // With `full`, the workspace image's build too: the whole cold build.
-        duration_ms: started.elapsed().as_millis() as u64,
-        log: Some(log_path.clone()),
-        error: None,
-    };
+    record.status = "built".into();
+    record.phase = None;
+    record.backend = builder.name().into();
+    record.finished_at = now_secs();
+    // With `full`, the workspace image's build too: the whole cold build.
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    record.dependency_ms = Some(deps_started.elapsed().as_millis() as u64);
     match result {
         Ok(()) => {
             state.write_build_record(&record)?;
@@ -443,11 +536,20 @@ async fn build_workspace_image(
     let mut tags = Vec::new();
     let mut skipped = Vec::new();
     for tag in &image.compose_tags {
-        // A name the user built or pulled themselves stays theirs.
-        if foreign_image(engine, tag).await? {
-            skipped.push(tag.clone());
-        } else {
+        // dockwarm's and compose's own image for this service are replaced, as `docker compose
+        // build` replaces them (the old image stays); a name the user tagged or pulled
+        // themselves stays theirs.
+        let holder = crate::tags::holder(
+            engine,
+            tag,
+            &config.compose_project.value,
+            &image.services.value,
+        )
+        .await?;
+        if holder.replaceable() {
             tags.push(tag.clone());
+        } else {
+            skipped.push(tag.clone());
         }
     }
     if tags.is_empty() {
@@ -500,7 +602,7 @@ async fn build_workspace_image(
     }
 
     let builder = choose_builder(engine, options, image, builder).await?;
-    let log_path = state.log_path(&config.compose_project.value, &image.name, "workspace")?;
+    let log_path = workspace_log(state, config, image)?;
     let mut log = BuildLog::new(Some(&log_path), &image.name, options.quiet);
     // The dependency image carries inline cache metadata: when BuildKit's own cache was pruned
     // (or evicted by its GC), the workspace build still reuses its layers.
@@ -611,18 +713,6 @@ fn split_tag(tag: &str) -> (&str, &str) {
     match tag.rsplit_once(':') {
         Some((repo, t)) if !t.contains('/') => (repo, t),
         _ => (tag, "latest"),
-    }
-}
-
-/// True when `tag` names an image without our label.
-async fn foreign_image(engine: &Engine, tag: &str) -> Result<bool, PrebuildError> {
-    match engine.docker.inspect_image(tag).await {
-        Ok(image) => {
-            let l = image.config.and_then(|c| c.labels).unwrap_or_default();
-            Ok(l.get(labels::MANAGED).map(String::as_str) != Some("true"))
-        }
-        Err(e) if crate::engine::is_not_found(&e) => Ok(false),
-        Err(e) => Err(e.into()),
     }
 }
 

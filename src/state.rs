@@ -146,19 +146,49 @@ impl State {
         }
     }
 
-    /// The build record of a fingerprint, if one was written and reads.
-    pub fn build_record(&self, fingerprint: &str) -> Option<BuildRecord> {
-        read_json(&self.build_record_path(fingerprint))
+    /// The build record of a fingerprint in one workspace (checkout, worktree or clone), if one
+    /// was written and reads; else the record an older dockwarm kept for the fingerprint alone.
+    /// Two clones reaching one fingerprint each keep their own: one's failure is not the other's.
+    pub fn build_record(&self, fingerprint: &str, workspace: &Path) -> Option<BuildRecord> {
+        read_json(&self.build_record_path(fingerprint, Some(workspace)))
+            .or_else(|| read_json(&self.build_record_path(fingerprint, None)))
     }
 
-    fn build_record_path(&self, fingerprint: &str) -> PathBuf {
-        self.root.join("builds").join(format!("{fingerprint}.json"))
+    /// Every workspace's record of a fingerprint (and an older dockwarm's), in no set order.
+    pub fn build_records(&self, fingerprint: &str) -> Vec<BuildRecord> {
+        let dir = self.root.join("builds");
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix(fingerprint).is_some_and(|rest| {
+                    rest == ".json"
+                        || rest
+                            .strip_prefix('-')
+                            .and_then(|r| r.strip_suffix(".json"))
+                            .is_some_and(|id| id.chars().all(|c| c.is_ascii_hexdigit()))
+                })
+            })
+            .filter_map(|e| read_json(&e.path()))
+            .collect()
     }
 
-    /// Whether a record exists for `fingerprint` but does not read (truncated, edited, from a
-    /// disk that filled up): the next build that finds the image rewrites it.
-    pub fn build_record_is_corrupt(&self, fingerprint: &str) -> bool {
-        let path = self.build_record_path(fingerprint);
+    /// `builds/<fingerprint>-<workspace id>.json`; without a workspace, the name older
+    /// dockwarm versions used, `builds/<fingerprint>.json`.
+    fn build_record_path(&self, fingerprint: &str, workspace: Option<&Path>) -> PathBuf {
+        let name = match workspace {
+            Some(w) => format!("{fingerprint}-{}.json", crate::registry::id(w)),
+            None => format!("{fingerprint}.json"),
+        };
+        self.root.join("builds").join(name)
+    }
+
+    /// Whether a workspace's record of `fingerprint` exists but does not read (truncated,
+    /// edited, from a disk that filled up): the next build that finds the image rewrites it.
+    pub fn build_record_is_corrupt(&self, fingerprint: &str, workspace: &Path) -> bool {
+        let path = self.build_record_path(fingerprint, Some(workspace));
         path.exists() && read_json::<BuildRecord>(&path).is_none()
     }
 
@@ -187,14 +217,17 @@ impl State {
         bad
     }
 
+    /// Writes a record under its workspace's name (see [`State::build_record`]).
     pub fn write_build_record(&self, record: &BuildRecord) -> Result<(), StateError> {
-        let path = self
-            .dir("builds")?
-            .join(format!("{}.json", record.fingerprint));
+        self.dir("builds")?;
+        let path = self.build_record_path(&record.fingerprint, record.workspace.as_deref());
         write_json_atomic(&path, record)
     }
 
-    /// Where the log of a build of `image` goes.
+    /// Where the log of a build of `image` goes: `<project>-<image>-<12 hex>.log`, or with a
+    /// workspace, `<project>-<image>-<12 hex>-<workspace id>.log` (a dependency build's log is
+    /// the building workspace's own, so that one clone's failure is not overwritten by another's
+    /// build of the same fingerprint).
     pub fn log_path(
         &self,
         project: &str,
@@ -206,12 +239,28 @@ impl State {
             .dir("logs")?
             .join(format!("{project}-{image}-{short}.log")))
     }
+
+    /// The log of a dependency build of `image` in `workspace` (see [`State::log_path`]).
+    pub fn build_log_path(
+        &self,
+        project: &str,
+        image: &str,
+        fingerprint: &str,
+        workspace: &Path,
+    ) -> Result<PathBuf, StateError> {
+        let short = &fingerprint[..fingerprint.len().min(12)];
+        let id = crate::registry::id(workspace);
+        Ok(self
+            .dir("logs")?
+            .join(format!("{project}-{image}-{short}-{id}.log")))
+    }
 }
 
 impl State {
     /// The dependency-build logs of one image, newest first. Names are
-    /// `<project>-<image>-<12 hex>.log`; a name that merely shares the prefix (another
-    /// project's `<project>-<image>-x` image) does not match the 12-hex tail.
+    /// `<project>-<image>-<12 hex>.log` or `<project>-<image>-<12 hex>-<16 hex>.log` (per
+    /// workspace); a name that merely shares the prefix (another project's `<project>-<image>-x`
+    /// image) does not match the hex tail.
     pub fn build_logs(&self, project: &str, image: &str) -> Vec<PathBuf> {
         let prefix = format!("{project}-{image}-");
         let mut logs: Vec<(SystemTime, PathBuf)> = fs::read_dir(self.root.join("logs"))
@@ -220,9 +269,14 @@ impl State {
             .filter_map(|e| e.ok())
             .filter(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
+                let hex =
+                    |h: &str, n: usize| h.len() == n && h.chars().all(|c| c.is_ascii_hexdigit());
                 name.strip_prefix(&prefix)
                     .and_then(|rest| rest.strip_suffix(".log"))
-                    .is_some_and(|h| h.len() == 12 && h.chars().all(|c| c.is_ascii_hexdigit()))
+                    .is_some_and(|h| match h.split_once('-') {
+                        Some((fp, ws)) => hex(fp, 12) && hex(ws, 16),
+                        None => hex(h, 12),
+                    })
             })
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .collect();
@@ -303,21 +357,66 @@ pub struct LockGuard {
     _file: File,
 }
 
-/// What happened to the prebuild of one fingerprint.
+/// What happened to the prebuild of one fingerprint in one workspace.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BuildRecord {
     pub fingerprint: String,
     pub project: String,
     pub image: String,
     pub tag: String,
-    /// "built", "cached" (found already built) or "failed".
+    /// "built", "cached" (found already built), "failed", or "building" while it runs (see
+    /// `phase`).
     pub status: String,
     pub backend: String,
     /// Seconds since the Unix epoch.
     pub finished_at: u64,
+    /// The whole cold build (with a full prebuild, the workspace image built with it).
     pub duration_ms: u64,
+    /// The dependency build's log.
     pub log: Option<PathBuf>,
     pub error: Option<String>,
+    /// The workspace (checkout, worktree or clone) whose build this is. None in records an
+    /// older dockwarm wrote, one per fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<PathBuf>,
+    /// The dependency stage's own time (0 when it was found built).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency_ms: Option<u64>,
+    /// The workspace image built on it, when this prebuild made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_image: Option<StageRecord>,
+    /// While the build runs, the step it is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+}
+
+/// One stage of a prebuild besides the dependency image: the workspace's own image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StageRecord {
+    /// "built", "reused" (an identical image got this workspace's names), "failed", or
+    /// "skipped" (every name is held by an image dockwarm leaves alone).
+    pub status: String,
+    pub duration_ms: u64,
+    pub log: Option<PathBuf>,
+}
+
+/// The step a running prebuild is in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The workspace's own image (with a cold dependency stage, that stage runs inside it).
+    WorkspaceImage,
+    /// The dependency image, from the workspace build's cache.
+    DependencyImage,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::WorkspaceImage => "workspace image",
+            Phase::DependencyImage => "dependency image",
+        })
+    }
 }
 
 /// How long ago `at` (seconds since the epoch) was: `42s`, `5m`, `3h`, `2d`.
@@ -381,8 +480,9 @@ mod tests {
     fn build_records_round_trip_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::at(dir.path());
-        assert!(state.build_record("abc").is_none());
-        let record = BuildRecord {
+        let ws = Path::new("/w/a");
+        assert!(state.build_record("abc", ws).is_none());
+        let mut record = BuildRecord {
             fingerprint: "abc".into(),
             project: "p".into(),
             image: "app".into(),
@@ -393,9 +493,25 @@ mod tests {
             duration_ms: 2,
             log: None,
             error: None,
+            workspace: None,
+            dependency_ms: None,
+            workspace_image: None,
+            phase: None,
         };
+        // An older dockwarm's record (per fingerprint) still reads, for any workspace.
         state.write_build_record(&record).unwrap();
-        assert_eq!(state.build_record("abc"), Some(record));
+        assert_eq!(state.build_record("abc", ws), Some(record.clone()));
+        // Per workspace: another clone's failure is its own.
+        record.workspace = Some(ws.to_path_buf());
+        state.write_build_record(&record).unwrap();
+        let mut failed = record.clone();
+        failed.workspace = Some(PathBuf::from("/w/b"));
+        failed.status = "failed".into();
+        state.write_build_record(&failed).unwrap();
+        assert_eq!(state.build_record("abc", ws), Some(record));
+        assert_eq!(state.build_record("abc", Path::new("/w/b")), Some(failed));
+        assert_eq!(state.build_records("abc").len(), 3);
+        assert!(state.build_records("ab").is_empty());
         let leftovers: Vec<_> = fs::read_dir(dir.path().join("builds"))
             .unwrap()
             .filter_map(|e| e.ok())

@@ -117,8 +117,19 @@ pub struct VolumeRow {
     pub size: Option<u64>,
 }
 
-/// The configured volumes and any other volume labelled for this project.
+/// The configured volumes and any other volume labelled for this project, with their sizes
+/// measured now (`/system/df`, which a busy engine can hold for long: see [`rows`]).
 pub async fn list(engine: &Engine, config: &Config) -> Result<Vec<VolumeRow>, VolumeError> {
+    let sizes = volume_sizes(engine).await.unwrap_or_default();
+    rows(engine, config, &sizes).await
+}
+
+/// Like [`list`], with sizes given (a snapshot's): no `/system/df`.
+pub async fn rows(
+    engine: &Engine,
+    config: &Config,
+    sizes: &std::collections::BTreeMap<String, u64>,
+) -> Result<Vec<VolumeRow>, VolumeError> {
     let project = &config.project.value;
     let filters = HashMap::from([(
         "label".to_string(),
@@ -132,7 +143,6 @@ pub async fn list(engine: &Engine, config: &Config) -> Result<Vec<VolumeRow>, Vo
         .await?
         .volumes
         .unwrap_or_default();
-    let sizes = volume_sizes(engine).await.unwrap_or_default();
     let mut rows = Vec::new();
     for spec in &config.volumes {
         let found = inspect(engine, &spec.name).await?;
@@ -161,24 +171,12 @@ pub async fn list(engine: &Engine, config: &Config) -> Result<Vec<VolumeRow>, Vo
     Ok(rows)
 }
 
-/// Sizes of all volumes, from `/system/df`, in either of its shapes.
-async fn volume_sizes(engine: &Engine) -> Result<HashMap<String, u64>, EngineError> {
+/// Sizes of all volumes, from `/system/df`.
+async fn volume_sizes(
+    engine: &Engine,
+) -> Result<std::collections::BTreeMap<String, u64>, EngineError> {
     let df = engine.get_json("/system/df").await?;
-    let items = df
-        .get("Volumes")
-        .filter(|v| v.is_array())
-        .or_else(|| df.pointer("/VolumeUsage/Items"))
-        .and_then(|v| v.as_array())
-        .cloned()
-        .unwrap_or_default();
-    Ok(items
-        .iter()
-        .filter_map(|v| {
-            let name = v.get("Name")?.as_str()?.to_string();
-            let size = v.pointer("/UsageData/Size")?.as_i64()?;
-            (size >= 0).then_some((name, size as u64))
-        })
-        .collect())
+    Ok(crate::disk::volume_sizes_of(&df))
 }
 
 /// Removes volumes by name, refusing any without our label or in use by a container.

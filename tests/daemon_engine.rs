@@ -354,6 +354,8 @@ fn kill_9_during_a_build_then_start_recovers() {
 pub struct Proxy {
     path: PathBuf,
     up: Arc<AtomicBool>,
+    /// While set: requests are held unless their request line contains one of these.
+    stalled: Arc<Mutex<Option<Vec<String>>>>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -363,6 +365,7 @@ impl Proxy {
         let mut p = Proxy {
             path,
             up: Arc::new(AtomicBool::new(false)),
+            stalled: Arc::new(Mutex::new(None)),
             conns: Arc::new(Mutex::new(Vec::new())),
             thread: None,
         };
@@ -377,6 +380,7 @@ impl Proxy {
         self.up.store(true, Ordering::SeqCst);
         let up = self.up.clone();
         let conns = self.conns.clone();
+        let stalled = self.stalled.clone();
         self.thread = Some(std::thread::spawn(move || {
             while up.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -388,8 +392,12 @@ impl Proxy {
                         let mut all = conns.lock().unwrap();
                         all.push(client.try_clone().unwrap());
                         all.push(server.try_clone().unwrap());
-                        pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                        pipe(server, client);
+                        pipe(
+                            client.try_clone().unwrap(),
+                            server.try_clone().unwrap(),
+                            Some(stalled.clone()),
+                        );
+                        pipe(server, client, None);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -406,16 +414,43 @@ impl Proxy {
         for c in self.conns.lock().unwrap().drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
+        self.release();
+    }
+
+    /// Holds every request but those whose request line contains one of `except`, as an engine
+    /// busy exporting layers holds its answers, until [`Proxy::release`].
+    pub fn stall_all_but(&self, except: &[&str]) {
+        *self.stalled.lock().unwrap() = Some(except.iter().map(|s| s.to_string()).collect());
+    }
+
+    pub fn release(&self) {
+        *self.stalled.lock().unwrap() = None;
     }
 }
 
-fn pipe(mut from: UnixStream, mut to: UnixStream) {
+/// Whether a request (the start of a chunk a client sent) is held now.
+fn held(stalled: &Mutex<Option<Vec<String>>>, chunk: &[u8]) -> bool {
+    let line = chunk.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    stalled
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_some_and(|except| !except.iter().any(|e| line.contains(e.as_str())))
+}
+
+type Stall = Option<Arc<Mutex<Option<Vec<String>>>>>;
+
+fn pipe(mut from: UnixStream, mut to: UnixStream, stalled: Stall) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16384];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    while stalled.as_ref().is_some_and(|s| held(s, &buf[..n])) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                     if to.write_all(&buf[..n]).is_err() {
                         break;
                     }

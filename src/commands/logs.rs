@@ -1,68 +1,106 @@
-//! `dockwarm logs [IMAGE] [-f]`: the newest build log of each of this workspace's images.
-//!
-//! A dependency build's log is shared by every workspace with that fingerprint; the workspace
-//! image's log is this workspace's own. The newer of the two is the one that explains what the
-//! user just saw, so that is the one shown; `-f` follows it and moves on to a newer build's log
-//! when one starts.
+//! `dockwarm logs [IMAGE] [-f]`: the build logs of this workspace's current fingerprints, as
+//! [`crate::status::current_logs`] finds them: the dependency build (its own, or the build of
+//! the same fingerprint it found made) and its own workspace image's, oldest first. `-f`
+//! follows them, and moves to a new fingerprint's logs when a checkout starts one.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::config;
+use crate::plan::{self, WorkspacePlan};
 use crate::state::State;
+use crate::workspace::Workspace;
 
+/// How long `logs` gives the engine to compute the current fingerprint before it uses the
+/// last one built here.
+const ENGINE_BUDGET: Duration = Duration::from_millis(800);
+
+/// Prints (or follows) the logs.
 pub fn run(dir: &Path, image: Option<&str>, follow: bool) -> anyhow::Result<()> {
-    let config = config::load(dir)?;
-    let names: Vec<String> = image.map(|i| vec![i.to_string()]).unwrap_or_default();
-    let selected = config.select(&names)?;
+    let ws = Workspace::discover(dir)?;
     let state = State::open()?;
-    let newest = |name: &str| newest_log(&state, &config, name);
-    let mut shown = 0;
-    for spec in &selected {
-        let Some(path) = newest(&spec.name) else {
-            continue;
+    let rt = super::runtime()?;
+    let engine = rt.block_on(async {
+        tokio::time::timeout(ENGINE_BUDGET, crate::engine::Engine::connect())
+            .await
+            .ok()
+            .and_then(|e| e.ok())
+    });
+    let dialect = engine
+        .as_ref()
+        .map(|e| e.ignore_dialect())
+        .unwrap_or_else(|| plan::remembered_dialect(&state));
+    let plan = WorkspacePlan::load(&state, &ws, dialect)?;
+    let names: Vec<String> = image.map(|i| vec![i.to_string()]).unwrap_or_default();
+    let selected: Vec<String> = plan
+        .config
+        .select(&names)?
+        .into_iter()
+        .map(|s| s.name.clone())
+        .collect();
+    if follow && selected.len() > 1 {
+        anyhow::bail!("-f follows one image's logs: name it (`dockwarm logs IMAGE -f`)");
+    }
+    let current = |name: &str| {
+        let Some(image_plan) = plan.image(name) else {
+            return Vec::new();
         };
-        shown += 1;
-        if !follow || selected.len() > 1 {
-            println!("==> {} <==", path.display());
-            std::io::stdout().write_all(&std::fs::read(&path)?)?;
+        rt.block_on(crate::status::current_logs(
+            &state,
+            engine.as_ref(),
+            Instant::now() + ENGINE_BUDGET,
+            &plan.config,
+            image_plan,
+        ))
+    };
+    let mut shown = 0;
+    if !follow {
+        for name in &selected {
+            for path in current(name) {
+                shown += 1;
+                println!("==> {} <==", path.display());
+                std::io::stdout().write_all(&std::fs::read(&path)?)?;
+            }
         }
+    } else {
+        shown = current(&selected[0]).len();
     }
     if shown == 0 {
         anyhow::bail!(
-            "no build log yet for {} (the daemon's own log: {})",
-            selected
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            "no build log yet for {} at its current fingerprint (the daemon's own log: {})",
+            selected.join(", "),
             crate::daemon::client::log_path(&state).display()
         );
     }
     if !follow {
         return Ok(());
     }
-    if selected.len() > 1 {
-        anyhow::bail!("-f follows one image's log: name it (`dockwarm logs IMAGE -f`)");
-    }
-    let name = selected[0].name.clone();
-    let mut current: Option<(PathBuf, u64)> = None;
+    // Offsets of the files followed; a header whenever the output moves to another file.
+    let mut offsets: BTreeMap<PathBuf, u64> = BTreeMap::new();
+    let mut last: Option<PathBuf> = None;
+    let mut resolved = Instant::now() - Duration::from_secs(60);
+    let mut files = Vec::new();
     loop {
-        if let Some(path) = newest(&name) {
-            if current.as_ref().is_none_or(|(p, _)| *p != path) {
-                println!("==> {} <==", path.display());
-                current = Some((path, 0));
-            }
+        if resolved.elapsed() >= Duration::from_secs(1) {
+            files = current(&selected[0]);
+            resolved = Instant::now();
         }
-        if let Some((path, offset)) = current.as_mut() {
-            let mut f = std::fs::File::open(&*path)?;
+        for path in &files {
+            let offset = offsets.entry(path.clone()).or_insert(0);
+            let Ok(mut f) = std::fs::File::open(path) else {
+                continue;
+            };
             let len = f.metadata()?.len();
             if len < *offset {
-                // Rewritten by a new build of the same fingerprint: start over.
+                // Rewritten by a new build: start over.
                 *offset = 0;
             }
             if len > *offset {
+                if last.as_ref() != Some(path) {
+                    println!("==> {} <==", path.display());
+                    last = Some(path.clone());
+                }
                 f.seek(SeekFrom::Start(*offset))?;
                 let mut buf = Vec::new();
                 f.read_to_end(&mut buf)?;
@@ -73,22 +111,4 @@ pub fn run(dir: &Path, image: Option<&str>, follow: bool) -> anyhow::Result<()> 
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-fn newest_log(state: &State, config: &config::Config, image: &str) -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = state
-        .build_logs(&config.project.value, image)
-        .into_iter()
-        .take(1)
-        .collect();
-    if let Ok(ws) = state.log_path(&config.compose_project.value, image, "workspace") {
-        if ws.exists() {
-            candidates.push(ws);
-        }
-    }
-    candidates.into_iter().max_by_key(|p| {
-        std::fs::metadata(p)
-            .and_then(|m| m.modified())
-            .unwrap_or(SystemTime::UNIX_EPOCH)
-    })
 }

@@ -228,15 +228,21 @@ impl Project {
 
     /// Like `dockwarm_in`, with extra environment variables.
     pub fn dockwarm_env(&self, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_dockwarm"))
-            .args(args)
-            .current_dir(dir)
-            .env("DOCKWARM_STATE_DIR", &self.state)
-            .env("NO_COLOR", "1")
-            .env_remove("COMPOSE_PROJECT_NAME")
+        self.dockwarm_cmd(dir, args)
             .envs(envs.iter().copied())
             .output()
             .unwrap()
+    }
+
+    /// The command `dockwarm ARGS` in `dir` with this project's state dir, to run as a child.
+    pub fn dockwarm_cmd(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dockwarm"));
+        c.args(args)
+            .current_dir(dir)
+            .env("DOCKWARM_STATE_DIR", &self.state)
+            .env("NO_COLOR", "1")
+            .env_remove("COMPOSE_PROJECT_NAME");
+        c
     }
 
     pub fn dockwarm(&self, args: &[&str]) -> Output {
