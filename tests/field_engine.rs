@@ -210,10 +210,12 @@ fn installed(dir: &Path, service: &str) -> String {
 /// neither dockwarm's nor compose's for this service stays untouched, and `status` says stale
 /// and why instead of warm.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn after_the_users_own_compose_build_a_checkout_still_reaches_every_service() {
-    if !engine() {
-        return;
-    }
+    engine();
     let fx = Fx::new(DOCKERFILE, COMPOSE);
     let root = fx.p.root.clone();
     let _down = ComposeDown(root.clone());
@@ -301,10 +303,12 @@ fn after_the_users_own_compose_build_a_checkout_still_reaches_every_service() {
 /// Point 3: `status` answers while the engine stalls (here: every request but `/_ping` is held,
 /// as Engine 20.10 holds `/system/df` while a build exports), from what it knows without it.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn status_answers_while_the_engine_stalls() {
-    if !engine() {
-        return;
-    }
+    engine();
     let mut fx = Fx::new(DOCKERFILE, COMPOSE);
     fx.env("DOCKWARM_DAEMON", "0");
     let root = fx.p.root.clone();
@@ -363,10 +367,12 @@ CMD [\"cat\", \"/app/installed\"]
 /// records: one's failure (and its log) is not the other's, and the other's success does not
 /// hide it. "last build" gives the dependency stage's and the workspace image's times.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn two_clones_at_one_fingerprint_keep_their_own_build_records() {
-    if !engine() {
-        return;
-    }
+    engine();
     let mut fx = Fx::new(GATED, "services:\n  app:\n    build: .\n");
     fx.env("DOCKWARM_DAEMON", "0");
     let a = fx.p.root.clone();
@@ -437,10 +443,12 @@ fn cleanup_clone(dir: &Path) {
 /// Point 5: `logs` shows this workspace's current builds, the dependency build and its own
 /// workspace image's, and never another fingerprint's.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn logs_follow_this_workspaces_fingerprints() {
-    if !engine() {
-        return;
-    }
+    engine();
     let mut fx = Fx::new(DOCKERFILE, "services:\n  app:\n    build: .\n");
     fx.env("DOCKWARM_DAEMON", "0");
     let root = fx.p.root.clone();
@@ -513,10 +521,12 @@ fn logs_follow_this_workspaces_fingerprints() {
 /// Point 7: while a build runs, status says which step it is in; once done, "last build" gives
 /// both the dependency image's and the workspace image's times.
 #[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
 fn status_names_the_phase_of_a_running_build() {
-    if !engine() {
-        return;
-    }
+    engine();
     let slow = DOCKERFILE.replace(
         "RUN cp deps.lock /app/installed",
         "RUN sleep 5 && cp deps.lock /app/installed",
