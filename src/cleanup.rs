@@ -210,18 +210,26 @@ pub struct Options {
     pub budget_override: Option<u64>,
     /// Never remove for the budget an image younger than this.
     pub older_than: Option<Duration>,
+    /// Decide and report, remove nothing (`doctor`, `prune --dry-run`); also measures the
+    /// BuildKit cache now, whenever it was last measured.
     pub dry_run: bool,
 }
 
 /// One project's budget outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProjectReport {
+    /// The dockwarm project (label `dev.dockwarm.project`) whose images these are.
     pub project: String,
+    /// The budget enforced, in bytes.
     pub budget: u64,
+    /// Where that budget came from (a file and key, the default, or `--budget`), for the user
+    /// who wonders why it is this one.
     pub budget_from: String,
     /// Unique bytes before and after.
     pub before: u64,
+    /// With a dry run, what would be left if every removal succeeded.
     pub after: u64,
+    /// How many dockwarm images the project had before any removal.
     pub images: usize,
     /// Removed (or, dry run, to remove), least recently used first: tags (or the ID if none).
     pub removed: Vec<String>,
@@ -229,16 +237,25 @@ pub struct ProjectReport {
     pub failed: Vec<(String, String)>,
 }
 
+/// What one [`maintain`] did (or, dry run, would do): what `prune --budget` prints.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Report {
+    /// Registered workspaces whose directory was gone: unregistered, their tags owed.
     pub vanished: Vec<PathBuf>,
+    /// Tags that earlier archives owed and this run removed (none on a dry run).
     pub owed_tags_removed: usize,
+    /// The orphaned tags and untagged images found (removed unless a dry run).
     pub orphans: Orphans,
+    /// Orphans the engine refused to remove: the name and the engine's reason.
     pub orphans_failed: Vec<(String, String)>,
+    /// Each project's budget outcome (empty without [`Options::budget`]).
     pub projects: Vec<ProjectReport>,
+    /// The BuildKit cache, when measured this run (on a dry run, or when the last measurement
+    /// is [`BUILDER_EVERY`] old), as left by an opted-in prune.
     pub builder: Option<disk::BuilderUsage>,
     /// Bytes the engine reported freed by an opted-in builder prune.
     pub builder_freed: Option<u64>,
+    /// Why the opted-in builder prune failed.
     pub builder_error: Option<String>,
     /// Projects whose budget could not be read (the message names the file and line).
     pub errors: Vec<String>,
@@ -558,8 +575,11 @@ pub async fn maintain(
     Ok(report)
 }
 
+/// Why [`maintain`] stopped: only the engine failing stops it; refused removals and
+/// unreadable budgets are reported in the [`Report`] instead.
 #[derive(Debug, thiserror::Error)]
 pub enum MaintainError {
+    /// Listing images or containers failed; the engine's message.
     #[error("{0}")]
     Engine(String),
 }

@@ -35,12 +35,14 @@ use crate::state::{self, now_secs, State};
 
 /// The default budget when neither dockwarm.toml nor the user's config names one. See README.
 pub const DEFAULT_BUDGET: u64 = 20_000_000_000;
+/// [`DEFAULT_BUDGET`] as a user would write it, to say where a budget came from.
 pub const DEFAULT_BUDGET_TEXT: &str = "20GB";
 /// How often the daemon enforces the budget when nothing is built.
 pub const ENFORCE_EVERY: Duration = Duration::from_secs(3600);
 /// Longest wait for `/system/df` (it can block while a build exports layers).
 pub const DF_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A budget (config or `--budget`) that [`parse_size`] cannot read; carries the text as given.
 #[derive(Debug, thiserror::Error)]
 #[error("`{0}` is not a size; use a number and a unit: 500MB, 20GB, 1.5TB (powers of 1000) or 20GiB (powers of 1024)")]
 pub struct BadSize(pub String);
@@ -94,19 +96,28 @@ pub fn human(bytes: u64) -> String {
 /// One image on the engine, as the listing gives it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EngineImage {
+    /// The image ID (`sha256:...`): the key of the layer cache and of last-use stamps.
     pub id: String,
     /// Its names; empty for an untagged image.
     pub tags: Vec<String>,
+    /// Its labels, where dockwarm's say whether it made the image and for which project,
+    /// image, fingerprint and workspace.
     pub labels: BTreeMap<String, String>,
+    /// When it was built, in seconds since the epoch: the floor of its last use.
     pub created: i64,
+    /// Its whole size in bytes, shared layers included: the fallback when its layers cannot
+    /// all be sized.
     pub size: u64,
 }
 
 impl EngineImage {
+    /// Whether dockwarm made it (managed and project labels): the only images the budget and
+    /// orphan removal ever consider.
     pub fn managed(&self) -> bool {
         self.labels.get(labels::MANAGED).map(String::as_str) == Some("true")
             && self.labels.contains_key(labels::PROJECT)
     }
+    /// The dockwarm project it was built for (its label): whose budget it counts against.
     pub fn project(&self) -> Option<&str> {
         self.labels.get(labels::PROJECT).map(String::as_str)
     }
@@ -145,12 +156,16 @@ pub async fn images(engine: &Engine) -> Result<Vec<EngineImage>, EngineError> {
 /// images are stored without sizes (only which layers they hold matters).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Layers {
+    /// Chain IDs, so images that share a layer share its key; a layer that could not be
+    /// matched gets `<image id>/<n>` or `<image id>/rest`, the image's own.
     pub keys: Vec<String>,
+    /// Bytes of each key, in the same order; empty for a foreign image.
     #[serde(default)]
     pub sizes: Vec<u64>,
 }
 
-/// The chain IDs of a list of diff IDs (OCI image spec: ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))).
+/// The chain IDs of a list of diff IDs (OCI image spec:
+/// ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))).
 pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {
@@ -327,7 +342,9 @@ pub fn unique_bytes<'a>(
 /// One of a project's dockwarm images, as the budget sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
+    /// The image ID: what the plan lists for removal.
     pub id: String,
+    /// Its names: the budget removes the image by untagging each, never with force.
     pub tags: Vec<String>,
     /// May the budget remove it? (Not a current fingerprint, no container, only our tags.)
     pub removable: bool,
@@ -335,6 +352,7 @@ pub struct Item {
     pub soft_keep: bool,
     /// Seconds since the epoch.
     pub last_used: i64,
+    /// What it holds, so a removal is counted only for the bytes no remaining image shares.
     #[serde(skip)]
     pub layers: Layers,
 }
@@ -342,7 +360,9 @@ pub struct Item {
 /// What the budget decided.
 #[derive(Debug, Default, Serialize)]
 pub struct BudgetPlan {
+    /// The budget planned for, in bytes.
     pub budget: u64,
+    /// The project's unique bytes now, before any removal.
     pub before: u64,
     /// What is left if every removal succeeds.
     pub after: u64,
@@ -423,9 +443,11 @@ pub fn stamp(state: &State, ids: &BTreeSet<String>, present: &HashSet<&str>) {
 /// The BuildKit cache of the engine's builder: what dockwarm's builds (and everyone's) fill.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuilderUsage {
+    /// Bytes of all its records, each counted once (as BuildKit's own `du` does).
     pub size: u64,
     /// Of which `RUN --mount=type=cache` directories.
     pub cache_mounts: u64,
+    /// How many cache records it holds.
     pub records: usize,
 }
 
@@ -524,28 +546,38 @@ pub async fn prune_builder(engine: &Engine, keep: u64) -> Result<u64, EngineErro
 /// measured last (the daemon after each build and hourly, `prune`, `doctor`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// When the projects' usage was last measured (seconds since the epoch).
     pub measured_at: u64,
     /// Per project.
     pub projects: BTreeMap<String, ProjectUsage>,
+    /// The BuildKit cache, as last measured (None: never).
     #[serde(default)]
     pub builder: Option<BuilderUsage>,
+    /// When `builder` was measured; the upkeep measures again once it is
+    /// [`crate::cleanup::BUILDER_EVERY`] old.
     #[serde(default)]
     pub builder_measured_at: Option<u64>,
     /// Every volume's size (bytes), measured with the builder cache.
     #[serde(default)]
     pub volumes: BTreeMap<String, u64>,
+    /// When `volumes` was measured (None: never), which `status` shows beside the sizes.
     #[serde(default)]
     pub volumes_measured_at: Option<u64>,
 }
 
+/// One project's line in the [`Snapshot`], as the last budget run left it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProjectUsage {
     /// Unique bytes of the project's dockwarm images.
     pub used: u64,
+    /// The budget that run enforced, in bytes.
     pub budget: u64,
+    /// How many of the project's dockwarm images were left.
     pub images: usize,
 }
 
+/// The stored snapshot (`disk/usage.json` in the state directory); None before the first
+/// measurement, or when it does not read.
 pub fn snapshot(state: &State) -> Option<Snapshot> {
     state::read_json(&state.root().join("disk").join("usage.json"))
 }
@@ -582,13 +614,17 @@ pub struct View {
     pub used: Option<u64>,
     /// Its budget as configured now.
     pub budget: Option<u64>,
+    /// Where that budget comes from (dockwarm.toml, the user's config, or the default).
     pub budget_from: Option<String>,
+    /// How many dockwarm images `used` counts.
     pub images: Option<usize>,
+    /// When `used` was measured (seconds since the epoch).
     pub measured_at: Option<u64>,
     /// Every measured project.
     pub projects: BTreeMap<String, ProjectUsage>,
     /// The BuildKit cache (all of it, not only dockwarm's builds').
     pub builder: Option<BuilderUsage>,
+    /// When `builder` was measured (seconds since the epoch).
     pub builder_measured_at: Option<u64>,
     /// Bytes of BuildKit cache kept when pruning it (None: never pruned).
     pub builder_budget: Option<u64>,

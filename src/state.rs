@@ -13,18 +13,28 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fs4::fs_std::FileExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+/// Why the state directory (or a file in it) could not be used; each message says how to point
+/// dockwarm elsewhere (DOCKWARM_STATE_DIR).
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// Reading, writing, locking or creating something under the state directory failed.
     #[error("state directory {path}: {source}; set DOCKWARM_STATE_DIR to a writable directory")]
     Io {
+        /// The file or directory the operation was on.
         path: String,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
+    /// Neither DOCKWARM_STATE_DIR, XDG_STATE_HOME nor HOME is set, so there is nowhere to put it.
     #[error("cannot find a home directory for the state directory; set DOCKWARM_STATE_DIR")]
     NoHome,
+    /// The state path (or one of its subdirectories) is a file, which dockwarm will not replace.
     #[error("state directory {path} is not a directory; move that file away, or set DOCKWARM_STATE_DIR to a directory")]
-    NotADirectory { path: String },
+    NotADirectory {
+        /// The path that is not a directory.
+        path: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -94,10 +104,14 @@ impl State {
         }
     }
 
+    /// The state directory at `root`, as is: no environment lookup and no check, for tests
+    /// and for callers that already know the directory.
     pub fn at(root: impl Into<PathBuf>) -> State {
         State { root: root.into() }
     }
 
+    /// The directory itself, absolute when it came from [`State::open`]; modules that keep
+    /// their own files here (the daemon's socket and log, disk accounting) join onto it.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -360,13 +374,18 @@ pub struct LockGuard {
 /// What happened to the prebuild of one fingerprint in one workspace.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BuildRecord {
+    /// The dependency fingerprint built (hex); part of the record's file name.
     pub fingerprint: String,
+    /// The dockwarm project name (config `project`), as in the dependency image's tag.
     pub project: String,
+    /// The name of the image in the project whose dependencies these are.
     pub image: String,
+    /// The dependency image's tag, `dockwarm/<project>-<image>-deps:<first 12 hex>`.
     pub tag: String,
     /// "built", "cached" (found already built), "failed", or "building" while it runs (see
     /// `phase`).
     pub status: String,
+    /// The builder that ran the dependency build ("buildx" or "bollard"); empty until then.
     pub backend: String,
     /// Seconds since the Unix epoch.
     pub finished_at: u64,
@@ -374,6 +393,8 @@ pub struct BuildRecord {
     pub duration_ms: u64,
     /// The dependency build's log.
     pub log: Option<PathBuf>,
+    /// Why it failed, or was skipped (its inputs changed mid-build), in one line; the log
+    /// has the detail.
     pub error: Option<String>,
     /// The workspace (checkout, worktree or clone) whose build this is. None in records an
     /// older dockwarm wrote, one per fingerprint.
@@ -396,7 +417,9 @@ pub struct StageRecord {
     /// "built", "reused" (an identical image got this workspace's names), "failed", or
     /// "skipped" (every name is held by an image dockwarm leaves alone).
     pub status: String,
+    /// How long the workspace image's build took (0 when it failed or was not built).
     pub duration_ms: u64,
+    /// The workspace image build's log, when a build ran and wrote one.
     pub log: Option<PathBuf>,
 }
 
@@ -430,6 +453,8 @@ pub fn ago(at: u64) -> String {
     }
 }
 
+/// Now, in seconds since the Unix epoch: the clock of build records and `ago` (0 on a clock
+/// set before 1970, rather than a panic).
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -437,6 +462,8 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// The JSON file at `path`, or None when it is missing or does not read: a bad state file counts
+/// as absent until the next write replaces it (`doctor` names bad records).
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
     let text = fs::read(path).ok()?;
     serde_json::from_slice(&text).ok()

@@ -38,10 +38,13 @@ pub struct Options {
 /// Everything `status` shows.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Whether the engine answered, so a reader knows if the states below are exact.
     pub engine: EngineState,
     /// The daemon's own report, when one runs.
     pub daemon: Option<DaemonStatus>,
+    /// Every registered workspace, including those that could not be read.
     pub workspaces: Vec<WorkspaceReport>,
+    /// The shared volumes of the workspaces' projects (empty while the engine does not answer).
     pub volumes: Vec<VolumeReport>,
     /// When the volumes' sizes were measured (seconds since the epoch; None: never, or now).
     pub volumes_measured_at: Option<u64>,
@@ -56,18 +59,24 @@ pub struct Report {
 pub struct EngineState {
     /// It answered every call status made.
     pub up: bool,
+    /// Why not: it could not be reached, or it gave no answer within the budget.
     pub error: Option<String>,
 }
 
 /// One registered workspace.
 #[derive(Debug, Serialize)]
 pub struct WorkspaceReport {
+    /// The name it was registered under (`CONDUCTOR_WORKSPACE_NAME`, else its directory's).
     pub name: String,
+    /// Its root directory, as registered.
     pub path: PathBuf,
+    /// dockwarm's project, shared by the repository's workspaces.
     pub project: String,
     /// This checkout (where status ran).
     pub current: bool,
+    /// Each image its configuration declares (none when `error` says it could not be read).
     pub images: Vec<ImageReport>,
+    /// Why the workspace or its configuration could not be read (moved, deleted, invalid).
     pub error: Option<String>,
     /// The sum of its images' `saved`.
     pub saved: Saved,
@@ -76,6 +85,7 @@ pub struct WorkspaceReport {
 /// One image of a workspace.
 #[derive(Debug, Serialize)]
 pub struct ImageReport {
+    /// The image's name in the configuration.
     pub image: String,
     /// The fingerprint: computed now with the engine, else the last one built (see `exact`).
     pub fingerprint: Option<String>,
@@ -87,7 +97,9 @@ pub struct ImageReport {
     /// The compose names of its services, and whether each holds the current build (known
     /// when the engine answered).
     pub tags: Vec<TagReport>,
+    /// The build behind what is shown, when a record of one exists.
     pub last_build: Option<LastBuild>,
+    /// Why its fingerprint could not be computed (its Dockerfile or inputs, or the engine).
     pub error: Option<String>,
     /// Builds of this image served warm here, and the cold build time they avoided.
     pub saved: Saved,
@@ -101,6 +113,7 @@ pub enum ImageState {
     Warm,
     /// A build runs; `phase` when its record says which step.
     Building {
+        /// The step the build is in; None when no record of this workspace says.
         #[serde(skip_serializing_if = "Option::is_none")]
         phase: Option<Phase>,
     },
@@ -110,7 +123,10 @@ pub enum ImageState {
     Failed,
     /// Built, but a compose name does not hold the current build: `docker compose up
     /// --no-build` would run something else.
-    Stale { why: String },
+    Stale {
+        /// Each name that does not hold the current build, who holds it, and what to do.
+        why: String,
+    },
     /// Not built.
     Cold,
 }
@@ -132,6 +148,8 @@ impl ImageState {
 /// One compose name of an image.
 #[derive(Debug, Clone, Serialize)]
 pub struct TagReport {
+    /// A name compose runs the service's image under: its `image:`, else
+    /// `<compose project>-<service>` (compose v2) or `<compose project>_<service>` (v1).
     pub name: String,
     /// "dockwarm", "compose", "other" or "missing".
     pub holder: &'static str,
@@ -163,9 +181,13 @@ pub struct LastBuild {
 /// One shared volume.
 #[derive(Debug, Serialize)]
 pub struct VolumeReport {
+    /// The dockwarm project whose configuration declares it (or whose label it carries).
     pub project: String,
+    /// The engine's name for it, `<project>_<key>`.
     pub name: String,
+    /// Whether the engine has it (`init` and `volumes ensure` make the configured ones).
     pub exists: bool,
+    /// Bytes, from the last measurement (or now, with [`Options::sizes`]); None: not measured.
     pub size: Option<u64>,
 }
 

@@ -19,12 +19,17 @@ pub enum Holder {
     /// No image has this name.
     Missing,
     /// An image dockwarm built, of this dependency fingerprint (None: label missing).
-    Ours { fingerprint: Option<String> },
+    Ours {
+        /// Its `dev.dockwarm.fingerprint` label: `status` compares it with the current one.
+        fingerprint: Option<String>,
+    },
     /// An image `docker compose build` made for this compose project and one of the image's
     /// services: when (seconds since the epoch, as the image says: BuildKit keeps a cached
     /// layer's time) and its layers (diff IDs).
     Compose {
+        /// When it was made, to tell whether it came after the dependency inputs last changed.
         created: Option<i64>,
+        /// Its diff IDs: built on the current dependency image, they start with that image's.
         layers: Vec<String>,
     },
     /// Anything else: the user's, pulled, or another project's. Never touched.
