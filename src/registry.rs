@@ -148,6 +148,39 @@ pub fn remove(state: &State, path: &Path) -> Result<bool, StateError> {
     }
 }
 
+/// The marker file of an archived workspace: `archived/<id>`, holding its path.
+fn archived_file(state: &State, path: &Path) -> Result<PathBuf, StateError> {
+    Ok(state.dir("archived")?.join(id(path)))
+}
+
+/// Marks a workspace archived: the hooks (which all worktrees share) leave it alone, and
+/// neither register it again nor hand it to the daemon, until `dockwarm init` runs there.
+pub fn mark_archived(state: &State, path: &Path) -> Result<(), StateError> {
+    state::write_atomic(
+        &archived_file(state, path)?,
+        path.as_os_str().as_encoded_bytes(),
+    )
+}
+
+/// Whether `dockwarm archive` ran in this workspace and `dockwarm init` has not since. One
+/// `stat` (the hooks ask it on every checkout).
+pub fn is_archived(state: &State, path: &Path) -> bool {
+    state.root().join("archived").join(id(path)).exists()
+}
+
+/// Forgets the archived mark (`dockwarm init`, or a new worktree made at the same path).
+pub fn unarchive(state: &State, path: &Path) -> Result<(), StateError> {
+    let f = archived_file(state, path)?;
+    match std::fs::remove_file(&f) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::Io {
+            path: f.display().to_string(),
+            source,
+        }),
+    }
+}
+
 /// Every registered workspace, sorted by path.
 pub fn list(state: &State) -> Vec<Workspace> {
     let Ok(dir) = state.dir("workspaces") else {

@@ -13,6 +13,7 @@ mod daemon_engine;
 mod disk_engine;
 mod doctor;
 mod faults;
+mod field_engine;
 mod hooks_git;
 mod hot_paths;
 mod prebuild_engine;

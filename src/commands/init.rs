@@ -33,6 +33,8 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         Err(e) => println!("hooks: not installed: {e}"),
     }
 
+    // `init` after `archive` brings the workspace back.
+    registry::unarchive(&state, &ws.root)?;
     let previous = registry::get(&state, &ws.root);
     let record = registry::Workspace {
         name: registry::workspace_name(&ws.root),

@@ -1,0 +1,104 @@
+//! What the field test on a real project found (issue 15): archived workspaces that came back,
+//! volume regressions `doctor` missed, Conductor settings replaced, base images changed under
+//! their tag, the cost of a cold warm-up, and the demo's leftovers. Real git, real engine.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::common::{self, engine, path_env, wait_for, Project};
+use crate::workspaces_engine::project;
+
+/// `git ARGS` in `dir` as a user would run it, hooks and all.
+fn git(p: &Project, dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .envs(common::git_env())
+        .env("DOCKWARM_STATE_DIR", &p.state)
+        .env("PATH", path_env())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn image_id(reference: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn registered(p: &Project) -> usize {
+    std::fs::read_dir(p.state.join("workspaces"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn daemon_status(p: &Project) -> serde_json::Value {
+    let out = p.dockwarm(&["daemon", "status", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// The daemon has nothing running or queued and has finished at least `jobs` jobs.
+fn daemon_idle_after(p: &Project, jobs: usize) -> bool {
+    let d = &daemon_status(p)["daemon"];
+    d["running"].as_array().is_some_and(|a| a.is_empty())
+        && d["queued"].as_array().is_some_and(|a| a.is_empty())
+        && d["history"].as_array().map_or(0, |a| a.len()) >= jobs
+}
+
+fn compose_project(dir: &Path) -> String {
+    dockwarm::compose::normalize_project_name(&dir.file_name().unwrap().to_string_lossy())
+}
+
+/// Point 6: the hooks are shared by all worktrees; an archived one's next git command must
+/// neither register it again nor tag its images, until `dockwarm init` there again.
+#[test]
+fn an_archived_worktree_stays_quiet_until_init() {
+    if !engine() {
+        return;
+    }
+    let p = project();
+    p.ok(&["init"]);
+    let tag = format!("{}-app", compose_project(&p.root));
+    wait_for(
+        "the workspace image and the daemon's job",
+        Duration::from_secs(120),
+        || image_id(&tag).is_some() && daemon_idle_after(&p, 1),
+    );
+    let out = p.ok(&["archive"]);
+    assert!(out.contains("unregistered"), "{out}");
+    assert!(image_id(&tag).is_none(), "archive removed the tag");
+    assert_eq!(registered(&p), 0);
+
+    let out = git(&p, &p.root, &["checkout", "-q", "--detach", "HEAD"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("dockwarm"), "the hook spoke: {said}");
+    assert_eq!(registered(&p), 0, "the checkout registered it again");
+    let d = &daemon_status(&p)["daemon"];
+    assert!(
+        d["queued"].as_array().is_none_or(|a| a.is_empty())
+            && d["running"].as_array().is_none_or(|a| a.is_empty()),
+        "the daemon was handed the archived workspace: {d}"
+    );
+    assert!(image_id(&tag).is_none(), "its image was tagged again");
+
+    // `init` brings it back: registered, and its image tagged by the daemon.
+    p.ok(&["init"]);
+    assert_eq!(registered(&p), 1);
+    wait_for("the tag again", Duration::from_secs(120), || {
+        image_id(&tag).is_some()
+    });
+    git(&p, &p.root, &["checkout", "-q", "-b", "again"]);
+    assert_eq!(registered(&p), 1);
+}
