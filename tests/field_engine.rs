@@ -102,3 +102,58 @@ fn an_archived_worktree_stays_quiet_until_init() {
     git(&p, &p.root, &["checkout", "-q", "-b", "again"]);
     assert_eq!(registered(&p), 1);
 }
+
+/// Point 8: `init --print-conductor` merges dockwarm's lines into the repository's own
+/// Conductor settings, never replacing their scripts, and adds nothing already there.
+#[test]
+fn print_conductor_merges_the_repository_settings() {
+    let p = Project::new(&[
+        (
+            "conductor.json",
+            r#"{"scripts": {"setup": "cp \"$CONDUCTOR_ROOT_PATH/.env\" .env\nuv sync", "archive": "docker compose down", "run": "make dev"}, "runScriptMode": "nonconcurrent"}"#,
+        ),
+        (
+            ".conductor/settings.toml",
+            "[scripts]\nsetup = \"npm ci && dockwarm init\"\n\n[env]\nA = \"1\"\n",
+        ),
+    ]);
+    let out = p.ok(&["init", "--print-conductor"]);
+    let json_part = out
+        .split("# ")
+        .find(|s| s.contains("conductor.json"))
+        .expect("the conductor.json part");
+    let json: serde_json::Value =
+        serde_json::from_str(json_part.split_once('\n').unwrap().1.trim()).unwrap();
+    assert_eq!(
+        json["scripts"]["setup"],
+        "cp \"$CONDUCTOR_ROOT_PATH/.env\" .env\nuv sync\ndockwarm init"
+    );
+    assert_eq!(
+        json["scripts"]["archive"],
+        "dockwarm archive\ndocker compose down"
+    );
+    assert_eq!(json["scripts"]["run"], "make dev");
+    assert_eq!(json["runScriptMode"], "nonconcurrent");
+
+    let toml_part = out
+        .split("# ")
+        .find(|s| s.contains("settings.toml"))
+        .expect("the settings.toml part");
+    let toml: toml::Table = toml_part.split_once('\n').unwrap().1.parse().unwrap();
+    assert_eq!(
+        toml["scripts"]["setup"].as_str(),
+        Some("npm ci && dockwarm init"),
+        "already there: not added twice"
+    );
+    assert_eq!(
+        toml["scripts"]["archive"].as_str(),
+        Some("dockwarm archive")
+    );
+    assert_eq!(toml["env"]["A"].as_str(), Some("1"));
+
+    // A file dockwarm cannot read is a configuration error naming it, not a template.
+    p.write("conductor.json", "{\"scripts\": ");
+    let bad = p.dockwarm(&["init", "--print-conductor"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("conductor.json"));
+}
