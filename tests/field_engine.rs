@@ -157,3 +157,200 @@ fn print_conductor_merges_the_repository_settings() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("conductor.json"));
 }
+
+/// A Dockerfile with a dependency stage, so that `doctor`'s other checks stay quiet.
+const DEPS_DOCKERFILE: &str = "FROM dockwarm-test/busybox:latest\nWORKDIR /app\nCOPY uv.lock ./\nRUN --mount=type=cache,target=/root/.cache/uv cat uv.lock\nCOPY . .\n";
+
+fn doctor(p: &Project, dir: &Path) -> (Option<i32>, String) {
+    let out = p.dockwarm_in(dir, &["doctor"]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// The `volumes shared` lines of a doctor report, each with its fix lines.
+fn sharing(text: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.len() > 5 && !line.starts_with("     ") {
+            inside = line[5..].starts_with("volumes shared");
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Removes test volumes by name when dropped (they carry the test label too).
+struct Volumes(Vec<String>);
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["volume", "rm", "-f"])
+            .args(&self.0)
+            .output();
+    }
+}
+
+/// Point 2, the seed's regression: the compose file declares the shared cache volume without
+/// `name:`, the setup script made a volume of exactly that bare name, and compose mounts a
+/// per-workspace copy instead. `doctor` fails and gives the YAML that fixes it.
+#[test]
+fn doctor_sees_a_bare_named_volume_compose_will_not_mount() {
+    if !engine() {
+        return;
+    }
+    common::busybox();
+    let p = Project::new(&[("Dockerfile", DEPS_DOCKERFILE), ("uv.lock", "x\n")]);
+    let key = format!("{}_global_uv_cache", p.name);
+    p.write(
+        "compose.yaml",
+        &format!("services:\n  app:\n    build: .\n    volumes:\n      - {key}:/root/.cache/uv\nvolumes:\n  {key}: {{}}\n"),
+    );
+    let _cleanup = Volumes(vec![key.clone()]);
+    common::sh(Command::new("docker").args([
+        "volume",
+        "create",
+        "--label",
+        "dev.dockwarm.test=true",
+        &key,
+    ]));
+    let (code, text) = doctor(&p, &p.root);
+    let shared = sharing(&text);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        shared.starts_with("FAIL volumes shared")
+            && shared.contains(&format!("compose mounts `{}_{key}`", p.name))
+            && shared.contains(&format!("not the volume `{key}` that exists")),
+        "{text}"
+    );
+    assert!(
+        shared.contains(&format!(
+            "volumes:\n         {key}:\n           name: {key}\n           external: true"
+        )),
+        "the fix is the YAML to add: {shared}"
+    );
+
+    // The fix, applied: compose mounts the existing volume; doctor is content.
+    p.write(
+        "compose.yaml",
+        &format!("services:\n  app:\n    build: .\n    volumes:\n      - {key}:/root/.cache/uv\nvolumes:\n  {key}:\n    name: {key}\n    external: true\n"),
+    );
+    let (_, text) = doctor(&p, &p.root);
+    let shared = sharing(&text);
+    assert!(shared.starts_with("ok   volumes shared"), "{text}");
+}
+
+/// Point 2: a cache volume without `name:` that compose has already copied into several
+/// workspaces (`docker compose up` in two worktrees) is found from the engine's volumes.
+#[test]
+fn doctor_sees_a_cache_volume_copied_into_several_workspaces() {
+    if !engine() {
+        return;
+    }
+    let busybox = common::busybox();
+    let p = Project::new(&[("Dockerfile", DEPS_DOCKERFILE), ("uv.lock", "x\n")]);
+    p.write(
+        "compose.yaml",
+        &format!("services:\n  app:\n    build: .\n    volumes:\n      - uv_cache:/root/.cache/uv\n  cache:\n    image: {busybox}\n    command: [\"true\"]\n    volumes:\n      - uv_cache:/root/.cache/uv\nvolumes:\n  uv_cache: {{}}\n"),
+    );
+    common::git(&p.root, &["add", "-A"]);
+    common::git(&p.root, &["commit", "-qm", "compose"]);
+    let mut made = Vec::new();
+    for w in ["w1", "w2"] {
+        let dir = p.root.parent().unwrap().join(format!("{}-{w}", p.name));
+        common::git(&p.root, &["worktree", "add", "-q", dir.to_str().unwrap()]);
+        made.push(dir);
+    }
+    struct Down(Vec<std::path::PathBuf>);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            for dir in &self.0 {
+                let _ = Command::new("docker")
+                    .args(["compose", "down", "-v", "--remove-orphans"])
+                    .current_dir(dir)
+                    .output();
+            }
+        }
+    }
+    let _down = Down(made.clone());
+    for dir in &made {
+        common::sh(
+            Command::new("docker")
+                .args(["compose", "up", "--no-start", "cache"])
+                .current_dir(dir),
+        );
+    }
+    let (code, text) = doctor(&p, &p.root);
+    let shared = sharing(&text);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        shared.starts_with("FAIL volumes shared")
+            && shared.contains("mounted at /root/.cache/uv")
+            && shared.contains(&format!("{}-w1_uv_cache", p.name))
+            && shared.contains(&format!("{}-w2_uv_cache", p.name)),
+        "{text}"
+    );
+    assert!(
+        shared.contains("uv_cache = \"/root/.cache/uv\"")
+            && shared.contains(&format!(
+                "uv_cache:\n           name: {}_uv_cache\n           external: true",
+                p.name
+            )),
+        "the fix: {shared}"
+    );
+}
+
+/// Point 2 with `[volumes]` in dockwarm.toml: matched on the full name compose will use (a
+/// compose key that is the shared name itself is still one copy per workspace), and the
+/// message does not contradict itself in the main checkout, where the names coincide.
+#[test]
+fn doctor_matches_configured_volumes_on_the_name_compose_uses() {
+    if !engine() {
+        return;
+    }
+    common::busybox();
+    let p = Project::new(&[("Dockerfile", DEPS_DOCKERFILE), ("uv.lock", "x\n")]);
+    let shared_name = format!("{}_uv", p.name);
+    p.write(
+        "dockwarm.toml",
+        &format!(
+            "[project]\nname = \"{}\"\n[volumes]\nuv = \"/root/.cache/uv\"\n",
+            p.name
+        ),
+    );
+    // The compose key is the full shared name, without `name:`.
+    p.write(
+        "compose.yaml",
+        &format!("services:\n  app:\n    build: .\n    volumes:\n      - {shared_name}:/root/.cache/uv\nvolumes:\n  {shared_name}: {{}}\n"),
+    );
+    let (code, text) = doctor(&p, &p.root);
+    let shared = sharing(&text);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        shared.starts_with("FAIL volumes shared")
+            && shared.contains(&format!("`{}_{shared_name}` here", p.name))
+            && shared.contains(&format!("name: {shared_name}\n")),
+        "{text}"
+    );
+
+    // The key `uv` in the main checkout: compose's name is the shared one only here.
+    p.write(
+        "compose.yaml",
+        "services:\n  app:\n    build: .\n    volumes:\n      - uv:/root/.cache/uv\nvolumes:\n  uv: {}\n",
+    );
+    let (code, text) = doctor(&p, &p.root);
+    let shared = sharing(&text);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        shared.starts_with("FAIL volumes shared")
+            && !shared.contains(&format!("not the shared `{shared_name}`"))
+            && shared.contains("the same name only in this checkout"),
+        "{text}"
+    );
+}
