@@ -354,3 +354,99 @@ fn doctor_matches_configured_volumes_on_the_name_compose_uses() {
         "{text}"
     );
 }
+
+/// The first line of every build log of the project under the state dir, by file name.
+fn first_log_lines(p: &Project) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(p.state.join("logs"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&p.name))
+                .map(|e| {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        text.lines().next().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Point 7: each build log starts with the real command, every option included: target,
+/// network, build args, cache-from, labels and tags (for bollard, the docker CLI command that
+/// sends the same to the engine's /build endpoint). The buildx one runs as printed.
+#[test]
+fn build_logs_start_with_the_real_command() {
+    if !engine() {
+        return;
+    }
+    let p = project();
+    p.write(
+        "compose.yaml",
+        "services:\n  app:\n    build:\n      context: .\n      target: runtime\n      network: host\n      args:\n        BASE: dockwarm-test/busybox:latest\n",
+    );
+    common::git(&p.root, &["commit", "-qam", "compose"]);
+    p.ok(&["init"]);
+    let cp = compose_project(&p.root);
+    let tag = format!("{cp}-app");
+    wait_for("the first warm-up", Duration::from_secs(120), || {
+        image_id(&tag).is_some() && daemon_idle_after(&p, 1)
+    });
+    for backend in ["buildx", "bollard"] {
+        p.write("src/main.sh", &format!("echo {backend}\n"));
+        p.ok(&["prebuild", "--full", "--quiet", "--backend", backend, "app"]);
+        let lines = first_log_lines(&p);
+        assert!(lines.len() >= 2, "{lines:?}");
+        for (file, line) in &lines {
+            for needle in [
+                "--network host",
+                "--build-arg BASE=dockwarm-test/busybox:latest",
+                "--label dev.dockwarm.managed=true",
+                &format!("--label dev.dockwarm.project={}", p.name),
+                " --tag ",
+            ] {
+                assert!(line.contains(needle), "{file}: no `{needle}` in {line}");
+            }
+        }
+        let (_, ws_line) = lines
+            .iter()
+            .find(|(f, _)| f.ends_with("-workspace.log"))
+            .expect("the workspace image's log");
+        assert!(
+            ws_line.contains("--target runtime")
+                && ws_line.contains(&format!("--tag {tag}"))
+                && ws_line.contains(&format!(
+                    "--cache-from {}",
+                    if backend == "buildx" {
+                        format!("type=registry,ref=dockwarm/{}-app-deps:", p.name)
+                    } else {
+                        format!("dockwarm/{}-app-deps:", p.name)
+                    }
+                )),
+            "{backend}: {ws_line}"
+        );
+        if backend == "buildx" {
+            // What the log says is what ran: the same command, run by hand, builds (cached).
+            let command = ws_line.trim_start_matches("# ");
+            assert!(command.starts_with("docker buildx build "), "{command}");
+            let out = Command::new("sh")
+                .args(["-c", command])
+                .current_dir(&p.root)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{command}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        } else {
+            assert!(
+                ws_line.starts_with("# DOCKER_BUILDKIT=1 docker build "),
+                "{ws_line}"
+            );
+        }
+    }
+}
