@@ -450,3 +450,55 @@ fn build_logs_start_with_the_real_command() {
         }
     }
 }
+
+/// Point 7, `config`: the build network is shown, and a value compose does not set is
+/// "default", never attributed to a compose key that is not there; for images derived from
+/// compose and for `[[image]]` entries that name a service alike.
+#[test]
+fn config_shows_the_network_and_never_a_key_that_is_not_set() {
+    let p = Project::new(&[
+        ("Dockerfile", DEPS_DOCKERFILE),
+        ("uv.lock", "x\n"),
+        (
+            "compose.yaml",
+            "services:\n  web:\n    build:\n      context: .\n      network: host\n  worker:\n    build: .\n",
+        ),
+    ]);
+    let row = |text: &str, image: &str, key: &str| -> String {
+        let mut inside = false;
+        for line in text.lines() {
+            if line.starts_with("image ") {
+                inside = line.split_whitespace().nth(1) == Some(image);
+            } else if inside && line.trim_start().starts_with(&format!("{key} ")) {
+                return line
+                    .split_whitespace()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+        }
+        panic!("no `{key}` row for image {image}:\n{text}")
+    };
+    for with_toml in [false, true] {
+        if with_toml {
+            p.write(
+                "dockwarm.toml",
+                "[[image]]\nname = \"web\"\nservices = [\"web\"]\n[[image]]\nname = \"worker\"\nservices = [\"worker\"]\n",
+            );
+        }
+        let text = p.ok(&["config"]);
+        let network = row(&text, "web", "network");
+        assert!(
+            network.starts_with("host (") && network.contains("services.web.build.network"),
+            "{with_toml}: {network}\n{text}"
+        );
+        for image in ["web", "worker"] {
+            let target = row(&text, image, "target");
+            assert_eq!(target, "(last stage) (default)", "{with_toml}:\n{text}");
+        }
+        let network = row(&text, "worker", "network");
+        assert!(network.ends_with("(default)"), "{with_toml}: {network}");
+        let json = p.json(&["config"]);
+        assert_eq!(json["images"][0]["network"]["value"], "host", "{json}");
+    }
+}
