@@ -502,3 +502,99 @@ fn config_shows_the_network_and_never_a_key_that_is_not_set() {
         assert_eq!(json["images"][0]["network"]["value"], "host", "{json}");
     }
 }
+
+/// What the demo may leave on the engine: images, volumes, networks and containers of its
+/// projects (`demo`, `second`) and its base image.
+fn demo_traces() -> std::collections::BTreeSet<String> {
+    let list = |args: &[&str]| -> Vec<String> {
+        let out = Command::new("docker").args(args).output().unwrap();
+        assert!(out.status.success(), "docker {args:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let ours = |s: &str| {
+        s.starts_with("demo")
+            || s.starts_with("second")
+            || s.starts_with("dockwarm/demo-")
+            || s.starts_with("dockwarm-example/")
+    };
+    let mut out = std::collections::BTreeSet::new();
+    for (kind, args) in [
+        (
+            "image",
+            &["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"][..],
+        ),
+        ("volume", &["volume", "ls", "--format", "{{.Name}}"][..]),
+        ("network", &["network", "ls", "--format", "{{.Name}}"][..]),
+        ("container", &["ps", "-a", "--format", "{{.Names}}"][..]),
+    ] {
+        for name in list(args).into_iter().filter(|n| ours(n)) {
+            out.insert(format!("{kind} {name}"));
+        }
+    }
+    for id in list(&[
+        "image",
+        "ls",
+        "-q",
+        "--filter",
+        "label=dev.dockwarm.project=demo",
+    ]) {
+        out.insert(format!("image {id} (labelled for demo)"));
+    }
+    out
+}
+
+/// The processes of this user whose environment points at a demo's state dir.
+fn demo_processes() -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            let env = String::from_utf8_lossy(&env);
+            env.split('\0')
+                .any(|v| v.starts_with("DOCKWARM_STATE_DIR=/tmp/dockwarm-demo."))
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+/// Point 11: `scripts/demo.sh`, the README's main command, cleans up everything it made: the
+/// compose-built image of the second workspace, the example base image it imported, its
+/// dockwarm images, volume, containers, networks and daemon.
+#[test]
+fn the_demo_leaves_nothing_behind() {
+    if !engine() {
+        return;
+    }
+    let before = demo_traces();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("PATH", path_env())
+        .env_remove("DOCKWARM_STATE_DIR")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("docker compose up --no-build"), "{said}");
+    let after = demo_traces();
+    let left: Vec<&String> = after.difference(&before).collect();
+    assert!(left.is_empty(), "the demo left {left:?}\n{said}");
+    wait_for("the demo's daemon to go", Duration::from_secs(60), || {
+        demo_processes().is_empty()
+    });
+}
