@@ -598,3 +598,107 @@ fn the_demo_leaves_nothing_behind() {
         demo_processes().is_empty()
     });
 }
+
+/// Point 10: a cold warm-up (nothing of this project built yet) runs the dependency steps
+/// once: the workspace image is built first, and the dependency image after it finds every
+/// step CACHED and exports no layer of its own (its layers are the workspace image's first
+/// ones). A counter in a cache mount of this project's own counts the runs of the install.
+#[test]
+fn a_cold_warm_up_runs_the_dependency_steps_once_buildx() {
+    cold_warm_up("buildx");
+}
+
+#[test]
+fn a_cold_warm_up_runs_the_dependency_steps_once_bollard() {
+    cold_warm_up("bollard");
+}
+
+fn cold_warm_up(backend: &str) {
+    if !engine() {
+        return;
+    }
+    common::busybox();
+    let p = Project::new(&[
+        ("compose.yaml", "services:\n  app:\n    build: .\n"),
+        ("src/main.sh", "echo hi\n"),
+    ]);
+    p.write(
+        "Dockerfile",
+        &format!(
+            "FROM dockwarm-test/busybox:latest AS base\nWORKDIR /app\n\nFROM base AS deps\nCOPY deps.lock ./\nRUN --mount=type=cache,id={},target=/cache/count \\\n    sh -c 'echo run >> /cache/count/runs && cp /cache/count/runs /app/runs && cat deps.lock'\n\nFROM deps AS runtime\nCOPY . .\n",
+            p.name
+        ),
+    );
+    p.write("deps.lock", &format!("pkg==1 # {}\n", p.name));
+    p.write(
+        "dockwarm.toml",
+        &format!("[build]\nbackend = \"{backend}\"\n"),
+    );
+    common::git(&p.root, &["add", "-A"]);
+    common::git(&p.root, &["commit", "-qm", "deps"]);
+    p.ok(&["init"]);
+    let tag = format!("{}-app", compose_project(&p.root));
+    wait_for(
+        "the cold warm-up: workspace image, dependency image, the job's end",
+        Duration::from_secs(180),
+        || {
+            image_id(&tag).is_some()
+                && std::fs::read_dir(p.state.join("builds")).is_ok_and(|mut d| d.next().is_some())
+                && daemon_idle_after(&p, 1)
+        },
+    );
+    let status = p.json(&["prebuild", "app"]);
+    assert_eq!(status[0]["status"], "already_built", "{status}");
+    let deps_tag = status[0]["tag"].as_str().unwrap().to_string();
+    let runs = |image: &str| {
+        let out =
+            common::sh(Command::new("docker").args(["run", "--rm", image, "cat", "/app/runs"]));
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    assert_eq!(runs(&tag), 1, "the workspace image's install ran once");
+    assert_eq!(
+        runs(&deps_tag),
+        1,
+        "the dependency image ran no install of its own"
+    );
+    let layers = |image: &str| -> Vec<String> {
+        let out = common::sh(Command::new("docker").args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            image,
+        ]));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (ws, deps) = (layers(&tag), layers(&deps_tag));
+    assert!(
+        ws.starts_with(&deps) && ws.len() > deps.len(),
+        "the dependency image's layers are the workspace image's first ones:\n{deps:?}\n{ws:?}"
+    );
+    // Its log: every step CACHED.
+    let log = std::fs::read_dir(p.state.join("logs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|f| {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with(&format!("{}-app-", p.name)) && !name.ends_with("-workspace.log")
+        })
+        .expect("the dependency build's log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let command = if backend == "buildx" {
+        "# docker buildx build "
+    } else {
+        "# DOCKER_BUILDKIT=1 docker build "
+    };
+    assert!(text.starts_with(command), "{backend}: {text}");
+    let steps = common::steps(&text);
+    assert!(!steps.is_empty(), "{text}");
+    let ran: Vec<&String> = steps
+        .iter()
+        .filter(|(name, cached)| !cached && !name.contains("FROM ") && !name.contains("internal]"))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(ran.is_empty(), "steps that ran again: {ran:?}\n{text}");
+}
