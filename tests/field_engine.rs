@@ -702,3 +702,103 @@ fn cold_warm_up(backend: &str) {
         .collect();
     assert!(ran.is_empty(), "steps that ran again: {ran:?}\n{text}");
 }
+
+/// Point 9: a base image changed under its tag (here: `docker import` of a changed rootfs
+/// under the same tag, as a re-pull would do) is noticed by the running daemon through the
+/// engine's image events, and the workspace is rebuilt on it: a new fingerprint is built and
+/// tagged without any hook or command.
+#[test]
+fn the_daemon_rebuilds_when_a_base_image_changes_under_its_tag() {
+    base_image_changes(false);
+}
+
+/// Point 9, the engine away: the change happens while the daemon cannot reach the engine (its
+/// events are lost); the daemon's watcher reconnects and finds the moved base all the same.
+#[test]
+fn a_base_image_changed_while_the_engine_was_away_is_found_on_reconnect() {
+    base_image_changes(true);
+}
+
+fn base_image_changes(outage: bool) {
+    if !engine() {
+        return;
+    }
+    common::busybox();
+    let p = Project::new(&[
+        ("compose.yaml", "services:\n  app:\n    build: .\n"),
+        ("src/main.sh", "echo hi\n"),
+    ]);
+    let base = format!("{}-base:latest", p.name);
+    common::import_busybox_with(&base, "v1");
+    let first_base = image_id(&base).unwrap();
+    /// Removes the base image replaced under its tag (test-labelled, untagged by then).
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("docker")
+                .args(["image", "rm", "-f", &self.0])
+                .output();
+        }
+    }
+    let _old_base = Gone(first_base.clone());
+    p.write(
+        "Dockerfile",
+        &format!("FROM {base} AS base\nWORKDIR /app\n\nFROM base AS deps\nCOPY deps.lock ./\nRUN cat deps.lock > /app/installed\n\nFROM deps AS runtime\nCOPY . .\n"),
+    );
+    p.write("deps.lock", &format!("pkg==1 # {}\n", p.name));
+    common::git(&p.root, &["add", "-A"]);
+    common::git(&p.root, &["commit", "-qm", "deps"]);
+    // The daemon (started by `init`) reaches the engine through a proxy that can be stopped.
+    let sock = p.tmp.path().join("engine.sock");
+    let mut proxy = crate::daemon_engine::Proxy::new(sock.clone());
+    let host = format!("unix://{}", sock.display());
+    let via_proxy = [("DOCKER_HOST", host.as_str())];
+    let out = p.dockwarm_env(&p.root, &["init"], &via_proxy);
+    assert!(out.status.success(), "{out:?}");
+    let tag = format!("{}-app", compose_project(&p.root));
+    let fingerprint_of = |reference: &str| {
+        let out = Command::new("docker")
+            .args([
+                "image",
+                "inspect",
+                "--format",
+                "{{index .Config.Labels \"dev.dockwarm.fingerprint\"}}",
+                reference,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    wait_for("the first warm-up", Duration::from_secs(120), || {
+        image_id(&tag).is_some() && daemon_idle_after(&p, 1)
+    });
+    let first = fingerprint_of(&tag);
+    assert_eq!(first.len(), 64, "{first}");
+
+    // The base changes under its tag; nothing else happens.
+    if outage {
+        proxy.stop();
+        // The daemon's watcher sees its stream end and starts waiting to reconnect.
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    common::import_busybox_with(&base, "v2");
+    if outage {
+        std::thread::sleep(Duration::from_secs(1));
+        proxy.start();
+    }
+    assert_ne!(image_id(&base).unwrap(), first_base);
+    let now = p.json(&["fingerprint"]);
+    let fresh = now[0]["fingerprint"]
+        .as_str()
+        .or_else(|| now["images"][0]["fingerprint"].as_str())
+        .unwrap_or_else(|| panic!("{now}"))
+        .to_string();
+    assert_ne!(fresh, first);
+    wait_for(
+        "the daemon's rebuild on the new base",
+        Duration::from_secs(120),
+        || fingerprint_of(&tag) == fresh && daemon_idle_after(&p, 2),
+    );
+    let deps = format!("dockwarm/{}-app-deps:{}", p.name, &fresh[..12]);
+    assert!(image_id(&deps).is_some(), "{deps} was built");
+}
