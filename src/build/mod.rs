@@ -215,3 +215,43 @@ impl Builder {
 }
 
 pub use buildx::version as buildx_version;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logged_command_line_is_what_a_shell_takes_back() {
+        let args = BTreeMap::from([("MSG".to_string(), "it's here".to_string())]);
+        let labels = BTreeMap::from([("a".to_string(), "b".to_string())]);
+        let named = BTreeMap::new();
+        let tags = ["p-app".to_string(), "p_app".to_string()];
+        let cache_from = ["dockwarm/p-app-deps:0123".to_string()];
+        let req = Request {
+            context_dir: Path::new("/w s"),
+            dockerfile_path: Path::new("/w s/Dockerfile"),
+            dockerfile_text: None,
+            target: Some("runtime"),
+            network: Some("host"),
+            cache_from: &cache_from,
+            inline_cache: true,
+            args: &args,
+            named_contexts: &named,
+            labels: &labels,
+            tags: &tags,
+            scratch_dir: Path::new("/tmp"),
+        };
+        let buildx = shell_line("docker", &req.cli_args(req.dockerfile_path, true));
+        assert_eq!(
+            buildx,
+            "docker buildx build --progress=plain --file '/w s/Dockerfile' --target runtime --network host --build-arg 'MSG=it'\\''s here' --cache-to type=inline --cache-from type=registry,ref=dockwarm/p-app-deps:0123 --label a=b --tag p-app --tag p_app --load '/w s'"
+        );
+        let engine = shell_line("docker", &req.cli_args(req.dockerfile_path, false));
+        assert!(
+            engine.contains(
+                "--build-arg BUILDKIT_INLINE_CACHE=1 --cache-from dockwarm/p-app-deps:0123"
+            ) && !engine.contains("--load"),
+            "{engine}"
+        );
+    }
+}
