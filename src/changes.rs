@@ -35,6 +35,9 @@ pub enum ObserveError {
     Plan(#[from] PlanError),
     #[error(transparent)]
     State(#[from] StateError),
+    /// `dockwarm archive` ran here: the workspace is left alone until `dockwarm init`.
+    #[error("{path} was archived; run `dockwarm init` there to keep it warm again")]
+    Archived { path: String },
 }
 
 /// Who looks, which decides what a look writes.
@@ -58,6 +61,13 @@ pub fn observe(
     dialect: Dialect,
     look: Look,
 ) -> Result<Observation, ObserveError> {
+    // The hooks are shared by every worktree: an archived one's next checkout must neither
+    // register it again nor have its images tagged.
+    if registry::is_archived(state, &ws.root) {
+        return Err(ObserveError::Archived {
+            path: ws.root.display().to_string(),
+        });
+    }
     let known = registry::get(state, &ws.root);
     let plan = WorkspacePlan::load(state, ws, dialect)?;
     let digests = plan.digests();

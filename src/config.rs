@@ -767,11 +767,16 @@ fn resolve_images(
                     _ => sourced(clean(&context.value.join("Dockerfile")), "default"),
                 },
             };
+            // A value compose does not set is the default, not that compose key's.
+            let from_svc = |value: Option<String>, field: &str| {
+                let from = unset_default(&value, svc_from(field));
+                sourced(value, from)
+            };
             let target = match &r.target {
                 Some(t) => sourced(Some(t.clone()), format!("{here} target")),
-                None => sourced(
+                None => from_svc(
                     svc.as_ref().and_then(|(_, b, _)| b.target.clone()),
-                    svc_from(".target"),
+                    ".target",
                 ),
             };
             let mut args: BTreeMap<String, Sourced<String>> = svc
@@ -793,9 +798,9 @@ fn resolve_images(
             }
             let network = match &r.network {
                 Some(n) => sourced(Some(n.clone()), format!("{here} network")),
-                None => sourced(
+                None => from_svc(
                     svc.as_ref().and_then(|(_, b, _)| b.network.clone()),
-                    svc_from(".network"),
+                    ".network",
                 ),
             };
             let additional_contexts = svc

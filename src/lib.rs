@@ -8,6 +8,7 @@ pub mod changes;
 pub mod cleanup;
 pub mod commands;
 pub mod compose;
+pub mod conductor;
 pub mod config;
 pub mod context;
 pub mod daemon;

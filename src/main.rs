@@ -263,10 +263,7 @@ fn main() -> ExitCode {
         ),
         Command::Init {
             print_conductor: true,
-        } => {
-            commands::init::print_conductor();
-            Ok(())
-        }
+        } => commands::init::print_conductor(&dir),
         Command::Init {
             print_conductor: false,
         } => commands::init::run(&dir),

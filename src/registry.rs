@@ -148,6 +148,49 @@ pub fn remove(state: &State, path: &Path) -> Result<bool, StateError> {
     }
 }
 
+/// The marker file of an archived workspace: `archived/<id>`, holding its path.
+fn archived_file(state: &State, path: &Path) -> Result<PathBuf, StateError> {
+    Ok(state.dir("archived")?.join(id(path)))
+}
+
+/// Marks a workspace archived: the hooks (which all worktrees share) leave it alone, and
+/// neither register it again nor hand it to the daemon, until `dockwarm init` runs there.
+pub fn mark_archived(state: &State, path: &Path) -> Result<(), StateError> {
+    let marker = archived_file(state, path)?;
+    // Marks of workspaces whose directory is gone (Conductor deletes it after archiving)
+    // have nothing left to keep quiet.
+    if let Some(dir) = marker.parent() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let gone = std::fs::read(entry.path()).is_ok_and(|bytes| {
+                !Path::new(&String::from_utf8_lossy(&bytes).into_owned()).exists()
+            });
+            if gone {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    state::write_atomic(&marker, path.as_os_str().as_encoded_bytes())
+}
+
+/// Whether `dockwarm archive` ran in this workspace and `dockwarm init` has not since. One
+/// `stat` (the hooks ask it on every checkout).
+pub fn is_archived(state: &State, path: &Path) -> bool {
+    state.root().join("archived").join(id(path)).exists()
+}
+
+/// Forgets the archived mark (`dockwarm init`, or a new worktree made at the same path).
+pub fn unarchive(state: &State, path: &Path) -> Result<(), StateError> {
+    let f = state.root().join("archived").join(id(path));
+    match std::fs::remove_file(&f) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StateError::Io {
+            path: f.display().to_string(),
+            source,
+        }),
+    }
+}
+
 /// Every registered workspace, sorted by path.
 pub fn list(state: &State) -> Vec<Workspace> {
     let Ok(dir) = state.dir("workspaces") else {
@@ -190,6 +233,27 @@ mod tests {
             images: BTreeMap::new(),
             engine: None,
         }
+    }
+
+    #[test]
+    fn an_archived_mark_lasts_until_unarchived_and_goes_with_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::at(dir.path().join("state"));
+        let (kept, gone) = (dir.path().join("kept"), dir.path().join("gone"));
+        std::fs::create_dir_all(&kept).unwrap();
+        std::fs::create_dir_all(&gone).unwrap();
+        assert!(!is_archived(&state, &kept));
+        unarchive(&state, &kept).unwrap();
+        mark_archived(&state, &gone).unwrap();
+        std::fs::remove_dir(&gone).unwrap();
+        mark_archived(&state, &kept).unwrap();
+        assert!(is_archived(&state, &kept));
+        assert!(
+            !is_archived(&state, &gone),
+            "a gone directory's mark is dropped"
+        );
+        unarchive(&state, &kept).unwrap();
+        assert!(!is_archived(&state, &kept));
     }
 
     #[test]

@@ -47,7 +47,10 @@ fn doctor_explains_what_is_wrong_and_how_to_fix_it() {
     // compose would make `<workspace>_uv` per workspace instead of the shared volume.
     assert!(has("FAIL volumes shared", "one per workspace"), "{text}");
     assert!(
-        text.contains(&format!("name: {}_uv, external: true", p.name)),
+        text.contains(&format!(
+            "volumes:\n         uv:\n           name: {}_uv\n           external: true",
+            p.name
+        )),
         "{text}"
     );
     // The source is copied before the install: no dependency stage.

@@ -14,6 +14,7 @@ mod disk_engine;
 mod doctor;
 mod faults;
 mod field_engine;
+mod field_setup_engine;
 mod hooks_git;
 mod hot_paths;
 mod prebuild_engine;

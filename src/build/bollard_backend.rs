@@ -48,8 +48,20 @@ pub async fn build(
     let extra = [(DOCKERFILE_IN_TAR.to_string(), text.into_bytes())];
     let stats = context::write_tar(req.context_dir, &rules, &extra, &mut tar)
         .map_err(|e| fail(e.to_string()))?;
+    // What the engine's /build endpoint is sent, as the docker CLI command that sends the
+    // same (the Dockerfile travels in the context tar; `BUILDKIT_INLINE_CACHE` is the
+    // endpoint's inline-cache switch).
     log.line(&format!(
-        "# bollard build: context {} ({} files, {})",
+        "# DOCKER_BUILDKIT=1 {}",
+        super::shell_line("docker", &req.cli_args(req.dockerfile_path, false))
+    ));
+    log.line(&format!(
+        "# bollard build (the engine's /build endpoint{}): context {} ({} files, {})",
+        if req.dockerfile_text.is_some() {
+            ", the Dockerfile's dependency stage only"
+        } else {
+            ""
+        },
         req.context_dir.display(),
         stats.files,
         crate::volumes::human_size(stats.content_bytes)

@@ -79,45 +79,17 @@ pub async fn build(
             generated
         }
     };
+    let args = req.cli_args(&dockerfile, true);
     let mut cmd = Command::new(docker);
-    cmd.args(["buildx", "build", "--progress=plain"]);
-    cmd.arg("--file").arg(&dockerfile);
-    if let Some(target) = req.target {
-        cmd.args(["--target", target]);
-    }
-    if let Some(network) = req.network {
-        cmd.arg("--network").arg(network);
-    }
-    for (k, v) in req.args {
-        cmd.arg("--build-arg").arg(format!("{k}={v}"));
-    }
-    for (name, dir) in req.named_contexts {
-        cmd.arg("--build-context")
-            .arg(format!("{name}={}", dir.display()));
-    }
-    if req.inline_cache {
-        cmd.args(["--cache-to", "type=inline"]);
-    }
-    for image in req.cache_from {
-        cmd.arg("--cache-from")
-            .arg(format!("type=registry,ref={image}"));
-    }
-    for (k, v) in req.labels {
-        cmd.arg("--label").arg(format!("{k}={v}"));
-    }
-    for tag in req.tags {
-        cmd.arg("--tag").arg(tag);
-    }
-    // `--load` makes builders other than the engine's own hand the image to the engine.
-    cmd.arg("--load").arg(req.context_dir);
+    cmd.args(&args);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // The real command, every option included: what the user runs to reproduce the build.
     log.line(&format!(
-        "# docker buildx build --file {} {}",
-        dockerfile.display(),
-        req.context_dir.display()
+        "# {}",
+        super::shell_line(&docker.display().to_string(), &args)
     ));
     let mut child = cmd
         .spawn()

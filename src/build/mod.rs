@@ -60,6 +60,92 @@ pub struct Request<'a> {
     pub scratch_dir: &'a Path,
 }
 
+impl Request<'_> {
+    /// The build as docker CLI arguments, after `docker`: every option the backend passes
+    /// (`buildx build` for buildx; `build` with BuildKit for the engine's `/build` endpoint,
+    /// which takes the same options as query parameters). buildx runs exactly these; the
+    /// bollard backend logs them, so a build log's first line is a command the user can run.
+    fn cli_args(&self, dockerfile: &Path, buildx: bool) -> Vec<std::ffi::OsString> {
+        use std::ffi::OsString;
+        let mut a: Vec<OsString> = Vec::new();
+        let mut opt = |name: &str, value: OsString| {
+            a.push(name.into());
+            a.push(value);
+        };
+        opt("--file", dockerfile.into());
+        if let Some(target) = self.target {
+            opt("--target", target.into());
+        }
+        if let Some(network) = self.network {
+            opt("--network", network.into());
+        }
+        for (k, v) in self.args {
+            opt("--build-arg", format!("{k}={v}").into());
+        }
+        for (name, dir) in self.named_contexts {
+            opt(
+                "--build-context",
+                format!("{name}={}", dir.display()).into(),
+            );
+        }
+        if self.inline_cache {
+            if buildx {
+                opt("--cache-to", "type=inline".into());
+            } else {
+                opt("--build-arg", "BUILDKIT_INLINE_CACHE=1".into());
+            }
+        }
+        for image in self.cache_from {
+            let value = if buildx {
+                format!("type=registry,ref={image}")
+            } else {
+                image.clone()
+            };
+            opt("--cache-from", value.into());
+        }
+        for (k, v) in self.labels {
+            opt("--label", format!("{k}={v}").into());
+        }
+        for tag in self.tags {
+            opt("--tag", tag.into());
+        }
+        let mut out: Vec<OsString> = if buildx {
+            vec!["buildx".into(), "build".into(), "--progress=plain".into()]
+        } else {
+            vec!["build".into(), "--progress=plain".into()]
+        };
+        out.extend(a);
+        if buildx {
+            // `--load` makes builders other than the engine's own hand the image to the engine.
+            out.push("--load".into());
+        }
+        out.push(self.context_dir.into());
+        out
+    }
+}
+
+/// A command line as a shell would take it back: words with anything but safe characters in
+/// single quotes.
+fn shell_line(program: &str, args: &[std::ffi::OsString]) -> String {
+    let mut out = program.to_string();
+    for arg in args {
+        let word = arg.to_string_lossy();
+        out.push(' ');
+        let safe = !word.is_empty()
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c));
+        if safe {
+            out.push_str(&word);
+        } else {
+            out.push('\'');
+            out.push_str(&word.replace('\'', "'\\''"));
+            out.push('\'');
+        }
+    }
+    out
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("{}{message}", step.as_ref().map(|s| format!("step `{s}` failed: ")).unwrap_or_default())]
 pub struct BuildFailure {
@@ -129,3 +215,43 @@ impl Builder {
 }
 
 pub use buildx::version as buildx_version;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logged_command_line_is_what_a_shell_takes_back() {
+        let args = BTreeMap::from([("MSG".to_string(), "it's here".to_string())]);
+        let labels = BTreeMap::from([("a".to_string(), "b".to_string())]);
+        let named = BTreeMap::new();
+        let tags = ["p-app".to_string(), "p_app".to_string()];
+        let cache_from = ["dockwarm/p-app-deps:0123".to_string()];
+        let req = Request {
+            context_dir: Path::new("/w s"),
+            dockerfile_path: Path::new("/w s/Dockerfile"),
+            dockerfile_text: None,
+            target: Some("runtime"),
+            network: Some("host"),
+            cache_from: &cache_from,
+            inline_cache: true,
+            args: &args,
+            named_contexts: &named,
+            labels: &labels,
+            tags: &tags,
+            scratch_dir: Path::new("/tmp"),
+        };
+        let buildx = shell_line("docker", &req.cli_args(req.dockerfile_path, true));
+        assert_eq!(
+            buildx,
+            "docker buildx build --progress=plain --file '/w s/Dockerfile' --target runtime --network host --build-arg 'MSG=it'\\''s here' --cache-to type=inline --cache-from type=registry,ref=dockwarm/p-app-deps:0123 --label a=b --tag p-app --tag p_app --load '/w s'"
+        );
+        let engine = shell_line("docker", &req.cli_args(req.dockerfile_path, false));
+        assert!(
+            engine.contains(
+                "--build-arg BUILDKIT_INLINE_CACHE=1 --cache-from dockwarm/p-app-deps:0123"
+            ) && !engine.contains("--load"),
+            "{engine}"
+        );
+    }
+}

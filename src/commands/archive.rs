@@ -2,7 +2,9 @@
 //!
 //! Removes the compose-name tags dockwarm made for this workspace and its registration; keeps
 //! the shared volumes and the dependency images other workspaces use. When the engine is down
-//! the tag removal is recorded and finished by the next dockwarm that reaches the engine.
+//! the tag removal is recorded and finished by the next dockwarm that reaches the engine. The
+//! workspace is marked archived: the hooks, shared by all worktrees, leave it alone (no new
+//! registration, no tags) until `dockwarm init` runs there again.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +17,9 @@ use crate::workspace::Workspace;
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
     let state = State::open()?;
+    // First: a git command here meanwhile (the hooks are shared by all worktrees) must not
+    // register it again, nor have the daemon tag what is being removed.
+    registry::mark_archived(&state, &ws.root)?;
     let record = registry::get(&state, &ws.root);
     let mut tags: Vec<String> = record
         .as_ref()
@@ -68,7 +73,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     }
     registry::remove(&state, &ws.root)?;
     println!(
-        "unregistered {}; shared volumes and dependency images are kept",
+        "unregistered {}; shared volumes and dependency images are kept; git commands here no longer rebuild or tag anything until `dockwarm init`",
         ws.root.display()
     );
     Ok(())

@@ -111,6 +111,14 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
             &i.target.from,
         );
         row(
+            "network",
+            i.network
+                .value
+                .clone()
+                .unwrap_or_else(|| "(the builder's default)".into()),
+            &i.network.from,
+        );
+        row(
             "deps_target",
             i.deps_target
                 .value

@@ -98,13 +98,15 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
                     None,
                 );
             }
+            let mut on_engine = None;
             if let Some(engine) = &engine {
                 rt.block_on(volume_checks(engine, &c, &mut r));
                 rt.block_on(disk_check(engine, &c, &mut r));
+                on_engine = rt.block_on(engine_volumes(engine));
             }
             hooks_check(&c, &mut r);
             daemon_check(&mut r);
-            compose_sharing(&c, &mut r);
+            compose_sharing(&c, on_engine.as_deref(), &mut r);
             let dialect = match &engine {
                 Some(e) => e.ignore_dialect(),
                 None => crate::ignore::Dialect::Current,
@@ -423,37 +425,194 @@ fn hooks_check(c: &Config, r: &mut Report) {
     }
 }
 
-/// A shared volume only stays shared if compose mounts it by its full name; a plain top-level
-/// key gets the workspace's project prefix, one copy per workspace.
-fn compose_sharing(c: &Config, r: &mut Report) {
+/// A volume on the engine, as `doctor` needs it: its name and compose's labels.
+struct EngineVolume {
+    name: String,
+    compose_project: Option<String>,
+    compose_key: Option<String>,
+}
+
+/// Every volume on the engine (None when it does not answer).
+async fn engine_volumes(engine: &Engine) -> Option<Vec<EngineVolume>> {
+    let listed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        engine
+            .docker
+            .list_volumes(None::<bollard::query_parameters::ListVolumesOptions>),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    Some(
+        listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| EngineVolume {
+                compose_project: v.labels.get("com.docker.compose.project").cloned(),
+                compose_key: v.labels.get("com.docker.compose.volume").cloned(),
+                name: v.name,
+            })
+            .collect(),
+    )
+}
+
+/// Whether a mount target is a package or build cache (what a shared volume is for), as
+/// opposed to data each workspace should keep to itself (a database's files).
+fn is_cache_path(target: &str) -> bool {
+    let t = target.to_ascii_lowercase();
+    t.contains("cache")
+        || [
+            ".npm",
+            ".m2",
+            ".gradle",
+            "/go/pkg/mod",
+            ".pnpm-store",
+            ".cargo/registry",
+            ".yarn",
+        ]
+        .iter()
+        .any(|suffix| t.trim_end_matches('/').ends_with(suffix))
+}
+
+/// The YAML that gives a top-level volume a fixed name, indented for a `fix:` line.
+fn fixed_name_yaml(compose_file: &Path, key: &str, name: &str) -> String {
+    format!(
+        "in {}, give the volume its shared name (compose then mounts that volume in every workspace):\n       volumes:\n         {key}:\n           name: {name}\n           external: true",
+        compose_file.display()
+    )
+}
+
+/// A shared volume only stays shared if compose mounts it by a fixed name: a top-level key
+/// without `name:` becomes `<compose project>_<key>`, one copy per workspace. Checked against
+/// dockwarm's `[volumes]` (by the full name compose will use), and against the engine: a
+/// volume of the bare name that compose will not mount, or copies of a cache volume in
+/// several workspaces (the seed's regression).
+fn compose_sharing(c: &Config, on_engine: Option<&[EngineVolume]>, r: &mut Report) {
     let Some(path) = &c.compose_file else { return };
-    for v in &c.volumes {
-        let Some(top) = c
-            .compose_volumes
-            .iter()
-            .find(|t| t.key == v.key || t.name.as_deref() == Some(v.name.as_str()))
-        else {
-            continue;
-        };
-        if top.name.as_deref() == Some(v.name.as_str()) {
+    let cp = &c.compose_project.value;
+    let mut fine = 0;
+    for t in &c.compose_volumes {
+        let here = t.engine_name(cp);
+        let configured = c.volumes.iter().find(|v| {
+            v.key == t.key
+                || v.name == t.key
+                || v.name == here
+                || v.target.as_ref().is_some_and(|x| t.targets.contains(x))
+        });
+        if let Some(fixed) = &t.name {
+            match configured {
+                Some(v) if *fixed != v.name => r.line(
+                    Level::Warn,
+                    "volumes shared",
+                    &format!(
+                        "{} volumes.{} mounts `{fixed}`, but dockwarm's shared volume is `{}` ({})",
+                        path.display(),
+                        t.key,
+                        v.name,
+                        v.from
+                    ),
+                    Some(&fixed_name_yaml(path, &t.key, &v.name)),
+                ),
+                _ => fine += 1,
+            }
             continue;
         }
-        let per_workspace = format!("{}_{}", c.compose_project.value, top.key);
+        let mounted = if t.targets.is_empty() {
+            String::new()
+        } else {
+            format!(" (mounted at {})", t.targets.join(", "))
+        };
+        if let Some(v) = configured {
+            let coincidence = if here == v.name {
+                format!(
+                    " (the same name only in this checkout, whose compose project is `{cp}`; every other worktree gets its own)"
+                )
+            } else {
+                String::new()
+            };
+            r.line(
+                Level::Fail,
+                "volumes shared",
+                &format!(
+                    "{} volumes.{}{mounted} has no `name:`, so compose names it `<compose project>_{}`, one per workspace (`{here}` here){coincidence}, instead of dockwarm's shared `{}` ({})",
+                    path.display(),
+                    t.key,
+                    t.key,
+                    v.name,
+                    v.from
+                ),
+                Some(&fixed_name_yaml(path, &t.key, &v.name)),
+            );
+            continue;
+        }
+        let Some(on_engine) = on_engine else {
+            fine += 1;
+            continue;
+        };
+        if on_engine.iter().any(|e| e.name == t.key) {
+            r.line(
+                Level::Fail,
+                "volumes shared",
+                &format!(
+                    "{} volumes.{}{mounted} has no `name:`, so compose mounts `{here}` in this workspace (one per workspace), not the volume `{}` that exists on the engine",
+                    path.display(),
+                    t.key,
+                    t.key
+                ),
+                Some(&fixed_name_yaml(path, &t.key, &t.key)),
+            );
+            continue;
+        }
+        let cache: Vec<&String> = t.targets.iter().filter(|x| is_cache_path(x)).collect();
+        let mut copies: Vec<&str> = on_engine
+            .iter()
+            .filter(|e| {
+                e.compose_key.as_deref() == Some(t.key.as_str())
+                    && e.compose_project
+                        .as_ref()
+                        .is_some_and(|p| e.name == format!("{p}_{}", t.key))
+            })
+            .map(|e| e.name.as_str())
+            .collect();
+        copies.sort();
+        if !cache.is_empty() && copies.len() >= 2 {
+            let shared = format!("{}_{}", c.project.value, t.key);
+            let targets: Vec<&str> = cache.iter().map(|s| s.as_str()).collect();
+            r.line(
+                Level::Fail,
+                "volumes shared",
+                &format!(
+                    "{} volumes.{} is a cache (mounted at {}) with no `name:`: compose made a copy per workspace ({}), so each workspace fills its own",
+                    path.display(),
+                    t.key,
+                    targets.join(", "),
+                    copies.join(", ")
+                ),
+                Some(&format!(
+                    "in dockwarm.toml, add `[volumes]` `{} = \"{}\"` (`dockwarm init` creates `{shared}`), and {}",
+                    t.key,
+                    targets[0],
+                    fixed_name_yaml(path, &t.key, &shared)
+                )),
+            );
+            continue;
+        }
+        fine += 1;
+    }
+    if fine > 0 && !c.compose_volumes.is_empty() {
         r.line(
-            Level::Fail,
+            Level::Ok,
             "volumes shared",
             &format!(
-                "{} volumes.{} becomes `{per_workspace}`, one per workspace, not the shared `{}`",
-                path.display(),
-                top.key,
-                v.name
+                "{fine} compose volume(s) mounted as intended{}",
+                if on_engine.is_none() {
+                    " (the engine's volumes not checked)"
+                } else {
+                    ""
+                }
             ),
-            Some(&format!(
-                "in {}, set volumes.{}: {{ name: {}, external: true }}",
-                path.display(),
-                top.key,
-                v.name
-            )),
+            None,
         );
     }
 }

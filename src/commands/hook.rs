@@ -103,9 +103,15 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
     crate::compose::forbid_processes();
     let ws = Workspace::discover(dir)?;
     let state = State::open()?;
+    if new_workspace {
+        // A worktree made anew where an archived one was is not the archived one.
+        crate::registry::unarchive(&state, &ws.root)?;
+    }
     let dialect = plan::remembered_dialect(&state);
     let seen = match changes::observe(&state, &ws, dialect, Look::Hook) {
         Ok(seen) => seen,
+        // Archived means quiet, until `dockwarm init` there again.
+        Err(ObserveError::Archived { .. }) => return Ok(None),
         // A repository with nothing to build has nothing to keep warm.
         Err(ObserveError::Plan(ConfigError::NoImages { .. })) => return Ok(None),
         Err(e) => return Err(e.into()),

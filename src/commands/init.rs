@@ -18,9 +18,38 @@ const CONDUCTOR_TOML: &str = include_str!("../../templates/conductor-settings.to
 /// How long `init` gives the engine to create volumes before leaving them to the background.
 const ENGINE_BUDGET: Duration = Duration::from_millis(600);
 
-pub fn print_conductor() {
+/// Conductor's settings with dockwarm's lines: the repository's own files merged (their
+/// scripts kept, ours added once), or the templates when it has none.
+pub fn print_conductor(dir: &Path) -> anyhow::Result<()> {
+    let roots = match Workspace::discover(dir) {
+        Ok(ws) => vec![ws.root, ws.main_root],
+        Err(_) => vec![dir.to_path_buf()],
+    };
+    for root in roots {
+        let merged = crate::conductor::merged(&root)?;
+        if merged.is_empty() {
+            continue;
+        }
+        for m in merged {
+            if m.unchanged {
+                println!(
+                    "# {} already runs `dockwarm init` and `dockwarm archive`; nothing to change:\n{}",
+                    m.path.display(),
+                    m.text
+                );
+            } else {
+                println!(
+                    "# {}, with `dockwarm init` after its setup and `dockwarm archive` before its archive script (replace the file with this):\n{}",
+                    m.path.display(),
+                    m.text
+                );
+            }
+        }
+        return Ok(());
+    }
     println!("# conductor.json (in the repository root):\n{CONDUCTOR_JSON}");
     println!("# or .conductor/settings.toml:\n{CONDUCTOR_TOML}");
+    Ok(())
 }
 
 pub fn run(dir: &Path) -> anyhow::Result<()> {
@@ -33,6 +62,8 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         Err(e) => println!("hooks: not installed: {e}"),
     }
 
+    // `init` after `archive` brings the workspace back.
+    registry::unarchive(&state, &ws.root)?;
     let previous = registry::get(&state, &ws.root);
     let record = registry::Workspace {
         name: registry::workspace_name(&ws.root),

@@ -65,6 +65,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     let is_usage = |cause: &(dyn std::error::Error + 'static)| {
         cause.is::<crate::config::ConfigError>()
             || cause.is::<crate::compose::ComposeError>()
+            || matches!(
+                cause.downcast_ref::<crate::conductor::ConductorError>(),
+                Some(crate::conductor::ConductorError::Invalid { .. })
+            )
             || cause
                 .downcast_ref::<crate::fingerprint::FingerprintError>()
                 .is_some_and(|f| f.is_usage())

@@ -162,6 +162,10 @@ pub struct Volume {
     /// compose derives it from the project (`<project>_<key>`, one per workspace).
     pub name: Option<String>,
     pub external: bool,
+    /// Where the active services mount it (`/root/.cache/uv`): a cache path mounted from a
+    /// volume compose names per workspace is a cache no longer shared.
+    #[serde(default)]
+    pub targets: Vec<String>,
 }
 
 impl Volume {
@@ -328,6 +332,8 @@ pub fn from_json(json: &Value, escaped: bool, reader: Reader) -> Result<Model, S
     };
     let name = json.get("name").and_then(text).ok_or("no project name")?;
     let mut services = Vec::new();
+    // (volume key, target) of every service's named-volume mount.
+    let mut mounts: Vec<(String, String)> = Vec::new();
     if let Some(map) = json.get("services").and_then(Value::as_object) {
         for (sname, svc) in map {
             let build = match svc.get("build") {
@@ -364,18 +370,29 @@ pub fn from_json(json: &Value, escaped: bool, reader: Reader) -> Result<Model, S
                 }
                 _ => None,
             };
-            let volumes = svc
+            let named: Vec<&Value> = svc
                 .get("volumes")
                 .and_then(Value::as_array)
                 .map(|items| {
                     items
                         .iter()
                         .filter(|v| v.get("type").and_then(Value::as_str) == Some("volume"))
-                        .filter_map(|v| v.get("source").and_then(text))
-                        .filter(|s| !s.is_empty())
                         .collect()
                 })
                 .unwrap_or_default();
+            let volumes: Vec<String> = named
+                .iter()
+                .filter_map(|v| v.get("source").and_then(text))
+                .filter(|s| !s.is_empty())
+                .collect();
+            for v in &named {
+                if let (Some(source), Some(target)) = (
+                    v.get("source").and_then(text).filter(|s| !s.is_empty()),
+                    v.get("target").and_then(text),
+                ) {
+                    mounts.push((source, target));
+                }
+            }
             services.push(Service {
                 name: sname.clone(),
                 build,
@@ -402,10 +419,18 @@ pub fn from_json(json: &Value, escaped: bool, reader: Reader) -> Result<Model, S
                         .get("name")
                         .and_then(text)
                         .filter(|n| external || *n != derived);
+                    let mut targets: Vec<String> = mounts
+                        .iter()
+                        .filter(|(source, _)| source == key)
+                        .map(|(_, target)| target.clone())
+                        .collect();
+                    targets.sort();
+                    targets.dedup();
                     Volume {
                         key: key.clone(),
                         name: vname,
                         external,
+                        targets,
                     }
                 })
                 .collect()
@@ -509,5 +534,6 @@ mod tests {
         );
         assert_eq!(m.services[1].volumes, vec!["uv"]);
         assert!(m.volumes[0].external);
+        assert_eq!(m.volumes[0].targets, vec!["/c"]);
     }
 }

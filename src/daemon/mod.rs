@@ -7,6 +7,7 @@
 //! how hooks and commands reach it; the protocol is in [`protocol`] and
 //! `docs/daemon-protocol.md`.
 
+pub mod base_images;
 pub mod client;
 pub mod engine_env;
 pub mod maintenance;

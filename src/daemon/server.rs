@@ -100,6 +100,8 @@ enum Input {
     /// An evaluation computed off the loop: the workspace, the images it was asked about
     /// ("" = all), and what it found.
     Evaluated(PathBuf, BTreeSet<String>, Result<Box<Observation>, String>),
+    /// Base images (`FROM` references) whose image ID changed on an engine (its events).
+    BaseImagesChanged(Vec<String>),
 }
 
 /// How a job ended.
@@ -146,6 +148,15 @@ struct Daemon {
     stopping: bool,
     /// Disk upkeep: vanished workspaces' tags, orphans, the budget (child processes).
     maintenance: super::maintenance::Maintenance,
+    /// Per workspace: (image, base image reference) of each dependency stage's `FROM`s, from
+    /// its last evaluation.
+    bases: BTreeMap<PathBuf, Vec<(String, String)>>,
+    /// Per workspace: images owed a build although their inputs did not change (their base
+    /// image did), until it is queued.
+    forced: HashMap<PathBuf, BTreeSet<String>>,
+    /// Per engine (its variables, as JSON): the task following its image events, which takes
+    /// the references to look after.
+    engines: HashMap<String, mpsc::UnboundedSender<BTreeSet<String>>>,
 }
 
 async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), DaemonError> {
@@ -224,6 +235,9 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         registry_stamp: None,
         empty_since: None,
         stopping: false,
+        bases: BTreeMap::new(),
+        forced: HashMap::new(),
+        engines: HashMap::new(),
     };
     log(&format!(
         "daemon {} started (pid {}, socket {}, {} build(s) at once)",
@@ -332,6 +346,64 @@ impl Daemon {
             Input::Evaluated(workspace, images, result) => {
                 self.evaluated(&workspace, &images, result)
             }
+            Input::BaseImagesChanged(references) => self.base_images_changed(&references),
+        }
+    }
+
+    /// Base images changed under their tag: each workspace whose dependency stage builds on
+    /// one is evaluated again and its images rebuilt (their fingerprints moved).
+    fn base_images_changed(&mut self, references: &[String]) {
+        let mut affected: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
+        for (workspace, uses) in &self.bases {
+            for (image, base) in uses {
+                if references.contains(base) {
+                    affected
+                        .entry(workspace.clone())
+                        .or_default()
+                        .insert(image.clone());
+                }
+            }
+        }
+        log(&format!(
+            "base image(s) {} changed on the engine; rebuilding {} workspace(s)",
+            references.join(", "),
+            affected.len()
+        ));
+        for (workspace, images) in affected {
+            self.forced
+                .entry(workspace.clone())
+                .or_default()
+                .extend(images.iter().cloned());
+            self.evaluate(&workspace, &images);
+        }
+    }
+
+    /// Hands each engine's watcher the base image references of the workspaces built on it,
+    /// starting a watcher for an engine seen for the first time.
+    fn sync_base_interest(&mut self) {
+        let mut per_engine: HashMap<String, (crate::engine::EngineEnv, BTreeSet<String>)> =
+            HashMap::new();
+        for (workspace, uses) in &self.bases {
+            let env = super::engine_env::for_workspace(&self.state, workspace);
+            let key = serde_json::to_string(&env).unwrap_or_default();
+            let entry = per_engine
+                .entry(key)
+                .or_insert_with(|| (env, BTreeSet::new()));
+            entry.1.extend(uses.iter().map(|(_, base)| base.clone()));
+        }
+        for (key, sender) in &self.engines {
+            if !per_engine.contains_key(key) {
+                let _ = sender.send(BTreeSet::new());
+            }
+        }
+        for (key, (env, references)) in per_engine {
+            let sender = self.engines.entry(key).or_insert_with(|| {
+                let tx = self.tx.clone();
+                super::base_images::spawn(env, move |moved| {
+                    let _ = tx.send(Input::BaseImagesChanged(moved));
+                })
+            });
+            let _ = sender.send(references);
         }
     }
 
@@ -513,6 +585,10 @@ impl Daemon {
 
     fn untrack(&mut self, path: &Path) {
         self.workspaces.remove(path);
+        self.forced.remove(path);
+        if self.bases.remove(path).is_some() {
+            self.sync_base_interest();
+        }
         self.targets_mut().remove_workspace(path);
         self.pending.remove(path);
         self.queue.forget_workspace(path);
@@ -609,6 +685,22 @@ impl Daemon {
             t.debounce = Duration::from_millis(config.debounce_ms.value);
             t.project = config.project.value.clone();
         }
+        let bases: Vec<(String, String)> = seen
+            .plan
+            .images
+            .iter()
+            .filter_map(|i| Some((i.name.clone(), i.deps.as_ref().ok()?)))
+            .flat_map(|(name, plan)| {
+                plan.deps
+                    .base_images
+                    .iter()
+                    .map(move |base| (name.clone(), base.clone()))
+            })
+            .collect();
+        if self.bases.get(workspace) != Some(&bases) {
+            self.bases.insert(workspace.to_path_buf(), bases);
+            self.sync_base_interest();
+        }
         for image in &seen.plan.images {
             match &image.deps {
                 Ok(plan) => self.targets_mut().add_image(config, plan),
@@ -631,13 +723,18 @@ impl Daemon {
                 continue;
             }
             let failed_key = (workspace.to_path_buf(), image.clone());
-            if !unbuilt.contains_key(image.as_str()) {
+            // Its base image changed: owed a build whatever its inputs.
+            let forced = self
+                .forced
+                .get(workspace)
+                .is_some_and(|f| f.contains(&image));
+            if !unbuilt.contains_key(image.as_str()) && !forced {
                 self.failed.remove(&failed_key);
                 continue;
             }
             match self.failed.get(&failed_key) {
                 // Building the same bytes again would fail the same way: wait for a change.
-                Some(f) if f.digest == digest => continue,
+                Some(f) if f.digest == digest && !forced => continue,
                 Some(_) => {
                     self.failed.remove(&failed_key);
                 }
@@ -648,6 +745,14 @@ impl Daemon {
                 image: image.clone(),
                 digest: digest.clone(),
             };
+            // A build of the same key already running may have read the old base: the
+            // image stays owed until a build that starts after the change.
+            let running = self.queue.running().iter().any(|j| j.key == key);
+            if forced && !running {
+                if let Some(f) = self.forced.get_mut(workspace) {
+                    f.remove(&image);
+                }
+            }
             let pushed = self.queue.push(key, workspace, now_ms());
             if pushed != super::queue::Pushed::Already {
                 log(&format!(
