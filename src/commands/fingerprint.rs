@@ -1,4 +1,4 @@
-//! `dockwarm fingerprint [--json]`.
+//! `dockwarm fingerprint [--rev REV] [--json]`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +14,9 @@ use crate::workspace::Workspace;
 /// The stable `--json` shape: one object per image.
 #[derive(Serialize)]
 struct Row {
+    /// With `--rev`: the commit the fingerprint is of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
     image: String,
     fingerprint: String,
     tag: String,
@@ -26,13 +29,25 @@ struct Row {
     inputs: Vec<InputFile>,
 }
 
-pub fn run(dir: &Path, images: &[String], json: bool) -> anyhow::Result<()> {
+/// `rev`: the fingerprints of that commit, read from git's objects instead of the checkout.
+pub fn run(dir: &Path, images: &[String], rev: Option<&str>, json: bool) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
     let state = State::open()?;
     let rt = super::runtime()?;
     let rows = rt.block_on(async {
         let engine = super::connect(&state).await?;
-        let plan = WorkspacePlan::load(&state, &ws, engine.ignore_dialect())?;
+        let at;
+        let at_checkout;
+        let (plan, commit) = match rev {
+            Some(rev) => {
+                at = crate::ahead::plan_at(&state, &ws, rev, engine.ignore_dialect())?;
+                (&at.plan, Some(at.commit.clone()))
+            }
+            None => {
+                at_checkout = WorkspacePlan::load(&state, &ws, engine.ignore_dialect())?;
+                (&at_checkout, None)
+            }
+        };
         let config = &plan.config;
         let mut rows = Vec::new();
         for image in config.select(images)? {
@@ -42,6 +57,7 @@ pub fn run(dir: &Path, images: &[String], json: bool) -> anyhow::Result<()> {
             let fp = prebuild::fingerprint_image(&engine, image_plan).await?;
             let tag = fp.tag(&config.project.value);
             rows.push(Row {
+                commit: commit.clone(),
                 image: image.name.clone(),
                 built: prebuild::built_image(&engine, &tag, &fp.hex).await?,
                 fingerprint: fp.hex.clone(),
@@ -66,6 +82,9 @@ pub fn run(dir: &Path, images: &[String], json: bool) -> anyhow::Result<()> {
             super::paint("not built", "33")
         };
         println!("{}  {}  {} ({state})", r.image, r.fingerprint, r.tag);
+        if let Some(c) = &r.commit {
+            println!("  commit {c}");
+        }
         println!("  dependency stage  {}", r.dependency_stage);
         for b in &r.bases {
             println!(

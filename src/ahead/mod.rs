@@ -1,0 +1,506 @@
+//! Warm before checkout: the plan of a commit, read from git's objects, and which remote
+//! branches the daemon prebuilds ahead of any checkout.
+//!
+//! A teammate's lockfile change arrives with `git fetch`; the first workspace on the new
+//! default branch should find its dependency stage built. [`plan_at`] plans a commit with the
+//! same code that plans a checkout (see [`tree`]), so equal inputs give an equal fingerprint
+//! and the prebuild's context holds the files a checkout would hold, with the modes a checkout
+//! would give them: BuildKit's cache keys for the dependency steps are those of the user's
+//! later build. [`watched_refs`] says which refs matter: the default branch (`origin/HEAD`'s
+//! target, or `CONDUCTOR_DEFAULT_BRANCH`), the upstreams of the branches checked out in
+//! registered workspaces, and `[ahead] refs`. [`Records`] remembers, per repository and ref,
+//! the commit last looked at and what became of it, for `status` and for not looking twice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ignore::Dialect;
+use crate::plan::{PlanError, WorkspacePlan};
+use crate::state::{self, State, StateError};
+use crate::workspace::Workspace;
+
+mod tree;
+
+/// Most rounds of plan-then-write before giving up: each round only adds files, and real
+/// projects settle in two to four.
+const MAX_ROUNDS: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AheadError {
+    #[error("{path}: {source}; check that it is a git repository dockwarm can read")]
+    Repo { path: PathBuf, source: git2::Error },
+    #[error("`{rev}` is not a commit here ({source}); name a branch, tag or commit (`git rev-parse {rev}` must answer)")]
+    Rev { rev: String, source: git2::Error },
+    #[error("reading `{path}` from the commit: {source}")]
+    Git { path: String, source: git2::Error },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("at commit {commit}: {source}")]
+    Plan {
+        commit: String,
+        #[source]
+        source: PlanError,
+    },
+    #[error("planning commit {commit} did not settle after {MAX_ROUNDS} rounds (a symlink loop?)")]
+    Unsettled { commit: String },
+}
+
+impl AheadError {
+    fn io(path: &Path, source: std::io::Error) -> AheadError {
+        AheadError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn git(path: &str, source: git2::Error) -> AheadError {
+        AheadError::Git {
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    /// Whether the user must change something (a bad revision, a configuration error).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, AheadError::Rev { .. } | AheadError::Plan { .. })
+    }
+}
+
+/// A commit's plan, and the directory holding the commit's files it read: the build context
+/// of its prebuild, removed when this is dropped.
+#[derive(Debug)]
+pub struct RevPlan {
+    /// The full commit id.
+    pub commit: String,
+    pub plan: WorkspacePlan,
+    scratch: PathBuf,
+}
+
+impl Drop for RevPlan {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// Resolves `rev` in the repository of the checkout at `dir` to a full commit id.
+pub fn resolve(dir: &Path, rev: &str) -> Result<String, AheadError> {
+    let repo = open(dir)?;
+    let id = peel(&repo, rev)?.id().to_string();
+    Ok(id)
+}
+
+fn open(dir: &Path) -> Result<git2::Repository, AheadError> {
+    git2::Repository::discover(dir).map_err(|source| AheadError::Repo {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn peel<'r>(repo: &'r git2::Repository, rev: &str) -> Result<git2::Commit<'r>, AheadError> {
+    repo.revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|source| AheadError::Rev {
+            rev: rev.to_string(),
+            source,
+        })
+}
+
+/// Plans commit `rev` of the repository of the checkout `ws`, from git's objects: no checkout,
+/// no index, nothing of the working tree read. The configuration is the commit's own
+/// (`dockwarm.toml` and compose files as committed); the project name defaults, as in a
+/// checkout, to the main worktree's directory name.
+pub fn plan_at(
+    state: &State,
+    ws: &Workspace,
+    rev: &str,
+    dialect: Dialect,
+) -> Result<RevPlan, AheadError> {
+    let repo = open(&ws.root)?;
+    let commit = peel(&repo, rev)?;
+    let id = commit.id().to_string();
+    let tree = commit.tree().map_err(|e| AheadError::git("(root)", e))?;
+    // Named like the main worktree, so compose's default project name is a checkout's.
+    let scratch = state
+        .dir("ahead")?
+        .join(format!("tree-{}", uuid::Uuid::new_v4().simple()));
+    let root = scratch.join(
+        ws.main_root
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "repo".into()),
+    );
+    let made = RevPlanDir(scratch.clone());
+    let mut sparse = tree::Sparse::new(&repo, tree, root.clone())?;
+    let at = Workspace {
+        root,
+        main_root: ws.main_root.clone(),
+    };
+    let mut seeds: Vec<String> = vec![crate::config::FILE_NAME.into(), ".env".into()];
+    seeds.extend(crate::compose::FILE_NAMES.iter().map(|s| s.to_string()));
+    seeds.extend(crate::compose::OVERRIDE_NAMES.iter().map(|s| s.to_string()));
+    if let Ok(list) = std::env::var("COMPOSE_FILE") {
+        seeds.extend(list.split([':', ';']).map(str::to_string));
+    }
+    for s in &seeds {
+        sparse.want(s)?;
+    }
+    let mut widened = false;
+    for _ in 0..MAX_ROUNDS {
+        let plan = WorkspacePlan::compute_unstored(&at, dialect);
+        let more = match &plan {
+            Ok(plan) => wanted(&mut sparse, plan)?,
+            // A compose file named by an `include` or `COMPOSE_FILE` the seeds missed: write
+            // every compose-like file once and try again.
+            Err(_) if !widened => {
+                widened = true;
+                sparse.want_named(&[".yml", ".yaml", ".env", ".toml"])?
+            }
+            Err(_) => false,
+        };
+        if !more {
+            std::mem::forget(made);
+            return match plan {
+                Ok(plan) => Ok(RevPlan {
+                    commit: id,
+                    plan,
+                    scratch,
+                }),
+                Err(source) => {
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    Err(AheadError::Plan { commit: id, source })
+                }
+            };
+        }
+    }
+    Err(AheadError::Unsettled { commit: id })
+}
+
+/// Removes a scratch directory on an early return.
+struct RevPlanDir(PathBuf);
+
+impl Drop for RevPlanDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes what `plan` read (or missed) that the commit has; whether anything was new.
+fn wanted(sparse: &mut tree::Sparse<'_>, plan: &WorkspacePlan) -> Result<bool, AheadError> {
+    let mut more = false;
+    let config = &plan.config;
+    let mut paths: Vec<PathBuf> = config.read.files.clone();
+    paths.extend(config.compose_inputs.iter().cloned());
+    for image in &config.images {
+        if image.dockerfile_inline.is_none() {
+            let dockerfile = config.root.join(&image.dockerfile.value);
+            paths.push(crate::ignore::dockerfile_ignore_path(&dockerfile));
+            paths.push(dockerfile);
+        }
+        let context = config.root.join(&image.context.value);
+        paths.push(context.join(".dockerignore"));
+        for dir in image.named_context_dirs(&config.root).values() {
+            paths.push(dir.join(".dockerignore"));
+        }
+    }
+    for image in &plan.images {
+        match &image.deps {
+            Ok(deps) => {
+                paths.extend(deps.read_paths());
+                // A wildcard under a directory not written yet matches nothing, silently:
+                // the literal part of every source is written, so the next round sees it.
+                let sources = deps.deps.context_sources.iter();
+                let inputs = deps.image.inputs.value.iter();
+                for source in sources.chain(inputs) {
+                    paths.push(deps.context_dir.join(tree::literal_prefix(source)));
+                }
+                for (name, dir) in deps.image.named_context_dirs(&config.root) {
+                    for source in deps.deps.named_sources.get(&name).into_iter().flatten() {
+                        paths.push(dir.join(tree::literal_prefix(source)));
+                    }
+                }
+            }
+            Err(crate::fingerprint::FingerprintError::Inputs {
+                source: crate::context::ContextError::SourceNotFound { src, .. },
+                ..
+            }) => {
+                // A source not written yet: its literal directory part, in every context
+                // the image has (which one named it, the error does not say).
+                if let Some(spec) = config.images.iter().find(|i| i.name == image.name) {
+                    let prefix = tree::literal_prefix(src);
+                    let mut dirs = vec![config.root.join(&spec.context.value)];
+                    dirs.extend(spec.named_context_dirs(&config.root).into_values());
+                    paths.extend(dirs.into_iter().map(|d| d.join(&prefix)));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    for path in paths {
+        if let Some(rel) = sparse.relative(&path) {
+            more |= sparse.want(&rel)?;
+        }
+    }
+    Ok(more)
+}
+
+/// A ref dockwarm prebuilds ahead, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Watched {
+    /// Full name: `refs/remotes/origin/main`.
+    pub name: String,
+    /// "default branch", "upstream of <branch> in <workspace>", "[ahead] refs".
+    pub why: String,
+}
+
+/// The refs worth prebuilding for the repository of `workspaces` (registered checkouts of
+/// one repository): its default branch, each checked-out branch's upstream, and `extra`
+/// (`[ahead] refs`, short names like `origin/release` allowed).
+pub fn watched_refs(workspaces: &[PathBuf], extra: &[String]) -> Vec<Watched> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let Some(first) = workspaces.first() else {
+        return Vec::new();
+    };
+    let Ok(repo) = open(first) else {
+        return Vec::new();
+    };
+    let default = std::env::var("CONDUCTOR_DEFAULT_BRANCH")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            if b.starts_with("refs/") {
+                b
+            } else if b.contains('/') && repo.find_reference(&format!("refs/remotes/{b}")).is_ok() {
+                format!("refs/remotes/{b}")
+            } else {
+                format!("refs/remotes/origin/{b}")
+            }
+        })
+        .or_else(|| {
+            repo.find_reference("refs/remotes/origin/HEAD")
+                .ok()
+                .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_string))
+        });
+    if let Some(d) = default {
+        out.insert(d, "default branch".into());
+    }
+    for ws in workspaces {
+        let Ok(wrepo) = git2::Repository::open(ws) else {
+            continue;
+        };
+        let Ok(head) = wrepo.head() else { continue };
+        if !head.is_branch() {
+            continue;
+        }
+        let Ok(branch) = head.name() else { continue };
+        if let Ok(up) = wrepo.branch_upstream_name(branch) {
+            if let Ok(up) = up.as_str() {
+                if up.starts_with("refs/remotes/") {
+                    out.entry(up.to_string()).or_insert_with(|| {
+                        format!(
+                            "upstream of {} in {}",
+                            branch.trim_start_matches("refs/heads/"),
+                            ws.display()
+                        )
+                    });
+                }
+            }
+        }
+    }
+    for r in extra {
+        let full = if r.starts_with("refs/") {
+            r.clone()
+        } else {
+            format!("refs/remotes/{r}")
+        };
+        out.entry(full).or_insert_with(|| "[ahead] refs".into());
+    }
+    out.into_iter()
+        .map(|(name, why)| Watched { name, why })
+        .collect()
+}
+
+/// The commit each ref points at now (refs that do not resolve are left out).
+pub fn ref_targets(dir: &Path, refs: &[String]) -> BTreeMap<String, String> {
+    let Ok(repo) = open(dir) else {
+        return BTreeMap::new();
+    };
+    refs.iter()
+        .filter_map(|name| {
+            let commit = repo
+                .find_reference(name)
+                .ok()?
+                .peel_to_commit()
+                .ok()?
+                .id()
+                .to_string();
+            Some((name.clone(), commit))
+        })
+        .collect()
+}
+
+/// What became of one ref looked at ahead.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RefRecord {
+    pub commit: String,
+    pub why: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// Per image: its inputs digest at the commit and what dockwarm did about it.
+    pub images: BTreeMap<String, ImageAhead>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageAhead {
+    pub digest: String,
+    /// "warm" (these inputs were built already), "queued", "built", "failed".
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// The refs of one repository looked at ahead, by full ref name; one file per repository,
+/// keyed by its main worktree.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Records {
+    pub repo: PathBuf,
+    pub refs: BTreeMap<String, RefRecord>,
+}
+
+fn records_path(state: &State, main_root: &Path) -> Result<PathBuf, StateError> {
+    Ok(state
+        .dir("ahead")?
+        .join(format!("{}.json", crate::registry::id(main_root))))
+}
+
+impl Records {
+    /// The records of the repository whose main worktree is `main_root`.
+    pub fn load(state: &State, main_root: &Path) -> Records {
+        records_path(state, main_root)
+            .ok()
+            .and_then(|p| state::read_json(&p))
+            .unwrap_or_else(|| Records {
+                repo: main_root.to_path_buf(),
+                refs: BTreeMap::new(),
+            })
+    }
+
+    /// Every repository's records.
+    pub fn all(state: &State) -> Vec<Records> {
+        let Ok(dir) = state.dir("ahead") else {
+            return Vec::new();
+        };
+        let mut out: Vec<Records> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| state::read_json(&e.path()))
+            .collect();
+        out.sort_by(|a, b| a.repo.cmp(&b.repo));
+        out
+    }
+
+    /// Changes the records of `main_root` under a lock (the daemon and build children write).
+    pub fn update(
+        state: &State,
+        main_root: &Path,
+        change: impl FnOnce(&mut Records),
+    ) -> Result<(), StateError> {
+        let _guard = state.lock(&format!("ahead-{}", crate::registry::id(main_root)))?;
+        let mut records = Records::load(state, main_root);
+        change(&mut records);
+        state::write_json_atomic(&records_path(state, main_root)?, &records)
+    }
+}
+
+/// Sets the status of `image` at `commit` of every ref that points there.
+pub fn set_status(
+    state: &State,
+    main_root: &Path,
+    commit: &str,
+    image: &str,
+    status: &str,
+    tag: Option<&str>,
+) {
+    let _ = Records::update(state, main_root, |r| {
+        for rec in r.refs.values_mut().filter(|rec| rec.commit == commit) {
+            if let Some(i) = rec.images.get_mut(image) {
+                i.status = status.to_string();
+                if let Some(t) = tag {
+                    i.tag = Some(t.to_string());
+                }
+            }
+        }
+    });
+}
+
+/// Prebuilds the dependency stages of commit `rev` (the named images, all when empty) with
+/// its files as the build context, and records the outcome on every ref looked at ahead that
+/// points there. Only dependency stages: a commit has no workspace to tag.
+pub async fn prebuild(
+    engine: &crate::engine::Engine,
+    state: &State,
+    ws: &Workspace,
+    rev: &str,
+    images: &[String],
+    backend: Option<crate::config::Backend>,
+    quiet: bool,
+) -> Result<(String, Vec<crate::prebuild::ImageResult>), AheadPrebuildError> {
+    let at = plan_at(state, ws, rev, engine.ignore_dialect())?;
+    let options = crate::prebuild::Options {
+        backend: backend.unwrap_or(at.plan.config.backend.value),
+        quiet,
+        full: false,
+    };
+    let names: Vec<String> = if images.is_empty() {
+        at.plan.images.iter().map(|i| i.name.clone()).collect()
+    } else {
+        images.to_vec()
+    };
+    let mut results = Vec::new();
+    for name in &names {
+        let one = std::slice::from_ref(name);
+        match crate::prebuild::run(engine, state, &at.plan, one, &options).await {
+            Ok(r) => {
+                for r in &r {
+                    let status = match r.outcome.status {
+                        crate::prebuild::Status::Built => "built",
+                        _ => "warm",
+                    };
+                    set_status(
+                        state,
+                        &ws.main_root,
+                        &at.commit,
+                        name,
+                        status,
+                        Some(&r.outcome.tag),
+                    );
+                }
+                results.extend(r);
+            }
+            Err(e) => {
+                set_status(state, &ws.main_root, &at.commit, name, "failed", None);
+                return Err(e.into());
+            }
+        }
+    }
+    Ok((at.commit.clone(), results))
+}
+
+/// Why [`prebuild`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AheadPrebuildError {
+    #[error(transparent)]
+    Plan(#[from] AheadError),
+    #[error(transparent)]
+    Build(#[from] crate::prebuild::PrebuildError),
+}
