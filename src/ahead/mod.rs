@@ -504,3 +504,165 @@ pub enum AheadPrebuildError {
     #[error(transparent)]
     Build(#[from] crate::prebuild::PrebuildError),
 }
+
+/// A dependency build a fetched commit wants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wanted {
+    /// A registered checkout of the repository (where the build runs).
+    pub anchor: PathBuf,
+    /// The repository's main worktree.
+    pub repo: PathBuf,
+    pub refname: String,
+    pub commit: String,
+    pub project: String,
+    pub image: String,
+    pub digest: String,
+}
+
+/// Looks at the watched refs of every repository that has a registered workspace (only the
+/// repository of `only`, when given): each ref whose commit was not looked at yet is planned
+/// from git's objects, and each image whose inputs no workspace and no earlier commit built
+/// comes back as [`Wanted`]; the rest is recorded as warm. Refs are compared with the
+/// records, so a look that finds nothing moved costs a few ref reads per repository — the
+/// daemon's fallback where the hook is missing is this look, on its rescan timer.
+pub fn scan(state: &State, only: Option<&Path>, dialect: Dialect) -> Vec<Wanted> {
+    let registered = crate::registry::list(state);
+    let mut repos: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    for w in &registered {
+        if let Ok(ws) = Workspace::discover(&w.path) {
+            repos.entry(ws.main_root).or_default().push(w.path.clone());
+        }
+    }
+    if let Some(only) = only {
+        let main = Workspace::discover(only).map(|w| w.main_root).ok();
+        repos.retain(|repo, _| Some(repo) == main.as_ref());
+    }
+    let mut wanted = Vec::new();
+    for (repo, workspaces) in repos {
+        wanted.extend(scan_repo(state, &repo, &workspaces, &registered, dialect));
+    }
+    wanted
+}
+
+fn scan_repo(
+    state: &State,
+    repo: &Path,
+    workspaces: &[PathBuf],
+    registered: &[crate::registry::Workspace],
+    dialect: Dialect,
+) -> Vec<Wanted> {
+    let Some(anchor) = workspaces.first() else {
+        return Vec::new();
+    };
+    let Ok(anchor_ws) = Workspace::discover(anchor) else {
+        return Vec::new();
+    };
+    // The checkout's own configuration says whether and what to look at ahead.
+    let Ok(plan) = WorkspacePlan::load(state, &anchor_ws, dialect) else {
+        return Vec::new();
+    };
+    let config = &plan.config;
+    if !config.ahead.enabled.value {
+        return Vec::new();
+    }
+    let watched = watched_refs(workspaces, &config.ahead.refs.value);
+    let names: Vec<String> = watched.iter().map(|w| w.name.clone()).collect();
+    let targets = ref_targets(anchor, &names);
+    let records = Records::load(state, repo);
+    let mut wanted = Vec::new();
+    for w in &watched {
+        let Some(commit) = targets.get(&w.name) else {
+            continue;
+        };
+        if records
+            .refs
+            .get(&w.name)
+            .is_some_and(|r| &r.commit == commit)
+        {
+            continue;
+        }
+        let mut record = RefRecord {
+            commit: commit.clone(),
+            why: w.why.clone(),
+            at: state::now_secs(),
+            ..Default::default()
+        };
+        match plan_at(state, &anchor_ws, commit, dialect) {
+            Ok(at) => {
+                for (image, digest) in at.plan.digests() {
+                    let built = registered.iter().any(|r| {
+                        r.project == at.plan.config.project.value
+                            && r.images.get(&image).and_then(|s| s.built()) == Some(&digest)
+                    }) || Records::all(state).iter().any(|rs| {
+                        rs.refs.values().any(|r| {
+                            r.images.get(&image).is_some_and(|i| {
+                                i.digest == digest && (i.status == "built" || i.status == "warm")
+                            })
+                        })
+                    });
+                    let status = if built { "warm" } else { "queued" };
+                    if !built {
+                        wanted.push(Wanted {
+                            anchor: anchor.clone(),
+                            repo: repo.to_path_buf(),
+                            refname: w.name.clone(),
+                            commit: commit.clone(),
+                            project: at.plan.config.project.value.clone(),
+                            image: image.clone(),
+                            digest: digest.clone(),
+                        });
+                    }
+                    record.images.insert(
+                        image,
+                        ImageAhead {
+                            digest,
+                            status: status.into(),
+                            tag: None,
+                        },
+                    );
+                }
+                for image in at.plan.images.iter() {
+                    if let Err(e) = &image.deps {
+                        record.error = Some(format!("{}: {e}", image.name));
+                    }
+                }
+            }
+            Err(e) => record.error = Some(e.to_string()),
+        }
+        let name = w.name.clone();
+        let _ = Records::update(state, repo, |r| {
+            r.repo = repo.to_path_buf();
+            r.refs.insert(name, record);
+        });
+    }
+    // Refs no longer watched (a workspace switched branch) leave the records.
+    let _ = Records::update(state, repo, |r| {
+        r.refs.retain(|name, _| names.contains(name));
+    });
+    wanted
+}
+
+/// A build of these inputs ended (whoever asked for it): records of commits waiting on them
+/// say so.
+pub fn mark_digest(state: &State, project: &str, image: &str, digest: &str, status: &str) {
+    for records in Records::all(state) {
+        let touches = records.refs.values().any(|r| {
+            r.images
+                .get(image)
+                .is_some_and(|i| i.digest == digest && i.status == "queued")
+        });
+        if !touches {
+            continue;
+        }
+        let _ = Records::update(state, &records.repo, |rs| {
+            for r in rs.refs.values_mut() {
+                if let Some(i) = r.images.get_mut(image) {
+                    if i.digest == digest && i.status == "queued" {
+                        i.status = status.to_string();
+                    }
+                }
+            }
+        });
+    }
+    let _ = project;
+}

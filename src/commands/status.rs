@@ -36,6 +36,80 @@ pub struct Report {
     pub saved: Saved,
     /// dockwarm's images against the budget, and the BuildKit cache, as last measured.
     pub disk: crate::disk::View,
+    /// Remote refs warmed ahead of any checkout (`[ahead]`): per ref, the commit last looked
+    /// at and, per image, whether its dependency stage is warm, queued, building or failed.
+    pub ahead: Vec<AheadReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AheadReport {
+    /// The repository's main worktree.
+    pub repo: PathBuf,
+    /// `refs/remotes/origin/main`.
+    #[serde(rename = "ref")]
+    pub refname: String,
+    pub commit: String,
+    /// Why dockwarm watches it: "default branch", "upstream of …", "[ahead] refs".
+    pub why: String,
+    /// Seconds since the Unix epoch: when the commit was looked at.
+    pub at: u64,
+    pub images: Vec<AheadImage>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AheadImage {
+    pub image: String,
+    /// The engine-free inputs digest at the commit.
+    pub digest: String,
+    /// warm (these inputs were built already), queued, building, built or failed.
+    pub state: String,
+    pub tag: Option<String>,
+}
+
+/// The refs warmed ahead, from the records, with "building" for what the daemon runs now.
+fn ahead_reports(state: &State, daemon: Option<&DaemonStatus>) -> Vec<AheadReport> {
+    let running: Vec<(String, String)> = daemon
+        .map(|d| {
+            d.running
+                .iter()
+                .filter_map(|j| Some((j.ahead.clone()?, j.image.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for records in crate::ahead::Records::all(state) {
+        for (name, r) in records.refs {
+            let at = format!("{name}@{}", &r.commit[..12.min(r.commit.len())]);
+            let images = r
+                .images
+                .into_iter()
+                .map(|(image, i)| {
+                    let building = running.iter().any(|(a, im)| *a == at && *im == image);
+                    AheadImage {
+                        state: if building && i.status == "queued" {
+                            "building".into()
+                        } else {
+                            i.status
+                        },
+                        image,
+                        digest: i.digest,
+                        tag: i.tag,
+                    }
+                })
+                .collect();
+            out.push(AheadReport {
+                repo: records.repo.clone(),
+                refname: name,
+                commit: r.commit,
+                why: r.why,
+                at: r.at,
+                images,
+                error: r.error,
+            });
+        }
+    }
+    out
 }
 
 #[derive(Debug, Serialize)]
@@ -241,6 +315,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
         sum
     });
     Ok(Report {
+        ahead: ahead_reports(state, daemon.as_ref()),
         saved,
         engine: EngineState {
             up: engine.is_some(),
@@ -320,6 +395,30 @@ fn print(report: &Report) {
             if let Some(e) = &i.error {
                 println!("    {e}");
             }
+        }
+    }
+    for a in &report.ahead {
+        let short = a.refname.trim_start_matches("refs/remotes/");
+        println!(
+            "ahead {short} @ {}  ({}, looked {} ago)",
+            &a.commit[..12.min(a.commit.len())],
+            a.why,
+            ago(a.at)
+        );
+        for i in &a.images {
+            let state = match i.state.as_str() {
+                "warm" | "built" => super::paint(&i.state, "32"),
+                "failed" => super::paint("failed", "31"),
+                other => super::paint(other, "33"),
+            };
+            println!(
+                "  {:<12} {state:<8} {}",
+                i.image,
+                i.tag.as_deref().unwrap_or("")
+            );
+        }
+        if let Some(e) = &a.error {
+            println!("  {}", super::paint(&format!("error: {e}"), "31"));
         }
     }
     if report.saved.builds > 0 {

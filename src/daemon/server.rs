@@ -100,6 +100,8 @@ enum Input {
     /// An evaluation computed off the loop: the workspace, the images it was asked about
     /// ("" = all), and what it found.
     Evaluated(PathBuf, BTreeSet<String>, Result<Box<Observation>, String>),
+    /// A look at the refs prebuilt ahead, done off the loop: the builds fetched commits want.
+    AheadScanned(Vec<crate::ahead::Wanted>),
 }
 
 /// How a job ended.
@@ -146,6 +148,10 @@ struct Daemon {
     stopping: bool,
     /// Disk upkeep: vanished workspaces' tags, orphans, the budget (child processes).
     maintenance: super::maintenance::Maintenance,
+    /// A look at the refs prebuilt ahead is running off the loop; and whether another is owed
+    /// when it ends (`Some(None)`: every repository, `Some(Some(path))`: that checkout's).
+    ahead_scanning: bool,
+    ahead_again: Option<Option<PathBuf>>,
 }
 
 async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), DaemonError> {
@@ -224,6 +230,8 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         registry_stamp: None,
         empty_since: None,
         stopping: false,
+        ahead_scanning: false,
+        ahead_again: None,
     };
     log(&format!(
         "daemon {} started (pid {}, socket {}, {} build(s) at once)",
@@ -233,6 +241,7 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         d.queue.concurrency()
     ));
     d.rescan(true);
+    d.look_ahead(None);
     d.dispatch();
     while !d.stopping {
         let wake = d.next_wake();
@@ -315,6 +324,7 @@ impl Daemon {
             Input::Evaluated(workspace, images, result) => {
                 self.evaluated(&workspace, &images, result)
             }
+            Input::AheadScanned(wanted) => self.ahead_scanned(wanted),
         }
     }
 
@@ -348,6 +358,15 @@ impl Daemon {
                 };
                 // git has finished writing: no debounce.
                 self.evaluate(&path, &images);
+                Response::ok()
+            }
+            Request::RefsMoved { path, refs } => {
+                log(&format!(
+                    "{}: {} moved; looking ahead",
+                    path.display(),
+                    refs.join(", ")
+                ));
+                self.look_ahead(Some(path));
                 Response::ok()
             }
             Request::Status => Response {
@@ -408,6 +427,9 @@ impl Daemon {
         }
         if self.next_rescan <= now {
             self.rescan(false);
+            // Where the reference-transaction hook is missing (git before 2.28, husky), a
+            // fetch is seen here: a few ref reads per repository, compared with the records.
+            self.look_ahead(None);
             self.maintenance.tick(&self.state);
         } else if self.maintenance.next_wake() <= now {
             self.maintenance.tick(&self.state);
@@ -643,6 +665,59 @@ impl Daemon {
         }
     }
 
+    /// Looks at the refs prebuilt ahead (of `only`'s repository, or of all), off the loop.
+    fn look_ahead(&mut self, only: Option<PathBuf>) {
+        if self.stopping || self.workspaces.is_empty() {
+            return;
+        }
+        if self.ahead_scanning {
+            self.ahead_again = match (self.ahead_again.take(), only) {
+                (Some(Some(a)), Some(b)) if a == b => Some(Some(a)),
+                (None, Some(b)) => Some(Some(b)),
+                _ => Some(None),
+            };
+            return;
+        }
+        self.ahead_scanning = true;
+        let state = self.state.clone();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let dialect = crate::plan::remembered_dialect(&state);
+            let wanted = crate::ahead::scan(&state, only.as_deref(), dialect);
+            let _ = tx.send(Input::AheadScanned(wanted));
+        });
+    }
+
+    /// Queues, at low priority, what the fetched commits want built.
+    fn ahead_scanned(&mut self, wanted: Vec<crate::ahead::Wanted>) {
+        self.ahead_scanning = false;
+        for w in wanted {
+            let key = Key {
+                project: w.project,
+                image: w.image.clone(),
+                digest: w.digest.clone(),
+            };
+            let target = super::queue::AheadTarget {
+                anchor: w.anchor,
+                repo: w.repo,
+                refname: w.refname.clone(),
+                commit: w.commit.clone(),
+            };
+            let pushed = self.queue.push_ahead(key, target, now_ms());
+            log(&format!(
+                "{}@{} {}: inputs {} not built; ahead build {:?}",
+                w.refname,
+                &w.commit[..12.min(w.commit.len())],
+                w.image,
+                &w.digest[..12.min(w.digest.len())],
+                pushed
+            ));
+        }
+        if let Some(again) = self.ahead_again.take() {
+            self.look_ahead(again);
+        }
+    }
+
     /// Starts queued jobs while slots are free and the engine is not known to be down.
     fn dispatch(&mut self) {
         if self.stopping || self.retry_at.is_some() {
@@ -677,6 +752,13 @@ impl Daemon {
                 self.engine_up = Some(true);
                 self.backoff = Duration::from_secs(1);
                 view.result = Some("ok".into());
+                crate::ahead::mark_digest(
+                    &self.state,
+                    &key.project,
+                    &key.image,
+                    &key.digest,
+                    "built",
+                );
                 log(&format!("build {} {}: done", key.project, key.image));
                 // The budget holds after each build.
                 self.maintenance.request();
@@ -699,6 +781,15 @@ impl Daemon {
                         },
                     );
                 }
+                if job.ahead.is_some() {
+                    crate::ahead::mark_digest(
+                        &self.state,
+                        &key.project,
+                        &key.image,
+                        &key.digest,
+                        "failed",
+                    );
+                }
                 view.result = Some("failed".into());
                 view.error = Some(error);
             }
@@ -712,7 +803,7 @@ impl Daemon {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 let mut again = job;
                 again.workspaces = left;
-                if !again.workspaces.is_empty() {
+                if !again.workspaces.is_empty() || again.ahead.is_some() {
                     self.queue.requeue_front(again);
                 }
                 return;
@@ -760,6 +851,18 @@ impl Daemon {
 /// Builds one job: the dependency stage once (in the first workspace), then each workspace's
 /// own image, through child `dockwarm prebuild --full` processes.
 async fn run_job(exe: &Path, job: &Job) -> JobResult {
+    if let (true, Some(target)) = (job.is_ahead_only(), &job.ahead) {
+        if !engine_answers(Some(&target.anchor)).await {
+            return JobResult::EngineDown(Vec::new());
+        }
+        return match run_ahead_child(exe, target, &job.key.image).await {
+            Ok(()) => JobResult::Ok,
+            Err(_) if !engine_answers(Some(&target.anchor)).await => {
+                JobResult::EngineDown(Vec::new())
+            }
+            Err(e) => JobResult::Failed(e),
+        };
+    }
     let first = job.workspaces.first().map(PathBuf::as_path);
     if !engine_answers(first).await {
         return JobResult::EngineDown(job.workspaces.clone());
@@ -830,6 +933,54 @@ async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), Stri
     } else {
         Err(format!(
             "`dockwarm prebuild --full {image}` failed ({status}); its output is in the daemon log, the build's in `dockwarm logs {image}`"
+        ))
+    }
+}
+
+/// Builds a fetched commit's dependency stage: a child `dockwarm prebuild --rev COMMIT`, run
+/// in a registered checkout of the repository, on that checkout's engine.
+async fn run_ahead_child(
+    exe: &Path,
+    target: &super::queue::AheadTarget,
+    image: &str,
+) -> Result<(), String> {
+    use std::process::Stdio;
+    log(&format!(
+        "prebuild {image} ahead at {}@{}",
+        target.refname,
+        &target.commit[..12.min(target.commit.len())]
+    ));
+    if !target.anchor.is_dir() {
+        return Err(format!("{} is gone", target.anchor.display()));
+    }
+    let mut cmd = tokio::process::Command::new(exe);
+    if let Ok(state) = State::open() {
+        super::engine_env::apply(
+            &super::engine_env::for_workspace(&state, &target.anchor),
+            &mut cmd,
+        );
+    }
+    let rev = format!("--rev={}", target.commit);
+    cmd.args(["prebuild", &rev, "--quiet", image])
+        .current_dir(&target.anchor)
+        .env("DOCKWARM_BACKGROUND", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    let status = cmd
+        .status()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`dockwarm prebuild --rev {} {image}` failed ({status}); its output is in the daemon log",
+            target.commit
         ))
     }
 }

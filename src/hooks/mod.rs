@@ -51,8 +51,17 @@ pub use shim::Manager;
 use shim::*;
 pub use state::{status, HookState, HookStatus, HooksStatus};
 
-/// The hooks that mean "the checked-out files may have changed".
-pub const HOOK_NAMES: [&str; 3] = ["post-checkout", "post-merge", "post-rewrite"];
+/// The hooks dockwarm installs: the first three mean "the checked-out files may have changed";
+/// `reference-transaction` (git 2.28+) means "a ref moved", of which only remote-tracking refs
+/// moved by a fetch concern dockwarm (see [`REFS_HOOK`]).
+pub const HOOK_NAMES: [&str; 4] = ["post-checkout", "post-merge", "post-rewrite", REFS_HOOK];
+
+/// The hook that tells dockwarm a fetch moved remote-tracking refs, so it can prebuild the
+/// new default branch before any checkout. It runs on every ref update (each commit twice), so
+/// its shim filters in the shell: only a `committed` transaction with a `refs/remotes/` line
+/// starts dockwarm. husky runs only the hooks it knows, and this is not one: under husky the
+/// daemon's look at the refs stands in for it.
+pub const REFS_HOOK: &str = "reference-transaction";
 
 /// Hooks whose stdin carries data that both the previous hook and dockwarm need.
 const STDIN_HOOKS: [&str; 1] = ["post-rewrite"];
@@ -159,7 +168,7 @@ pub fn install(worktree: &Path, dockwarm_exe: &Path) -> Result<InstallReport, Ho
         }
         HooksLayout::Husky { user_dir } => {
             ensure_writable_dir(user_dir)?;
-            for name in HOOK_NAMES {
+            for name in HOOK_NAMES.into_iter().filter(|n| *n != REFS_HOOK) {
                 hooks.push((name, install_husky(user_dir, name)?));
             }
         }
@@ -379,7 +388,7 @@ fn uninstall_inner(worktree: &Path) -> Result<UninstallReport, HooksError> {
     let location = hooks_dir(worktree)?;
     let mut changed = Vec::new();
     if let HooksLayout::Husky { user_dir } = &location.layout {
-        for name in HOOK_NAMES {
+        for name in HOOK_NAMES.into_iter().filter(|n| *n != REFS_HOOK) {
             if let Some(action) = uninstall_husky(user_dir, name)? {
                 changed.push((user_dir.join(name), action));
             }
