@@ -559,8 +559,7 @@ fn reference_transaction_starts_dockwarm_only_for_fetched_remote_refs() {
     );
     let seen = fs::read_to_string(&old_log).unwrap();
     assert!(
-        seen.contains(&format!("committed|"))
-            && seen.contains(&format!("{new} refs/remotes/origin/main")),
+        seen.contains("committed|") && seen.contains(&format!("{new} refs/remotes/origin/main")),
         "{seen}"
     );
 

@@ -42,12 +42,10 @@ pub enum AheadError {
     },
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("at commit {commit}: {source}")]
-    Plan {
-        commit: String,
-        #[source]
-        source: PlanError,
-    },
+    /// The commit's configuration or Dockerfile does not plan; `message` names its files
+    /// as `<commit>:path`, not by the scratch directory they were read from.
+    #[error("at commit {commit}: {message}")]
+    Plan { commit: String, message: String },
     #[error("planning commit {commit} did not settle after {MAX_ROUNDS} rounds (a symlink loop?)")]
     Unsettled { commit: String },
 }
@@ -174,12 +172,22 @@ pub fn plan_at(
                 }),
                 Err(source) => {
                     let _ = std::fs::remove_dir_all(&scratch);
-                    Err(AheadError::Plan { commit: id, source })
+                    Err(plan_error(&id, &at.root, &source))
                 }
             };
         }
     }
     Err(AheadError::Unsettled { commit: id })
+}
+
+/// A planning error at a commit, its paths shown as `<commit>:path`.
+fn plan_error(commit: &str, root: &Path, e: &PlanError) -> AheadError {
+    let prefix = format!("{}/", root.display());
+    let short = &commit[..12.min(commit.len())];
+    AheadError::Plan {
+        commit: commit.to_string(),
+        message: e.to_string().replace(&prefix, &format!("{short}:")),
+    }
 }
 
 /// Removes a scratch directory on an early return.
@@ -621,9 +629,11 @@ fn scan_repo(
                         },
                     );
                 }
+                let prefix = format!("{}/", at.plan.config.root.display());
                 for image in at.plan.images.iter() {
                     if let Err(e) = &image.deps {
-                        record.error = Some(format!("{}: {e}", image.name));
+                        let text = e.to_string().replace(&prefix, "");
+                        record.error = Some(format!("{}: {text}", image.name));
                     }
                 }
             }
