@@ -73,12 +73,12 @@ impl AheadError {
 
 /// A commit's plan, and the directory holding the commit's files it read: the build context
 /// of its prebuild, removed when this is dropped.
-#[derive(Debug)]
 pub struct RevPlan {
     /// The full commit id.
     pub commit: String,
     pub plan: WorkspacePlan,
     scratch: PathBuf,
+    _lock: state::LockGuard,
 }
 
 impl Drop for RevPlan {
@@ -124,10 +124,12 @@ pub fn plan_at(
     let commit = peel(&repo, rev)?;
     let id = commit.id().to_string();
     let tree = commit.tree().map_err(|e| AheadError::git("(root)", e))?;
-    // Named like the main worktree, so compose's default project name is a checkout's.
-    let scratch = state
-        .dir("ahead")?
-        .join(format!("tree-{}", uuid::Uuid::new_v4().simple()));
+    // A stable place per concurrent planner (slot), so compose's cached answer for the same
+    // compose files at the same path serves every round and the next commit; named like the
+    // main worktree, so compose's default project name is a checkout's.
+    let (slot, lock) = scratch_slot(state)?;
+    let scratch = state.dir("ahead")?.join("trees").join(slot.to_string());
+    let _ = std::fs::remove_dir_all(&scratch);
     let root = scratch.join(
         ws.main_root
             .file_name()
@@ -169,6 +171,7 @@ pub fn plan_at(
                     commit: id,
                     plan,
                     scratch,
+                    _lock: lock,
                 }),
                 Err(source) => {
                     let _ = std::fs::remove_dir_all(&scratch);
@@ -178,6 +181,16 @@ pub fn plan_at(
         }
     }
     Err(AheadError::Unsettled { commit: id })
+}
+
+/// The first free scratch slot, held until the plan is dropped.
+fn scratch_slot(state: &State) -> Result<(usize, state::LockGuard), AheadError> {
+    for slot in 0..64 {
+        if let Some(guard) = state.try_lock(&format!("ahead-tree-{slot}"))? {
+            return Ok((slot, guard));
+        }
+    }
+    Ok((64, state.lock("ahead-tree-64")?))
 }
 
 /// A planning error at a commit, its paths shown as `<commit>:path`.
