@@ -689,3 +689,70 @@ pub fn mark_digest(state: &State, project: &str, image: &str, digest: &str, stat
     }
     let _ = project;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+
+    /// The default branch from `origin/HEAD`, each checked-out branch's upstream (a linked
+    /// worktree's own HEAD), `[ahead] refs` in short form; a branch without upstream adds none.
+    #[test]
+    fn watched_refs_are_the_default_branch_upstreams_and_extras() {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir(&origin).unwrap();
+        git(&origin, &["init", "-q", "-b", "main"]);
+        git(&origin, &["commit", "-q", "--allow-empty", "-m", "x"]);
+        git(&origin, &["branch", "feature"]);
+        git(tmp.path(), &["clone", "-q", "origin", "clone"]);
+        let clone = tmp.path().join("clone");
+        let wt = tmp.path().join("wt");
+        git(
+            &clone,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "feature",
+                wt.to_str().unwrap(),
+                "origin/feature",
+            ],
+        );
+        git(&clone, &["branch", "local-only"]);
+        let refs = watched_refs(&[clone.clone(), wt.clone()], &["origin/release".into()]);
+        let names: Vec<&str> = refs.iter().map(|w| w.name.as_str()).collect();
+        assert!(names.contains(&"refs/remotes/origin/feature"), "{refs:?}");
+        assert!(names.contains(&"refs/remotes/origin/release"), "{refs:?}");
+        if std::env::var_os("CONDUCTOR_DEFAULT_BRANCH").is_none() {
+            let main = refs
+                .iter()
+                .find(|w| w.name == "refs/remotes/origin/main")
+                .unwrap();
+            assert_eq!(main.why, "default branch");
+        }
+        assert!(refs
+            .iter()
+            .any(|w| w.why.starts_with("upstream of feature in ")));
+        let targets = ref_targets(
+            &clone,
+            &names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        );
+        assert_eq!(targets.len(), 2, "release does not resolve: {targets:?}");
+    }
+}
