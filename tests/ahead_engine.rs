@@ -323,8 +323,8 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
     assert_eq!(s2["daemon"]["jobs_started"].as_u64(), jobs_before, "{s2}");
     assert_eq!(s2["ahead"], s["ahead"]);
 
-    // Without the hook (git before 2.28, husky), the daemon's own look at the refs finds the
-    // fetch on its next rescan.
+    // Without the hook (git before 2.28, husky), the daemon's watch on the refs (and, as a
+    // backstop, its rescan) finds the fetch.
     std::fs::remove_file(ours.join(".git/hooks/reference-transaction")).unwrap();
     common::write_file(&theirs, "reqs/new.txt", "new==1\n");
     git(&p, &theirs, &["add", "-A"]);
@@ -339,6 +339,11 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
         &format!("{tag}, prebuilt ahead without the hook"),
         Duration::from_secs(180),
         || image_exists(&tag),
+    );
+    let daemon_log = std::fs::read_to_string(p.state.join("logs/daemon.log")).unwrap();
+    assert!(
+        daemon_log.contains("refs written; looking ahead"),
+        "the daemon's watch on the refs did not fire:\n{daemon_log}"
     );
     let _ = p.dockwarm_in(&ours, &["daemon", "stop"]);
 }

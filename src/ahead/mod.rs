@@ -540,13 +540,32 @@ pub struct Wanted {
     pub digest: String,
 }
 
+/// Where a watched ref is written: a directory and the entry names in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefWatch {
+    /// The repository's main worktree.
+    pub repo: PathBuf,
+    pub dir: PathBuf,
+    pub names: Vec<String>,
+}
+
+/// What [`scan`] found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub wanted: Vec<Wanted>,
+    /// Where the watched refs live (loose ref files, `packed-refs`): the daemon watches them,
+    /// so a fetch is seen even where the hook is missing.
+    pub watch: Vec<RefWatch>,
+    /// Every repository was looked at (not only one checkout's).
+    pub all: bool,
+}
+
 /// Looks at the watched refs of every repository that has a registered workspace (only the
 /// repository of `only`, when given): each ref whose commit was not looked at yet is planned
 /// from git's objects, and each image whose inputs no workspace and no earlier commit built
 /// comes back as [`Wanted`]; the rest is recorded as warm. Refs are compared with the
-/// records, so a look that finds nothing moved costs a few ref reads per repository — the
-/// daemon's fallback where the hook is missing is this look, on its rescan timer.
-pub fn scan(state: &State, only: Option<&Path>, dialect: Dialect) -> Vec<Wanted> {
+/// records, so a look that finds nothing moved costs a few ref reads per repository.
+pub fn scan(state: &State, only: Option<&Path>, dialect: Dialect) -> Scan {
     let registered = crate::registry::list(state);
     let mut repos: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
     for w in &registered {
@@ -558,11 +577,14 @@ pub fn scan(state: &State, only: Option<&Path>, dialect: Dialect) -> Vec<Wanted>
         let main = Workspace::discover(only).map(|w| w.main_root).ok();
         repos.retain(|repo, _| Some(repo) == main.as_ref());
     }
-    let mut wanted = Vec::new();
+    let mut found = Scan {
+        all: only.is_none(),
+        ..Scan::default()
+    };
     for (repo, workspaces) in repos {
-        wanted.extend(scan_repo(state, &repo, &workspaces, &registered, dialect));
+        scan_repo(state, &repo, &workspaces, &registered, dialect, &mut found);
     }
-    wanted
+    found
 }
 
 fn scan_repo(
@@ -571,26 +593,49 @@ fn scan_repo(
     workspaces: &[PathBuf],
     registered: &[crate::registry::Workspace],
     dialect: Dialect,
-) -> Vec<Wanted> {
+    found: &mut Scan,
+) {
     let Some(anchor) = workspaces.first() else {
-        return Vec::new();
+        return;
     };
     let Ok(anchor_ws) = Workspace::discover(anchor) else {
-        return Vec::new();
+        return;
     };
     // The checkout's own configuration says whether and what to look at ahead.
     let Ok(plan) = WorkspacePlan::load(state, &anchor_ws, dialect) else {
-        return Vec::new();
+        return;
     };
     let config = &plan.config;
     if !config.ahead.enabled.value {
-        return Vec::new();
+        return;
     }
     let watched = watched_refs(workspaces, &config.ahead.refs.value);
     let names: Vec<String> = watched.iter().map(|w| w.name.clone()).collect();
+    if let Ok(git) = open(anchor) {
+        let common = git.commondir().to_path_buf();
+        let mut dirs: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        dirs.entry(common.clone())
+            .or_default()
+            .push("packed-refs".into());
+        for name in &names {
+            let file = common.join(name);
+            if let (Some(dir), Some(base)) = (file.parent(), file.file_name()) {
+                dirs.entry(dir.to_path_buf())
+                    .or_default()
+                    .push(base.to_string_lossy().into_owned());
+            }
+        }
+        found
+            .watch
+            .extend(dirs.into_iter().map(|(dir, names)| RefWatch {
+                repo: repo.to_path_buf(),
+                dir,
+                names,
+            }));
+    }
     let targets = ref_targets(anchor, &names);
     let records = Records::load(state, repo);
-    let mut wanted = Vec::new();
+    let wanted = &mut found.wanted;
     for w in &watched {
         let Some(commit) = targets.get(&w.name) else {
             continue;
@@ -662,7 +707,6 @@ fn scan_repo(
     let _ = Records::update(state, repo, |r| {
         r.refs.retain(|name, _| names.contains(name));
     });
-    wanted
 }
 
 /// A build of these inputs ended (whoever asked for it): records of commits waiting on them

@@ -101,7 +101,7 @@ enum Input {
     /// ("" = all), and what it found.
     Evaluated(PathBuf, BTreeSet<String>, Result<Box<Observation>, String>),
     /// A look at the refs prebuilt ahead, done off the loop: the builds fetched commits want.
-    AheadScanned(Vec<crate::ahead::Wanted>),
+    AheadScanned(crate::ahead::Scan),
 }
 
 /// How a job ended.
@@ -152,6 +152,8 @@ struct Daemon {
     /// when it ends (`Some(None)`: every repository, `Some(Some(path))`: that checkout's).
     ahead_scanning: bool,
     ahead_again: Option<Option<PathBuf>>,
+    /// The refs watched ahead, per repository (see [`crate::ahead::Scan::watch`]).
+    ahead_watch: Vec<crate::ahead::RefWatch>,
 }
 
 async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), DaemonError> {
@@ -232,6 +234,7 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         stopping: false,
         ahead_scanning: false,
         ahead_again: None,
+        ahead_watch: Vec::new(),
     };
     log(&format!(
         "daemon {} started (pid {}, socket {}, {} build(s) at once)",
@@ -316,7 +319,17 @@ impl Daemon {
             }
             Input::Touched(touched) => {
                 for (workspace, image) in touched {
-                    self.touch(&workspace, &image, None);
+                    if image == watcher::AHEAD {
+                        // A ref written: the scan compares with the records, so a burst of
+                        // events (a fetch writes many refs) costs one look or two.
+                        log(&format!(
+                            "{}: refs written; looking ahead",
+                            workspace.display()
+                        ));
+                        self.look_ahead(Some(workspace));
+                    } else {
+                        self.touch(&workspace, &image, None);
+                    }
                 }
             }
             Input::WatchError(e) => log(&format!("watch error: {e}")),
@@ -688,10 +701,22 @@ impl Daemon {
         });
     }
 
-    /// Queues, at low priority, what the fetched commits want built.
-    fn ahead_scanned(&mut self, wanted: Vec<crate::ahead::Wanted>) {
+    /// Queues, at low priority, what the fetched commits want built, and watches the refs.
+    fn ahead_scanned(&mut self, scan: crate::ahead::Scan) {
         self.ahead_scanning = false;
-        for w in wanted {
+        // A scan of one repository knows only its refs: keep the others' watches.
+        let mut watch = scan.watch;
+        if scan.all {
+            self.ahead_watch.clear();
+        } else {
+            self.ahead_watch
+                .retain(|w| !watch.iter().any(|n| n.repo == w.repo));
+        }
+        self.ahead_watch.append(&mut watch);
+        let all = self.ahead_watch.clone();
+        self.targets_mut().set_ahead(&all);
+        self.sync_watches();
+        for w in scan.wanted {
             let key = Key {
                 project: w.project,
                 image: w.image.clone(),
