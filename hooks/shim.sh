@@ -38,7 +38,26 @@ elif [ "$dockwarm_stdin" = refs ]; then
 	# a committed transaction that moved a remote-tracking ref concerns dockwarm; anything
 	# else leaves here without starting a process. Lines are read with the shell's own
 	# `read` (no fork); past 64 of them (a big fetch) `cat` takes the rest in one go.
+	# git fetch moves each ref in a transaction of its own: only the refs the daemon watches
+	# (listed beside this hook, read with `read`) start dockwarm; without the list, any
+	# remote-tracking ref does.
 	dockwarm_want=0
+	dockwarm_refs=$dockwarm_dir/$dockwarm_hook.dockwarm-refs
+	dockwarm_remote() {
+		if [ ! -f "$dockwarm_refs" ]; then
+			dockwarm_want=1
+			return 0
+		fi
+		while IFS= read -r dockwarm_ref; do
+			case $1 in
+			*" $dockwarm_ref" | *" $dockwarm_ref
+"*)
+				dockwarm_want=1
+				return 0
+				;;
+			esac
+		done <"$dockwarm_refs"
+	}
 	if [ "${1:-}" = committed ]; then
 		dockwarm_stdin=1
 		dockwarm_n=0
@@ -46,7 +65,7 @@ elif [ "$dockwarm_stdin" = refs ]; then
 			dockwarm_input="$dockwarm_input$dockwarm_line
 "
 			case $dockwarm_line in
-			*" refs/remotes/"*) dockwarm_want=1 ;;
+			*" refs/remotes/"*) dockwarm_remote "$dockwarm_line" ;;
 			esac
 			dockwarm_n=$((dockwarm_n + 1))
 		done
@@ -54,7 +73,7 @@ elif [ "$dockwarm_stdin" = refs ]; then
 			dockwarm_line=$(cat; echo .)
 			dockwarm_input="$dockwarm_input${dockwarm_line%.}"
 			case $dockwarm_line in
-			*" refs/remotes/"*) dockwarm_want=1 ;;
+			*" refs/remotes/"*) dockwarm_remote "${dockwarm_line%.}" ;;
 			esac
 		fi
 	fi

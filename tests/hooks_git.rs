@@ -563,6 +563,50 @@ fn reference_transaction_starts_dockwarm_only_for_fetched_remote_refs() {
         "{seen}"
     );
 
+    // The daemon's list of watched refs: a fetch that moves only other remote refs starts
+    // nothing; one that moves a listed ref does.
+    assert!(hooks::write_watched_refs(&clone, &strs(&["refs/remotes/origin/main"])).unwrap());
+    assert!(!hooks::write_watched_refs(&clone, &strs(&["refs/remotes/origin/main"])).unwrap());
+    sb.git(&origin, &["branch", "side"]);
+    git(&clone, &["fetch", "-q", "origin"]);
+    assert!(refs_calls(&sb.take_calls()).is_empty());
+    sb.commit(&origin, "c.txt", "teammate again");
+    git(&clone, &["fetch", "-q", "origin"]);
+    assert_eq!(refs_calls(&sb.take_calls()).len(), 1);
+    // `git fetch --atomic` of many refs: one transaction, past the 64 lines read with `read`.
+    let run_shim = |last: &str| {
+        let mut lines = String::new();
+        for i in 0..70 {
+            let name = if i == 69 {
+                last.to_string()
+            } else {
+                format!("refs/remotes/origin/b{i}")
+            };
+            lines.push_str(&format!("{new} {new} {name}\n"));
+        }
+        let mut child = sb
+            .command("sh", &clone)
+            .env("OLD_HOOK_LOG", &old_log)
+            .arg(hooks_dir.join(hooks::REFS_HOOK))
+            .arg("committed")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        refs_calls(&sb.take_calls())
+    };
+    assert!(run_shim("refs/remotes/origin/mainline").is_empty());
+    let calls = run_shim("refs/remotes/origin/main");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].stdin.matches('|').count(), 70, "{calls:?}");
+
     hooks::uninstall(&clone).unwrap();
     assert_eq!(snapshot(&hooks_dir), before);
 }

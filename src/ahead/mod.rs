@@ -611,6 +611,8 @@ fn scan_repo(
     }
     let watched = watched_refs(workspaces, &config.ahead.refs.value);
     let names: Vec<String> = watched.iter().map(|w| w.name.clone()).collect();
+    // The hook then starts dockwarm only for these refs (a fetch moves each ref on its own).
+    let _ = crate::hooks::write_watched_refs(anchor, &names);
     if let Ok(git) = open(anchor) {
         let common = git.commondir().to_path_buf();
         let mut dirs: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
