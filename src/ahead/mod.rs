@@ -601,11 +601,12 @@ fn scan_repo(
     let Ok(anchor_ws) = Workspace::discover(anchor) else {
         return;
     };
-    // The checkout's own configuration says whether and what to look at ahead.
-    let Ok(plan) = WorkspacePlan::load(state, &anchor_ws, dialect) else {
+    // The checkout's own configuration says whether and what to look at ahead (resolved
+    // without starting compose, and without planning: the workspace's plan is its own
+    // evaluation's business).
+    let Ok(config) = crate::config::resolve_cached(&anchor_ws) else {
         return;
     };
-    let config = &plan.config;
     if !config.ahead.enabled.value {
         return;
     }
@@ -713,7 +714,7 @@ fn scan_repo(
 
 /// A build of these inputs ended (whoever asked for it): records of commits waiting on them
 /// say so.
-pub fn mark_digest(state: &State, project: &str, image: &str, digest: &str, status: &str) {
+pub fn mark_digest(state: &State, image: &str, digest: &str, status: &str) {
     for records in Records::all(state) {
         let touches = records.refs.values().any(|r| {
             r.images
@@ -733,7 +734,6 @@ pub fn mark_digest(state: &State, project: &str, image: &str, digest: &str, stat
             }
         });
     }
-    let _ = project;
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -207,8 +208,6 @@ impl<'r> Sparse<'r> {
         Ok(more)
     }
 }
-
-use std::os::unix::ffi::OsStrExt;
 
 fn mkdir(dir: &Path) -> Result<(), AheadError> {
     match std::fs::create_dir(dir) {

@@ -777,13 +777,7 @@ impl Daemon {
                 self.engine_up = Some(true);
                 self.backoff = Duration::from_secs(1);
                 view.result = Some("ok".into());
-                crate::ahead::mark_digest(
-                    &self.state,
-                    &key.project,
-                    &key.image,
-                    &key.digest,
-                    "built",
-                );
+                crate::ahead::mark_digest(&self.state, &key.image, &key.digest, "built");
                 log(&format!("build {} {}: done", key.project, key.image));
                 // The budget holds after each build.
                 self.maintenance.request();
@@ -807,13 +801,7 @@ impl Daemon {
                     );
                 }
                 if job.ahead.is_some() {
-                    crate::ahead::mark_digest(
-                        &self.state,
-                        &key.project,
-                        &key.image,
-                        &key.digest,
-                        "failed",
-                    );
+                    crate::ahead::mark_digest(&self.state, &key.image, &key.digest, "failed");
                 }
                 view.result = Some("failed".into());
                 view.error = Some(error);
