@@ -10,11 +10,11 @@ use std::time::Duration;
 use crate::common::{self, busybox, engine, path_env, steps, wait_for, Project};
 
 /// A dependency stage that reads a lockfile, a wildcard under a directory, an executable
-/// script, and skips what `.dockerignore` excludes.
+/// script, a symlink to a file in another directory, and skips what `.dockerignore` excludes.
 const DOCKERFILE: &str = r#"ARG BASE=dockwarm-test/busybox:latest
 FROM ${BASE} AS deps
 WORKDIR /app
-COPY deps.lock install.sh ./
+COPY deps.lock install.sh extra.lock ./
 COPY reqs/*.txt ./reqs/
 RUN --mount=type=cache,target=/cache/deps sh -c './install.sh && date > /app/installed'
 
@@ -32,6 +32,7 @@ fn files() -> Vec<(&'static str, &'static str)> {
             "#!/bin/sh\ncat deps.lock reqs/* > /app/deps\n",
         ),
         ("reqs/base.txt", "base==1\n"),
+        ("locks/extra.lock", "extra==1\n"),
         ("reqs/ignored.txt", "not an input\n"),
         ("src/main.sh", "echo hi\n"),
     ]
@@ -40,6 +41,7 @@ fn files() -> Vec<(&'static str, &'static str)> {
 fn project() -> Project {
     busybox();
     let p = Project::new(&files());
+    std::os::unix::fs::symlink("locks/extra.lock", p.root.join("extra.lock")).unwrap();
     std::fs::set_permissions(
         p.root.join("install.sh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -142,6 +144,22 @@ fn a_commits_fingerprint_from_git_objects_equals_its_checkouts() {
     let bad = p.dockwarm(&["fingerprint", "--rev", "no-such-branch"]);
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no-such-branch"));
+    // A commit whose Dockerfile copies the source first: exit 2, the file named in the commit.
+    git(&p, &p.root, &["checkout", "-q", "-b", "broken"]);
+    p.write(
+        "Dockerfile",
+        "FROM dockwarm-test/busybox:latest\nCOPY . .\nRUN true\n",
+    );
+    git(&p, &p.root, &["commit", "-qam", "source first"]);
+    let broken = String::from_utf8(git(&p, &p.root, &["rev-parse", "HEAD"]).stdout).unwrap();
+    git(&p, &p.root, &["checkout", "-q", "main"]);
+    let bad = p.dockwarm(&["fingerprint", "--rev", "broken"]);
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!("{}:Dockerfile", &broken[..12])),
+        "{said}"
+    );
     let _ = p.dockwarm(&["daemon", "stop"]);
 }
 

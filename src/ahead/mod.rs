@@ -81,6 +81,18 @@ pub struct RevPlan {
     _lock: state::LockGuard,
 }
 
+impl RevPlan {
+    /// `text` (an error about the commit's files) with the scratch directory's paths shown as
+    /// `<commit>:path`, which is how the user can find them (`git show <commit>:path`).
+    pub fn relabel(&self, text: &str) -> String {
+        let prefix = format!("{}/", self.plan.config.root.display());
+        text.replace(
+            &prefix,
+            &format!("{}:", &self.commit[..12.min(self.commit.len())]),
+        )
+    }
+}
+
 impl Drop for RevPlan {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.scratch);
@@ -510,7 +522,16 @@ pub async fn prebuild(
             }
             Err(e) => {
                 set_status(state, &ws.main_root, &at.commit, name, "failed", None);
-                return Err(e.into());
+                return Err(match e {
+                    crate::prebuild::PrebuildError::Plan { message, usage } => {
+                        crate::prebuild::PrebuildError::Plan {
+                            message: at.relabel(&message),
+                            usage,
+                        }
+                    }
+                    other => other,
+                }
+                .into());
             }
         }
     }

@@ -36,13 +36,18 @@ pub fn run(dir: &Path, images: &[String], rev: Option<&str>, json: bool) -> anyh
     let rt = super::runtime()?;
     let rows = rt.block_on(async {
         let engine = super::connect(&state).await?;
-        let at;
+        let at = match rev {
+            Some(rev) => Some(crate::ahead::plan_at(
+                &state,
+                &ws,
+                rev,
+                engine.ignore_dialect(),
+            )?),
+            None => None,
+        };
         let at_checkout;
-        let (plan, commit) = match rev {
-            Some(rev) => {
-                at = crate::ahead::plan_at(&state, &ws, rev, engine.ignore_dialect())?;
-                (&at.plan, Some(at.commit.clone()))
-            }
+        let (plan, commit) = match &at {
+            Some(at) => (&at.plan, Some(at.commit.clone())),
             None => {
                 at_checkout = WorkspacePlan::load(&state, &ws, engine.ignore_dialect())?;
                 (&at_checkout, None)
@@ -54,7 +59,18 @@ pub fn run(dir: &Path, images: &[String], rev: Option<&str>, json: bool) -> anyh
             let image_plan = plan
                 .image(&image.name)
                 .ok_or_else(|| anyhow::anyhow!("image `{}` has no plan", image.name))?;
-            let fp = prebuild::fingerprint_image(&engine, image_plan).await?;
+            let fp = prebuild::fingerprint_image(&engine, image_plan)
+                .await
+                .map_err(|e| match (e, &at) {
+                    // A commit's files are named `<commit>:path`, not by the scratch copy.
+                    (prebuild::PrebuildError::Plan { message, usage }, Some(at)) => {
+                        prebuild::PrebuildError::Plan {
+                            message: at.relabel(&message),
+                            usage,
+                        }
+                    }
+                    (e, _) => e,
+                })?;
             let tag = fp.tag(&config.project.value);
             rows.push(Row {
                 commit: commit.clone(),
