@@ -1063,6 +1063,22 @@ mod tests {
         assert_eq!(app.target.value.as_deref(), Some("runtime"));
         assert_eq!(app.deps_target.value.as_deref(), Some("deps"));
         assert_eq!(c.debounce_ms.value, 200);
+        assert!(c.ahead.enabled.value && c.ahead.enabled.from == "default");
+    }
+
+    #[test]
+    fn ahead_can_be_turned_off_and_given_more_refs() {
+        let (_d, ws) = make_ws(&[
+            ("compose.yaml", "services:\n  web:\n    build: .\n"),
+            (
+                "dockwarm.toml",
+                "[ahead]\nenabled = false\nrefs = [\"origin/release\"]\n",
+            ),
+        ]);
+        let c = resolve(&ws).unwrap();
+        assert!(!c.ahead.enabled.value);
+        assert_eq!(c.ahead.enabled.from, "dockwarm.toml [ahead] enabled");
+        assert_eq!(c.ahead.refs.value, vec!["origin/release".to_string()]);
     }
 
     #[test]

@@ -629,6 +629,8 @@ fn scan_repo(
         return;
     };
     if !config.ahead.enabled.value {
+        // An empty list: the hook then starts dockwarm for no fetch at all.
+        let _ = crate::hooks::write_watched_refs(anchor, &[]);
         return;
     }
     let watched = watched_refs(workspaces, &config.ahead.refs.value);
