@@ -365,3 +365,92 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
     );
     let _ = p.dockwarm_in(&ours, &["daemon", "stop"]);
 }
+
+/// `cmd` run by `sh` under `umask 002` (group-writable files, as on distributions with user
+/// private groups): a checkout then writes 0664/0775, and so must the commit's prebuild.
+fn under_umask_002(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("umask 002 && exec \"$@\"")
+        .arg("sh")
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+/// The bollard backend's own tar of the commit's files, under another umask: the user's
+/// build of a later checkout still finds every dependency step CACHED.
+#[test]
+fn a_commit_prebuilt_through_bollard_under_umask_002_is_cached_for_its_checkout() {
+    if !engine() {
+        return;
+    }
+    let p = project();
+    git(&p, &p.root, &["checkout", "-q", "-b", "next"]);
+    p.write("deps.lock", &format!("requests==2.40.0\n# {}\n", p.name));
+    git(&p, &p.root, &["commit", "-qam", "bump"]);
+    git(&p, &p.root, &["checkout", "-q", "main"]);
+
+    let out = under_umask_002(
+        env!("CARGO_BIN_EXE_dockwarm"),
+        &[
+            "prebuild",
+            "--rev",
+            "next",
+            "--backend",
+            "bollard",
+            "--json",
+        ],
+    )
+    .current_dir(&p.root)
+    .env("DOCKWARM_STATE_DIR", &p.state)
+    .output()
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results[0]["status"], "built", "{results}");
+    assert_eq!(results[0]["backend"], "bollard", "{results}");
+
+    let wt = p.tmp.path().join(format!("{}-next", p.name));
+    let _down = Cleanup(vec![wt.clone()]);
+    let add = under_umask_002(
+        "git",
+        &["worktree", "add", "-q", wt.to_str().unwrap(), "next"],
+    )
+    .current_dir(&p.root)
+    .envs(common::git_env())
+    .output()
+    .unwrap();
+    assert!(add.status.success(), "{add:?}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(wt.join("deps.lock"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o664, "the checkout follows the umask");
+    let build = Command::new("docker")
+        .args(["compose", "--progress", "plain", "build"])
+        .current_dir(&wt)
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&build.stderr).into_owned()
+        + &String::from_utf8_lossy(&build.stdout);
+    assert!(build.status.success(), "docker compose build:\n{log}");
+    let deps: Vec<(String, bool)> = steps(&log)
+        .into_iter()
+        .filter(|(name, _)| {
+            name.contains("COPY deps.lock") || name.contains("reqs/*.txt") || name.contains("RUN")
+        })
+        .collect();
+    assert_eq!(deps.len(), 3, "the dependency steps in:\n{log}");
+    assert!(
+        deps.iter().all(|(_, cached)| *cached),
+        "not all CACHED: {deps:?}\n{log}"
+    );
+}
