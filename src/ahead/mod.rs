@@ -730,9 +730,11 @@ fn scan_repo(
         });
     }
     // Refs no longer watched (a workspace switched branch) leave the records.
-    let _ = Records::update(state, repo, |r| {
-        r.refs.retain(|name, _| names.contains(name));
-    });
+    if records.refs.keys().any(|name| !names.contains(name)) {
+        let _ = Records::update(state, repo, |r| {
+            r.refs.retain(|name, _| names.contains(name));
+        });
+    }
 }
 
 /// A build of these inputs ended (whoever asked for it): records of commits waiting on them
