@@ -29,9 +29,54 @@ esac
 # The trailing "." keeps trailing newlines that $(...) would strip.
 dockwarm_stdin=@STDIN@
 dockwarm_input=
+dockwarm_want=1
 if [ "$dockwarm_stdin" = 1 ]; then
 	dockwarm_input=$(cat; echo .)
 	dockwarm_input=${dockwarm_input%.}
+elif [ "$dockwarm_stdin" = refs ]; then
+	# reference-transaction runs on every ref update: commits, branch creation, fetches. Only
+	# a committed transaction that moved a remote-tracking ref concerns dockwarm; anything
+	# else leaves here without starting a process. Lines are read with the shell's own
+	# `read` (no fork); past 64 of them (a big fetch) `cat` takes the rest in one go.
+	# git fetch moves each ref in a transaction of its own: only the refs the daemon watches
+	# (listed beside this hook, read with `read`) start dockwarm; without the list, any
+	# remote-tracking ref does.
+	dockwarm_want=0
+	dockwarm_refs=$dockwarm_dir/$dockwarm_hook.dockwarm-refs
+	dockwarm_remote() {
+		if [ ! -f "$dockwarm_refs" ]; then
+			dockwarm_want=1
+			return 0
+		fi
+		while IFS= read -r dockwarm_ref; do
+			case $1 in
+			*" $dockwarm_ref" | *" $dockwarm_ref
+"*)
+				dockwarm_want=1
+				return 0
+				;;
+			esac
+		done <"$dockwarm_refs"
+	}
+	if [ "${1:-}" = committed ]; then
+		dockwarm_stdin=1
+		dockwarm_n=0
+		while [ "$dockwarm_n" -lt 64 ] && IFS= read -r dockwarm_line; do
+			dockwarm_input="$dockwarm_input$dockwarm_line
+"
+			case $dockwarm_line in
+			*" refs/remotes/"*) dockwarm_remote "$dockwarm_line" ;;
+			esac
+			dockwarm_n=$((dockwarm_n + 1))
+		done
+		if [ "$dockwarm_n" -ge 64 ]; then
+			dockwarm_line=$(cat; echo .)
+			dockwarm_input="$dockwarm_input${dockwarm_line%.}"
+			case $dockwarm_line in
+			*" refs/remotes/"*) dockwarm_remote "${dockwarm_line%.}" ;;
+			esac
+		fi
+	fi
 fi
 
 # Git ignores a hook that is not executable; so does the chain.
@@ -45,5 +90,7 @@ if [ -n "$dockwarm_orig" ] && [ -f "$dockwarm_dir/$dockwarm_orig" ] && [ -x "$do
 	dockwarm_rc=$?
 fi
 
+if [ "$dockwarm_want" = 1 ]; then
 @RUN_DOCKWARM@
+fi
 exit "$dockwarm_rc"

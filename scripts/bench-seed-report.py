@@ -5,7 +5,7 @@
     bench-seed-report.py --png RESULTS.tsv FACTS.json OUT.png
 
 RESULTS.tsv rows: run, contender, scenario, seconds, wheels fetched, note. Scenarios: s1, s2, s3a,
-s3b:<workspace> (two per run), s3total (fetches of all of s3), s5, s4, failed.
+s3b:<workspace> (two per run), s3total (fetches of all of s3), s5, s6, s4, failed.
 Every block between <!-- NAME:start --> and <!-- NAME:end --> in an existing OUT.md is kept (the
 hand-written analysis, other benchmarks' sections).
 """
@@ -24,11 +24,12 @@ SCENARIOS = [
     ("s3a", "3a. add a package, commit on a branch: that workspace can up"),
     ("s3b", "3b. `git checkout` of that branch in 2 other workspaces: each can up (mean)"),
     ("s5", "5. a new workspace on a new commit (sources unlike any image's) until it can up"),
+    ("s6", "6. a teammate's lockfile change fetched, then a new workspace on it until it can up"),
     ("s4", "4. `docker builder prune -af`, then a new workspace"),
 ]
 SHORT = {"s1": "1 first build", "s2": "2 new workspace", "s3a": "3a add package",
          "s3b": "3b switch 2 workspaces", "s5": "5 new workspace, new sources",
-         "s4": "4 after builder prune"}
+         "s6": "6 fetched lockfile change", "s4": "4 after builder prune"}
 
 
 def load(path):

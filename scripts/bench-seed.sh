@@ -16,6 +16,12 @@
 #   s3b  two other workspaces `git checkout` that change: time until each can up (mean of the two)
 #   s5   a new workspace on a new commit of main (a source change: sources unlike any image's)
 #        until it can up
+#   s6   a teammate's lockfile change arrives with `git fetch` (a bare "origin" and a teammate's
+#        clone of it; the teammate re-locks: uv.lock's bytes change, its packages do not, so the
+#        install step runs again from a warm uv cache), then a new workspace on the fetched
+#        commit until it can up. The clock starts at `git worktree add`; for dockwarm only after
+#        the fetch's ahead prebuild has finished (its duration is in the note): the premise of
+#        issue 14 is that fetches (Conductor's own, or the user's) come before new workspaces.
 #   s4   `docker builder prune -af`, then a new workspace until it can up
 # Contenders:
 #   seed      create the *_uv_cache/*_pip_cache volumes, export DOCKER_BUILDKIT=1
@@ -44,6 +50,8 @@
 #   OUT=DIR                where benchmarks.md/.png go (default docs/; QUICK=1: /tmp/dwbench-quick)
 #   KEEP=1                 keep the work directory (logs) at the end
 #   WAIT_LIMIT=S           give up on one "can up" after S seconds (default 300)
+#   PRUNE=0                a functional check on a shared machine: never `docker builder prune`
+#                          (other users' caches stay; s1 and s4 then measure nothing meaningful)
 set -euo pipefail
 export LC_ALL=C
 
@@ -135,6 +143,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 announce_prune() {
+    if [ "${PRUNE:-1}" = 0 ]; then say "PRUNE=0: not pruning ($1)"; return 0; fi
     say "ANNOUNCE: docker builder prune -af ($1) -- this empties the engine's WHOLE BuildKit build cache, every project's, not only the benchmark's"
     docker builder prune -af >/dev/null
 }
@@ -200,6 +209,22 @@ new_repo() {  # DIR
     mkdir -p "$1"
     cp -a "$template/." "$1/"
     (cd "$1" && git_q init -q && git_q add -A && git_q commit -qm "bench app")
+}
+
+# s6: an "origin" for the main checkout, and a teammate's clone of it.
+s6_setup() {  # MAIN BASE
+    local br
+    git_q clone -q --bare "$1" "$2/origin.git"
+    git -C "$1" remote add origin "$2/origin.git"
+    git_q -C "$1" fetch -q origin
+    br=$(git -C "$1" symbolic-ref --short HEAD)
+    git -C "$1" remote set-head origin "$br" >/dev/null
+    git -C "$1" branch -q --set-upstream-to "origin/$br"
+    git_q clone -q "$2/origin.git" "$2/teammate"
+}
+s6_teammate_push() {  # BASE: the teammate re-locks and pushes; prints the pushed commit
+    (cd "$1/teammate" && echo "# relocked by a teammate" >>uv.lock \
+        && git_q commit -qam "teammate: relock" && git_q push -q origin HEAD && git rev-parse HEAD)
 }
 
 record() {  # run contender scenario seconds fetches note
@@ -294,6 +319,17 @@ seed_run() {
     seed_build "$W5" "seed-r$r-s5" || { tail -20 "$work/seed-r$r-s5.log"; return 1; }
     record "$r" seed s5 "$(since "$t")" "$(( $(wheels) - n ))" ""
     note_image "${P}-ws5_api"; verify v1 "$W5" "${P}-ws5_api" || true
+
+    say "run $r seed s6: a teammate's lockfile change fetched, then a new workspace on it"
+    local W6="$base/$P-ws6"
+    s6_setup "$M" "$base"
+    s6_teammate_push "$base" >/dev/null
+    git_q -C "$M" fetch -q origin
+    n=$(wheels); t=$(now)
+    git_q -C "$M" worktree add -q -b ws6 "$W6" "@{upstream}"
+    seed_build "$W6" "seed-r$r-s6" || { tail -20 "$work/seed-r$r-s6.log"; return 1; }
+    record "$r" seed s6 "$(since "$t")" "$(( $(wheels) - n ))" ""
+    note_image "${P}-ws6_api"; verify v1 "$W6" "${P}-ws6_api" || true
 
     announce_prune "seed s4: BuildKit's cache mounts and layers gone"
     say "run $r seed s4: a new workspace after the prune"
@@ -405,6 +441,33 @@ dockwarm_run() {
     out=$(dw_wait "$P-ws5-api" "" "$t" "$W5") || { dw_fail "$out"; return 1; }
     record "$r" dockwarm s5 "$out" "$(( $(wheels) - n ))" ""
     verify v2 "$W5" "$P-ws5-api" || true
+
+    say "run $r dockwarm s6: a teammate's lockfile change fetched, then a new workspace on it"
+    local W6="$base/$P-ws6" pushed tf ahead_s upstream
+    s6_setup "$M" "$base"
+    pushed=$(s6_teammate_push "$base")
+    upstream=$(git -C "$M" rev-parse --symbolic-full-name "@{upstream}")
+    n=$(wheels); tf=$(now)
+    git_q -C "$M" fetch -q origin
+    # The fetch's prebuild runs ahead of any checkout; wait for it (untimed), noting how long.
+    ahead_s=""
+    while awk -v a="$(since "$tf")" -v b="$WAIT_LIMIT" 'BEGIN { exit !(a < b) }'; do
+        st=$(cd "$M" && "$DOCKWARM" status --json 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+for a in s.get("ahead", []):
+    if a["ref"] == sys.argv[1] and a["commit"] == sys.argv[2]:
+        print(",".join(i["state"] for i in a["images"]) or "none")
+' "$upstream" "$pushed" 2>/dev/null || true)
+        case "$st" in *queued*|*building*|"") sleep 0.2 ;; *) ahead_s=$(since "$tf"); break ;; esac
+    done
+    [ -n "$ahead_s" ] || { dw_fail "the fetched commit was not prebuilt ahead ($st)"; return 1; }
+    t=$(now)
+    git_q -C "$M" worktree add -q -b ws6 "$W6" "$upstream"
+    dw_init "$W6" "dw-r$r-s6-init"
+    out=$(dw_wait "$P-ws6-api" "" "$t" "$W6") || { dw_fail "$out"; return 1; }
+    record "$r" dockwarm s6 "$out" "$(( $(wheels) - n ))" "ahead prebuild ($st) done ${ahead_s}s after the fetch"
+    verify v2 "$W6" "$P-ws6-api" || true
 
     announce_prune "dockwarm s4: BuildKit's cache mounts and layers gone"
     say "run $r dockwarm s4: a new workspace after the prune"

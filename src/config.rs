@@ -111,6 +111,27 @@ pub struct Config {
     pub prune_budget: Sourced<u64>,
     /// Bytes of BuildKit cache to keep when the user opts in to pruning it; None: never pruned.
     pub builder_budget: Sourced<Option<u64>>,
+    /// `[ahead]`: prebuilding what `git fetch` brings, before any checkout.
+    #[serde(default)]
+    pub ahead: Ahead,
+}
+
+/// `[ahead]`: whether the daemon prebuilds fetched commits of the default branch and of the
+/// checked-out branches' upstreams, and which other refs it watches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ahead {
+    pub enabled: Sourced<bool>,
+    /// More refs to prebuild ahead: `origin/release` or `refs/remotes/origin/release`.
+    pub refs: Sourced<Vec<String>>,
+}
+
+impl Default for Ahead {
+    fn default() -> Ahead {
+        Ahead {
+            enabled: sourced(true, "default"),
+            refs: sourced(Vec::new(), "default"),
+        }
+    }
 }
 
 /// A built service left to compose, with the reason.
@@ -225,6 +246,14 @@ struct RawConfig {
     build: Option<RawBuild>,
     watch: Option<RawWatch>,
     prune: Option<RawPrune>,
+    ahead: Option<RawAhead>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAhead {
+    enabled: Option<bool>,
+    refs: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -524,7 +553,17 @@ fn resolve_env(
         ),
         None => user.builder_budget,
     };
+    let mut ahead = Ahead::default();
+    if let Some(a) = raw.ahead.as_ref() {
+        if let Some(enabled) = a.enabled {
+            ahead.enabled = sourced(enabled, format!("{FILE_NAME} [ahead] enabled"));
+        }
+        if let Some(refs) = &a.refs {
+            ahead.refs = sourced(refs.clone(), format!("{FILE_NAME} [ahead] refs"));
+        }
+    }
     Ok(Config {
+        ahead,
         read,
         root: ws.root.clone(),
         file,
@@ -1029,6 +1068,22 @@ mod tests {
         assert_eq!(app.target.value.as_deref(), Some("runtime"));
         assert_eq!(app.deps_target.value.as_deref(), Some("deps"));
         assert_eq!(c.debounce_ms.value, 200);
+        assert!(c.ahead.enabled.value && c.ahead.enabled.from == "default");
+    }
+
+    #[test]
+    fn ahead_can_be_turned_off_and_given_more_refs() {
+        let (_d, ws) = make_ws(&[
+            ("compose.yaml", "services:\n  web:\n    build: .\n"),
+            (
+                "dockwarm.toml",
+                "[ahead]\nenabled = false\nrefs = [\"origin/release\"]\n",
+            ),
+        ]);
+        let c = resolve(&ws).unwrap();
+        assert!(!c.ahead.enabled.value);
+        assert_eq!(c.ahead.enabled.from, "dockwarm.toml [ahead] enabled");
+        assert_eq!(c.ahead.refs.value, vec!["origin/release".to_string()]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! A library of small modules, one concept each; `main.rs` only parses and dispatches.
 
+pub mod ahead;
 pub mod background;
 pub mod build;
 pub mod changes;

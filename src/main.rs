@@ -32,6 +32,10 @@ enum Command {
     Fingerprint {
         /// Images to show (default: all).
         images: Vec<String>,
+        /// A commit (branch, tag, `origin/main`): its fingerprints, read from git's objects
+        /// without a checkout.
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -43,8 +47,12 @@ enum Command {
         #[arg(long)]
         background: bool,
         /// Also build this workspace's full image and tag it with its compose names.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rev")]
         full: bool,
+        /// Build the dependency stages of this commit instead, from git's objects (no
+        /// checkout): what the daemon does for a fetched default branch.
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
         /// No progress display (the log file still gets everything).
         #[arg(long, short)]
         quiet: bool,
@@ -242,11 +250,14 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Config { json } => commands::config::run(&dir, json),
-        Command::Fingerprint { images, json } => commands::fingerprint::run(&dir, &images, json),
+        Command::Fingerprint { images, rev, json } => {
+            commands::fingerprint::run(&dir, &images, rev.as_deref(), json)
+        }
         Command::Prebuild {
             images,
             background,
             full,
+            rev,
             quiet,
             backend,
             json,
@@ -256,6 +267,7 @@ fn main() -> ExitCode {
                 images,
                 background,
                 full,
+                rev,
                 quiet,
                 backend,
                 json,

@@ -157,6 +157,12 @@ impl WorkspacePlan {
         Ok(plan)
     }
 
+    /// The plan of files that are not a checkout's (a commit's, written out by
+    /// [`crate::ahead`]): computed now and never stored, since nothing would reuse it.
+    pub fn compute_unstored(ws: &Workspace, dialect: Dialect) -> Result<WorkspacePlan, PlanError> {
+        Self::compute(ws, dialect, BTreeMap::new())
+    }
+
     fn compute(
         ws: &Workspace,
         dialect: Dialect,

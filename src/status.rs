@@ -52,6 +52,87 @@ pub struct Report {
     pub saved: Saved,
     /// dockwarm's images against the budget, and the BuildKit cache, as last measured.
     pub disk: crate::disk::View,
+    /// Remote refs warmed ahead of any checkout (`[ahead]`): per ref, the commit last looked
+    /// at and, per image, whether its dependency stage is warm, queued, building or failed.
+    pub ahead: Vec<AheadReport>,
+}
+
+/// One remote ref dockwarm prebuilds ahead of any checkout.
+#[derive(Debug, Serialize)]
+pub struct AheadReport {
+    /// The repository's main worktree.
+    pub repo: PathBuf,
+    /// The ref, e.g. `refs/remotes/origin/main`.
+    #[serde(rename = "ref")]
+    pub refname: String,
+    /// The commit last looked at.
+    pub commit: String,
+    /// Why dockwarm watches it: "default branch", "upstream of …", "[ahead] refs".
+    pub why: String,
+    /// Seconds since the Unix epoch: when the commit was looked at.
+    pub at: u64,
+    /// Each image's dependency stage at that commit.
+    pub images: Vec<AheadImage>,
+    /// Why the commit could not be planned, if it could not.
+    pub error: Option<String>,
+}
+
+/// One image of a commit warmed ahead.
+#[derive(Debug, Serialize)]
+pub struct AheadImage {
+    /// The image's name in the configuration.
+    pub image: String,
+    /// The engine-free inputs digest at the commit.
+    pub digest: String,
+    /// warm (these inputs were built already), queued, building, built or failed.
+    pub state: String,
+    /// The dependency image's tag, once built.
+    pub tag: Option<String>,
+}
+
+/// The refs warmed ahead, from the records, with "building" for what the daemon runs now.
+fn ahead_reports(state: &State, daemon: Option<&DaemonStatus>) -> Vec<AheadReport> {
+    let running: Vec<(String, String)> = daemon
+        .map(|d| {
+            d.running
+                .iter()
+                .filter_map(|j| Some((j.ahead.clone()?, j.image.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for records in crate::ahead::Records::all(state) {
+        for (name, r) in records.refs {
+            let at = format!("{name}@{}", &r.commit[..12.min(r.commit.len())]);
+            let images = r
+                .images
+                .into_iter()
+                .map(|(image, i)| {
+                    let building = running.iter().any(|(a, im)| *a == at && *im == image);
+                    AheadImage {
+                        state: if building && i.status == "queued" {
+                            "building".into()
+                        } else {
+                            i.status
+                        },
+                        image,
+                        digest: i.digest,
+                        tag: i.tag,
+                    }
+                })
+                .collect();
+            out.push(AheadReport {
+                repo: records.repo.clone(),
+                refname: name,
+                commit: r.commit,
+                why: r.why,
+                at: r.at,
+                images,
+                error: r.error,
+            });
+        }
+    }
+    out
 }
 
 /// Whether the engine answered, and if not, why.
@@ -334,6 +415,7 @@ pub async fn collect(
         sum
     });
     Report {
+        ahead: ahead_reports(state, daemon.as_ref()),
         saved,
         engine: EngineState {
             up: live.engine.is_some(),

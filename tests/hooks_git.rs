@@ -358,6 +358,11 @@ fn a_previous_hook_keeps_running_and_uninstall_restores_it() {
 
     let report = sb.install(&repo);
     for (name, action) in &report.hooks {
+        if *name == hooks::REFS_HOOK {
+            // There was none: ours alone (its chaining is tested on its own below).
+            assert_eq!(*action, InstallAction::Created);
+            continue;
+        }
         assert_eq!(
             *action,
             InstallAction::Chained {
@@ -384,7 +389,7 @@ fn a_previous_hook_keeps_running_and_uninstall_restores_it() {
         .all(|(_, a)| *a == InstallAction::Unchanged));
     assert_eq!(snapshot(&hooks_dir), installed);
     let st = hooks::status(&repo).unwrap();
-    for h in &st.hooks {
+    for h in st.hooks.iter().filter(|h| h.name != hooks::REFS_HOOK) {
         assert!(
             matches!(&h.state, HookState::Ours { chains: Some(p) } if p.ends_with(format!("{}.dockwarm-orig", h.name))),
             "{:?}",
@@ -461,7 +466,148 @@ fn a_previous_hook_keeps_running_and_uninstall_restores_it() {
     assert_eq!(status.code(), Some(3));
 
     let report = hooks::uninstall(&repo).unwrap();
-    assert_eq!(report.changed.len(), 3);
+    assert_eq!(report.changed.len(), 4);
+    assert_eq!(snapshot(&hooks_dir), before);
+}
+
+/// A reference-transaction hook that logs its state and stdin, and lets every transaction
+/// through (exit 0: a failing one in state `prepared` would abort every ref update).
+const OLD_REFS_HOOK: &str = r#"#!/bin/sh
+input=$(cat; echo .)
+input=${input%.}
+printf '%s %s|%s|\n' "${0##*/}" "$*" "$input" | tr '\n' ' ' >>"$OLD_HOOK_LOG"
+echo >>"$OLD_HOOK_LOG"
+exit 0
+"#;
+
+/// reference-transaction fires on every ref update: commits, branches and tags never start
+/// dockwarm (the shim filters in the shell), a fetch that moves `refs/remotes/` does, once,
+/// with git's lines; the previous hook sees every state with its stdin, and uninstall puts
+/// it back byte for byte.
+#[test]
+fn reference_transaction_starts_dockwarm_only_for_fetched_remote_refs() {
+    let sb = Sandbox::new();
+    let origin = sb.repo("origin");
+    sb.git(sb.path(), &["clone", "-q", "origin", "clone"]);
+    let clone = sb.path().join("clone");
+    let hooks_dir = clone.join(".git/hooks");
+    let old = hooks_dir.join(hooks::REFS_HOOK);
+    fs::write(&old, OLD_REFS_HOOK).unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o751)).unwrap();
+    let before = snapshot(&hooks_dir);
+    let report = sb.install(&clone);
+    assert!(report
+        .hooks
+        .iter()
+        .any(|(n, a)| *n == hooks::REFS_HOOK && matches!(a, InstallAction::Chained { .. })));
+    let old_log = sb.path().join("old.log");
+    let git = |dir: &Path, args: &[&str]| {
+        let out = sb
+            .command("git", dir)
+            .env("OLD_HOOK_LOG", &old_log)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    sb.take_calls();
+
+    // Local work: commits, a branch, a tag, a switch.
+    fs::write(
+        clone.join("a.txt"),
+        "a
+",
+    )
+    .unwrap();
+    git(&clone, &["add", "a.txt"]);
+    git(&clone, &["commit", "-q", "-m", "local"]);
+    git(&clone, &["branch", "topic"]);
+    git(&clone, &["tag", "v1"]);
+    git(&clone, &["checkout", "-q", "topic"]);
+    let refs_calls = |calls: &[Call]| -> Vec<Call> {
+        calls
+            .iter()
+            .filter(|c| c.args.get(1).map(String::as_str) == Some(hooks::REFS_HOOK))
+            .cloned()
+            .collect()
+    };
+    let calls = sb.take_calls();
+    assert!(refs_calls(&calls).is_empty(), "{calls:?}");
+    let seen = fs::read_to_string(&old_log).unwrap();
+    assert!(
+        seen.contains("reference-transaction.dockwarm-orig prepared|"),
+        "{seen}"
+    );
+    assert!(seen.contains("refs/heads/topic"), "{seen}");
+    assert!(seen.contains("refs/tags/v1"), "{seen}");
+
+    // A teammate pushes; the fetch moves refs/remotes/origin/main.
+    sb.commit(&origin, "b.txt", "teammate");
+    let new = sb.rev(&origin, "HEAD");
+    git(&clone, &["fetch", "-q", "origin"]);
+    let calls = refs_calls(&sb.take_calls());
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        calls[0].args,
+        strs(&["hook", hooks::REFS_HOOK, "committed"])
+    );
+    assert!(
+        calls[0]
+            .stdin
+            .contains(&format!(" {new} refs/remotes/origin/main|")),
+        "{calls:?}"
+    );
+    let seen = fs::read_to_string(&old_log).unwrap();
+    assert!(
+        seen.contains("committed|") && seen.contains(&format!("{new} refs/remotes/origin/main")),
+        "{seen}"
+    );
+
+    // The daemon's list of watched refs: a fetch that moves only other remote refs starts
+    // nothing; one that moves a listed ref does.
+    assert!(hooks::write_watched_refs(&clone, &strs(&["refs/remotes/origin/main"])).unwrap());
+    assert!(!hooks::write_watched_refs(&clone, &strs(&["refs/remotes/origin/main"])).unwrap());
+    sb.git(&origin, &["branch", "side"]);
+    git(&clone, &["fetch", "-q", "origin"]);
+    assert!(refs_calls(&sb.take_calls()).is_empty());
+    sb.commit(&origin, "c.txt", "teammate again");
+    git(&clone, &["fetch", "-q", "origin"]);
+    assert_eq!(refs_calls(&sb.take_calls()).len(), 1);
+    // `git fetch --atomic` of many refs: one transaction, past the 64 lines read with `read`.
+    let run_shim = |last: &str| {
+        let mut lines = String::new();
+        for i in 0..70 {
+            let name = if i == 69 {
+                last.to_string()
+            } else {
+                format!("refs/remotes/origin/b{i}")
+            };
+            lines.push_str(&format!("{new} {new} {name}\n"));
+        }
+        let mut child = sb
+            .command("sh", &clone)
+            .env("OLD_HOOK_LOG", &old_log)
+            .arg(hooks_dir.join(hooks::REFS_HOOK))
+            .arg("committed")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        refs_calls(&sb.take_calls())
+    };
+    assert!(run_shim("refs/remotes/origin/mainline").is_empty());
+    let calls = run_shim("refs/remotes/origin/main");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].stdin.matches('|').count(), 70, "{calls:?}");
+
+    hooks::uninstall(&clone).unwrap();
     assert_eq!(snapshot(&hooks_dir), before);
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod ahead_engine;
 mod bad_input;
 mod compose_corpus;
 mod compose_engine;

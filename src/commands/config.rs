@@ -44,6 +44,24 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
     );
     println!(
         "{:<16}{:<28} {}",
+        "ahead",
+        if c.ahead.enabled.value {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        from(&c.ahead.enabled.from)
+    );
+    if !c.ahead.refs.value.is_empty() {
+        println!(
+            "{:<16}{:<28} {}",
+            "ahead refs",
+            c.ahead.refs.value.join(", "),
+            from(&c.ahead.refs.from)
+        );
+    }
+    println!(
+        "{:<16}{:<28} {}",
         "prune keep",
         c.prune_keep.value,
         from(&c.prune_keep.from)

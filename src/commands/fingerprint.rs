@@ -1,4 +1,4 @@
-//! `dockwarm fingerprint [--json]`.
+//! `dockwarm fingerprint [--rev REV] [--json]`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +14,9 @@ use crate::workspace::Workspace;
 /// The stable `--json` shape: one object per image.
 #[derive(Serialize)]
 struct Row {
+    /// With `--rev`: the commit the fingerprint is of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<String>,
     image: String,
     fingerprint: String,
     tag: String,
@@ -26,22 +29,51 @@ struct Row {
     inputs: Vec<InputFile>,
 }
 
-pub fn run(dir: &Path, images: &[String], json: bool) -> anyhow::Result<()> {
+/// `rev`: the fingerprints of that commit, read from git's objects instead of the checkout.
+pub fn run(dir: &Path, images: &[String], rev: Option<&str>, json: bool) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
     let state = State::open()?;
     let rt = super::runtime()?;
     let rows = rt.block_on(async {
         let engine = super::connect(&state).await?;
-        let plan = WorkspacePlan::load(&state, &ws, engine.ignore_dialect())?;
+        let at = match rev {
+            Some(rev) => Some(crate::ahead::plan_at(
+                &state,
+                &ws,
+                rev,
+                engine.ignore_dialect(),
+            )?),
+            None => None,
+        };
+        let at_checkout;
+        let (plan, commit) = match &at {
+            Some(at) => (&at.plan, Some(at.commit.clone())),
+            None => {
+                at_checkout = WorkspacePlan::load(&state, &ws, engine.ignore_dialect())?;
+                (&at_checkout, None)
+            }
+        };
         let config = &plan.config;
         let mut rows = Vec::new();
         for image in config.select(images)? {
             let image_plan = plan
                 .image(&image.name)
                 .ok_or_else(|| anyhow::anyhow!("image `{}` has no plan", image.name))?;
-            let fp = prebuild::fingerprint_image(&engine, image_plan).await?;
+            let fp = prebuild::fingerprint_image(&engine, image_plan)
+                .await
+                .map_err(|e| match (e, &at) {
+                    // A commit's files are named `<commit>:path`, not by the scratch copy.
+                    (prebuild::PrebuildError::Plan { message, usage }, Some(at)) => {
+                        prebuild::PrebuildError::Plan {
+                            message: at.relabel(&message),
+                            usage,
+                        }
+                    }
+                    (e, _) => e,
+                })?;
             let tag = fp.tag(&config.project.value);
             rows.push(Row {
+                commit: commit.clone(),
                 image: image.name.clone(),
                 built: prebuild::built_image(&engine, &tag, &fp.hex).await?,
                 fingerprint: fp.hex.clone(),
@@ -66,6 +98,9 @@ pub fn run(dir: &Path, images: &[String], json: bool) -> anyhow::Result<()> {
             super::paint("not built", "33")
         };
         println!("{}  {}  {} ({state})", r.image, r.fingerprint, r.tag);
+        if let Some(c) = &r.commit {
+            println!("  commit {c}");
+        }
         println!("  dependency stage  {}", r.dependency_stage);
         for b in &r.bases {
             println!(

@@ -74,6 +74,15 @@ pub fn arm_watchdog() {
 
 /// Runs the hook; returns at most one line for the user. Errors become that line.
 pub fn run(dir: &Path, name: &str, args: &[String]) -> Option<String> {
+    if name == crate::hooks::REFS_HOOK {
+        return match refs_moved(dir, args) {
+            Ok(()) => None,
+            Err(e) => Some(format!(
+                "dockwarm: {} (the git command is unaffected)",
+                crate::commands::one_line(&e)
+            )),
+        };
+    }
     if name == "post-rewrite" {
         // git writes the rewritten commits to stdin; drain it so git never blocks on the pipe.
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
@@ -140,4 +149,49 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
         "dockwarm: {what}; {}",
         handed.describe(&state)
     )))
+}
+
+/// `reference-transaction committed`, with `<old> <new> <ref>` lines on stdin (the shim lets
+/// only transactions that moved a `refs/remotes/` ref through): the moved remote-tracking
+/// refs go to the daemon, which decides whether any is worth a prebuild. Nothing is planned
+/// here — planning a commit reads git's objects, which is the daemon's work, off git's time.
+/// No daemon running: one is started only when this repository has a registered workspace
+/// (it looks at the refs when it starts).
+fn refs_moved(dir: &Path, args: &[String]) -> anyhow::Result<()> {
+    let mut input = String::new();
+    let _ = std::io::stdin().read_to_string(&mut input);
+    if args.first().map(String::as_str) != Some("committed") {
+        return Ok(());
+    }
+    let refs: Vec<String> = input
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split(' ');
+            let (_old, new, name) = (parts.next()?, parts.next()?, parts.next()?);
+            (name.starts_with("refs/remotes/") && !new.bytes().all(|b| b == b'0'))
+                .then(|| name.to_string())
+        })
+        .collect();
+    if refs.is_empty() || crate::daemon::client::disabled() {
+        return Ok(());
+    }
+    let ws = Workspace::discover(dir)?;
+    let state = State::open()?;
+    let request = crate::daemon::protocol::Request::RefsMoved {
+        path: ws.root.clone(),
+        refs,
+    };
+    match crate::daemon::client::send(&state, &request) {
+        Ok(()) => Ok(()),
+        Err(crate::daemon::client::ClientError::NotRunning) => {
+            let ours = crate::registry::list(&state)
+                .iter()
+                .any(|w| Workspace::discover(&w.path).is_ok_and(|o| o.main_root == ws.main_root));
+            if ours {
+                crate::daemon::client::spawn(&state)?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

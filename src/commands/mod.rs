@@ -75,6 +75,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<crate::prebuild::PrebuildError>()
                 .is_some_and(|p| p.is_usage())
+            || cause
+                .downcast_ref::<crate::ahead::AheadError>()
+                .is_some_and(|a| a.is_usage())
     };
     if e.chain().any(is_usage) {
         2

@@ -13,6 +13,8 @@ pub struct Args {
     pub background: bool,
     /// Also build this workspace's full image and tag it with its compose names.
     pub full: bool,
+    /// Build this commit's dependency stages (from git's objects) instead of the checkout's.
+    pub rev: Option<String>,
     pub quiet: bool,
     pub backend: Option<Backend>,
     pub json: bool,
@@ -38,6 +40,9 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
         let mut bg: Vec<String> = vec!["prebuild".into(), "--quiet".into()];
         if args.full {
             bg.push("--full".into());
+        }
+        if let Some(rev) = &args.rev {
+            bg.push(format!("--rev={}", crate::ahead::resolve(&ws.root, rev)?));
         }
         if let Some(b) = args.backend {
             bg.push(format!("--backend={}", format!("{b:?}").to_lowercase()));
@@ -65,6 +70,24 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     let results = rt.block_on(async {
         let engine = super::connect(&state).await?;
+        if let Some(rev) = &args.rev {
+            let quiet = args.json || args.quiet;
+            let (_, results) = crate::ahead::prebuild(
+                &engine,
+                &state,
+                &ws,
+                rev,
+                &args.images,
+                args.backend,
+                quiet,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::ahead::AheadPrebuildError::Build(b) => report(b),
+                other => other.into(),
+            })?;
+            return anyhow::Ok(results);
+        }
         let plan = WorkspacePlan::load(&state, &ws, engine.ignore_dialect())?;
         let options = Options {
             backend: args.backend.unwrap_or(plan.config.backend.value),

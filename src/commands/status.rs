@@ -114,6 +114,30 @@ fn print(report: &Report) {
             }
         }
     }
+    for a in &report.ahead {
+        let short = a.refname.trim_start_matches("refs/remotes/");
+        println!(
+            "ahead {short} @ {}  ({}, looked {} ago)",
+            &a.commit[..12.min(a.commit.len())],
+            a.why,
+            ago(a.at)
+        );
+        for i in &a.images {
+            let state = match i.state.as_str() {
+                "warm" | "built" => super::paint(&i.state, "32"),
+                "failed" => super::paint("failed", "31"),
+                other => super::paint(other, "33"),
+            };
+            println!(
+                "  {:<12} {state:<8} {}",
+                i.image,
+                i.tag.as_deref().unwrap_or("")
+            );
+        }
+        if let Some(e) = &a.error {
+            println!("  {}", super::paint(&format!("error: {e}"), "31"));
+        }
+    }
     if report.saved.builds > 0 {
         println!(
             "time saved, all workspaces: {} ({} warm builds)",

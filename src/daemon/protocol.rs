@@ -12,6 +12,9 @@
 //! - `{"op":"changed","path":"/abs/workspace","images":["app"]}` → `{"ok":true}`: the hooks saw
 //!   a change; recompute now (no debounce: git has finished writing). `images` empty or absent
 //!   means every image of the workspace.
+//! - `{"op":"refs_moved","path":"/abs/checkout","refs":["refs/remotes/origin/main"]}` →
+//!   `{"ok":true}`: a fetch moved these remote-tracking refs in the repository of that checkout
+//!   (the `reference-transaction` hook); the daemon looks at the refs it prebuilds ahead.
 //! - `{"op":"status"}` → `{"ok":true,"status":{…}}` (see [`DaemonStatus`]).
 //! - `{"op":"stop"}` → `{"ok":true}`, then the daemon exits; a running build goes on to its end
 //!   in its own process.
@@ -33,6 +36,11 @@ pub enum Request {
         path: PathBuf,
         #[serde(default)]
         images: Vec<String>,
+    },
+    RefsMoved {
+        path: PathBuf,
+        #[serde(default)]
+        refs: Vec<String>,
     },
     Status,
     Stop,
@@ -118,6 +126,9 @@ pub struct JobView {
     pub result: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A job for a fetched commit, prebuilt ahead of any checkout: `<ref>@<commit>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ahead: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

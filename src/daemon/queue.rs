@@ -7,7 +7,11 @@
 //!   older digest (a job left with no workspace is dropped), since building what is no longer on
 //!   disk only delays what is;
 //! - a *running* job is never touched: it finishes, and a newer digest queues behind it;
-//! - at most `concurrency` jobs run at once.
+//! - at most `concurrency` jobs run at once;
+//! - a job for a commit fetched but not checked out (prebuilt *ahead*, see `crate::ahead`)
+//!   waits while any job of a workspace waits: work for a checked-out workspace goes first. A
+//!   newer commit of the same ref supersedes a queued one, and a workspace asking for the same
+//!   inputs joins the job and lifts it to its own priority.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -27,8 +31,35 @@ pub struct Job {
     /// In the order they asked; the first one's build makes the dependency stage, the others
     /// find it built and only build their own workspace image.
     pub workspaces: Vec<PathBuf>,
+    /// Set when the job builds a fetched commit: its dependency stage is built from the
+    /// commit's objects, unless a workspace joins and builds it from its checkout.
+    pub ahead: Option<AheadTarget>,
     pub queued_at_ms: u64,
     pub started_at_ms: Option<u64>,
+}
+
+/// A commit to prebuild ahead of any checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AheadTarget {
+    /// A registered checkout of the repository: where the build child runs and whose engine
+    /// it uses.
+    pub anchor: PathBuf,
+    /// The repository's main worktree, which names it.
+    pub repo: PathBuf,
+    /// `refs/remotes/origin/main`.
+    pub refname: String,
+    pub commit: String,
+}
+
+impl Job {
+    /// Only a commit fetched ahead wants it: it waits for every workspace's job.
+    pub fn is_ahead_only(&self) -> bool {
+        self.workspaces.is_empty() && self.ahead.is_some()
+    }
+
+    fn wanted(&self) -> bool {
+        !self.workspaces.is_empty() || self.ahead.is_some()
+    }
 }
 
 impl Job {
@@ -40,6 +71,10 @@ impl Job {
             workspaces: self.workspaces.clone(),
             queued_at_ms: self.queued_at_ms,
             started_at_ms: self.started_at_ms,
+            ahead: self
+                .ahead
+                .as_ref()
+                .map(|a| format!("{}@{}", a.refname, &a.commit[..12.min(a.commit.len())])),
             ..Default::default()
         }
     }
@@ -91,7 +126,7 @@ impl Queue {
                 job.workspaces.retain(|w| w != workspace);
             }
         }
-        self.queued.retain(|j| !j.workspaces.is_empty());
+        self.queued.retain(Job::wanted);
         if let Some(job) = self.queued.iter_mut().find(|j| j.key == key) {
             job.workspaces.push(workspace.to_path_buf());
             return Pushed::Joined;
@@ -99,6 +134,39 @@ impl Queue {
         self.queued.push_back(Job {
             key,
             workspaces: vec![workspace.to_path_buf()],
+            ahead: None,
+            queued_at_ms: now_ms,
+            started_at_ms: None,
+        });
+        Pushed::Queued
+    }
+
+    /// Asks for `key` to be built for a fetched commit, at low priority. Nothing is queued when
+    /// a job with the same key is queued or running (it builds the same dependency stage); a
+    /// queued job for an older commit of the same ref gives way.
+    pub fn push_ahead(&mut self, key: Key, target: AheadTarget, now_ms: u64) -> Pushed {
+        let same_ref = |a: &AheadTarget| a.repo == target.repo && a.refname == target.refname;
+        if self
+            .running
+            .iter()
+            .chain(&self.queued)
+            .any(|j| j.key == key)
+        {
+            return Pushed::Already;
+        }
+        for job in self.queued.iter_mut() {
+            if job.key.project == key.project
+                && job.key.image == key.image
+                && job.ahead.as_ref().is_some_and(same_ref)
+            {
+                job.ahead = None;
+            }
+        }
+        self.queued.retain(Job::wanted);
+        self.queued.push_back(Job {
+            key,
+            workspaces: Vec::new(),
+            ahead: Some(target),
             queued_at_ms: now_ms,
             started_at_ms: None,
         });
@@ -110,7 +178,13 @@ impl Queue {
         if self.running.len() >= self.concurrency {
             return None;
         }
-        let mut job = self.queued.pop_front()?;
+        // A workspace's job first; a job wanted only ahead of a checkout when none waits.
+        let i = self
+            .queued
+            .iter()
+            .position(|j| !j.is_ahead_only())
+            .or_else(|| (!self.queued.is_empty()).then_some(0))?;
+        let mut job = self.queued.remove(i)?;
         job.started_at_ms = Some(now_ms);
         self.running.push(job.clone());
         Some(job)
@@ -132,6 +206,9 @@ impl Queue {
                     queued.workspaces.push(w);
                 }
             }
+            if queued.ahead.is_none() {
+                queued.ahead = job.ahead;
+            }
             return;
         }
         self.queued.push_front(job);
@@ -142,7 +219,7 @@ impl Queue {
         for job in self.queued.iter_mut() {
             job.workspaces.retain(|w| w != workspace);
         }
-        self.queued.retain(|j| !j.workspaces.is_empty());
+        self.queued.retain(Job::wanted);
     }
 
     /// Whether `workspace` waits for or is in a build of `image`; "queued" or "building".
@@ -253,6 +330,89 @@ mod tests {
         );
         assert_eq!(q.state_of(Path::new("/w/a"), "p", "app"), Some("building"));
         assert_eq!(q.state_of(Path::new("/w/b"), "p", "app"), Some("queued"));
+    }
+
+    fn target(refname: &str, commit: &str) -> AheadTarget {
+        AheadTarget {
+            anchor: "/w/a".into(),
+            repo: "/repo".into(),
+            refname: refname.into(),
+            commit: commit.into(),
+        }
+    }
+
+    #[test]
+    fn work_for_a_workspace_goes_before_work_ahead() {
+        let mut q = Queue::new(1);
+        let main = "refs/remotes/origin/main";
+        assert_eq!(
+            q.push_ahead(key("app", "a1"), target(main, "c1"), 0),
+            Pushed::Queued
+        );
+        q.push(key("app", "d1"), Path::new("/w/a"), 1);
+        q.push(key("worker", "d2"), Path::new("/w/b"), 2);
+        let order: Vec<String> = std::iter::from_fn(|| {
+            let job = q.start_next(3)?;
+            q.finish(&job.key);
+            Some(job.key.digest)
+        })
+        .collect();
+        assert_eq!(order, vec!["d1", "d2", "a1"]);
+    }
+
+    #[test]
+    fn a_newer_commit_of_a_ref_supersedes_the_queued_one() {
+        let mut q = Queue::new(1);
+        let main = "refs/remotes/origin/main";
+        q.push_ahead(key("app", "a1"), target(main, "c1"), 0);
+        q.push_ahead(key("app", "x1"), target("refs/remotes/origin/dev", "c9"), 0);
+        q.push_ahead(key("app", "a2"), target(main, "c2"), 1);
+        let queued: Vec<String> = q.queued().map(|j| j.key.digest.clone()).collect();
+        assert_eq!(queued, vec!["x1", "a2"]);
+        // Running: left alone; the newer commit queues behind it.
+        let running = q.start_next(2).unwrap();
+        assert_eq!(running.key.digest, "x1");
+        assert_eq!(
+            q.push_ahead(key("app", "x1"), target("refs/remotes/origin/dev", "c9"), 3),
+            Pushed::Already
+        );
+        // The same inputs already queued for a workspace: nothing more to build.
+        q.push(key("app", "d5"), Path::new("/w/a"), 4);
+        assert_eq!(
+            q.push_ahead(key("app", "d5"), target(main, "c3"), 5),
+            Pushed::Already
+        );
+        assert_eq!(q.queued().count(), 2);
+    }
+
+    #[test]
+    fn a_workspace_joining_an_ahead_job_lifts_it() {
+        let mut q = Queue::new(1);
+        q.push(key("worker", "w1"), Path::new("/w/b"), 0);
+        q.push_ahead(
+            key("app", "a1"),
+            target("refs/remotes/origin/main", "c1"),
+            0,
+        );
+        assert_eq!(
+            q.push(key("app", "a1"), Path::new("/w/a"), 1),
+            Pushed::Joined
+        );
+        q.forget_workspace(Path::new("/w/b"));
+        let job = q.start_next(2).unwrap();
+        assert_eq!(job.key.digest, "a1");
+        assert_eq!(job.workspaces, vec![PathBuf::from("/w/a")]);
+        assert!(job.ahead.is_some() && !job.is_ahead_only());
+        // Its workspace leaving keeps the commit's job.
+        let mut q = Queue::new(1);
+        q.push_ahead(
+            key("app", "a1"),
+            target("refs/remotes/origin/main", "c1"),
+            0,
+        );
+        q.push(key("app", "a1"), Path::new("/w/a"), 1);
+        q.forget_workspace(Path::new("/w/a"));
+        assert!(q.queued().next().is_some_and(Job::is_ahead_only));
     }
 
     #[test]

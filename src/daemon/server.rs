@@ -102,6 +102,8 @@ enum Input {
     Evaluated(PathBuf, BTreeSet<String>, Result<Box<Observation>, String>),
     /// Base images (`FROM` references) whose image ID changed on an engine (its events).
     BaseImagesChanged(Vec<String>),
+    /// A look at the refs prebuilt ahead, done off the loop: the builds fetched commits want.
+    AheadScanned(crate::ahead::Scan),
 }
 
 /// How a job ended.
@@ -157,6 +159,12 @@ struct Daemon {
     /// Per engine (its variables, as JSON): the task following its image events, which takes
     /// the references to look after.
     engines: HashMap<String, mpsc::UnboundedSender<BTreeSet<String>>>,
+    /// A look at the refs prebuilt ahead is running off the loop; and whether another is owed
+    /// when it ends (`Some(None)`: every repository, `Some(Some(path))`: that checkout's).
+    ahead_scanning: bool,
+    ahead_again: Option<Option<PathBuf>>,
+    /// The refs watched ahead, per repository (see [`crate::ahead::Scan::watch`]).
+    ahead_watch: Vec<crate::ahead::RefWatch>,
 }
 
 async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), DaemonError> {
@@ -238,6 +246,9 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         bases: BTreeMap::new(),
         forced: HashMap::new(),
         engines: HashMap::new(),
+        ahead_scanning: false,
+        ahead_again: None,
+        ahead_watch: Vec::new(),
     };
     log(&format!(
         "daemon {} started (pid {}, socket {}, {} build(s) at once)",
@@ -247,6 +258,7 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
         d.queue.concurrency()
     ));
     d.rescan(true);
+    d.look_ahead(None);
     d.dispatch();
     while !d.stopping {
         let wake = d.next_wake();
@@ -338,7 +350,17 @@ impl Daemon {
             }
             Input::Touched(touched) => {
                 for (workspace, image) in touched {
-                    self.touch(&workspace, &image, None);
+                    if image == watcher::AHEAD {
+                        // A ref written: the scan compares with the records, so a burst of
+                        // events (a fetch writes many refs) costs one look or two.
+                        log(&format!(
+                            "{}: refs written; looking ahead",
+                            workspace.display()
+                        ));
+                        self.look_ahead(Some(workspace));
+                    } else {
+                        self.touch(&workspace, &image, None);
+                    }
                 }
             }
             Input::WatchError(e) => log(&format!("watch error: {e}")),
@@ -347,6 +369,7 @@ impl Daemon {
                 self.evaluated(&workspace, &images, result)
             }
             Input::BaseImagesChanged(references) => self.base_images_changed(&references),
+            Input::AheadScanned(wanted) => self.ahead_scanned(wanted),
         }
     }
 
@@ -439,6 +462,15 @@ impl Daemon {
                 self.evaluate(&path, &images);
                 Response::ok()
             }
+            Request::RefsMoved { path, refs } => {
+                log(&format!(
+                    "{}: {} moved; looking ahead",
+                    path.display(),
+                    refs.join(", ")
+                ));
+                self.look_ahead(Some(path));
+                Response::ok()
+            }
             Request::Status => Response {
                 ok: true,
                 status: Some(self.status()),
@@ -497,6 +529,9 @@ impl Daemon {
         }
         if self.next_rescan <= now {
             self.rescan(false);
+            // Where the reference-transaction hook is missing (git before 2.28, husky), a
+            // fetch is seen here: a few ref reads per repository, compared with the records.
+            self.look_ahead(None);
             self.maintenance.tick(&self.state);
         } else if self.maintenance.next_wake() <= now {
             self.maintenance.tick(&self.state);
@@ -765,6 +800,71 @@ impl Daemon {
         }
     }
 
+    /// Looks at the refs prebuilt ahead (of `only`'s repository, or of all), off the loop.
+    fn look_ahead(&mut self, only: Option<PathBuf>) {
+        if self.stopping || self.workspaces.is_empty() {
+            return;
+        }
+        if self.ahead_scanning {
+            self.ahead_again = match (self.ahead_again.take(), only) {
+                (Some(Some(a)), Some(b)) if a == b => Some(Some(a)),
+                (None, Some(b)) => Some(Some(b)),
+                _ => Some(None),
+            };
+            return;
+        }
+        self.ahead_scanning = true;
+        let state = self.state.clone();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let dialect = crate::plan::remembered_dialect(&state);
+            let wanted = crate::ahead::scan(&state, only.as_deref(), dialect);
+            let _ = tx.send(Input::AheadScanned(wanted));
+        });
+    }
+
+    /// Queues, at low priority, what the fetched commits want built, and watches the refs.
+    fn ahead_scanned(&mut self, scan: crate::ahead::Scan) {
+        self.ahead_scanning = false;
+        // A scan of one repository knows only its refs: keep the others' watches.
+        let mut watch = scan.watch;
+        if scan.all {
+            self.ahead_watch.clear();
+        } else {
+            self.ahead_watch
+                .retain(|w| !watch.iter().any(|n| n.repo == w.repo));
+        }
+        self.ahead_watch.append(&mut watch);
+        let all = self.ahead_watch.clone();
+        self.targets_mut().set_ahead(&all);
+        self.sync_watches();
+        for w in scan.wanted {
+            let key = Key {
+                project: w.project,
+                image: w.image.clone(),
+                digest: w.digest.clone(),
+            };
+            let target = super::queue::AheadTarget {
+                anchor: w.anchor,
+                repo: w.repo,
+                refname: w.refname.clone(),
+                commit: w.commit.clone(),
+            };
+            let pushed = self.queue.push_ahead(key, target, now_ms());
+            log(&format!(
+                "{}@{} {}: inputs {} not built; ahead build {:?}",
+                w.refname,
+                &w.commit[..12.min(w.commit.len())],
+                w.image,
+                &w.digest[..12.min(w.digest.len())],
+                pushed
+            ));
+        }
+        if let Some(again) = self.ahead_again.take() {
+            self.look_ahead(again);
+        }
+    }
+
     /// Starts queued jobs while slots are free and the engine is not known to be down.
     fn dispatch(&mut self) {
         if self.stopping || self.retry_at.is_some() {
@@ -799,6 +899,7 @@ impl Daemon {
                 self.engine_up = Some(true);
                 self.backoff = Duration::from_secs(1);
                 view.result = Some("ok".into());
+                crate::ahead::mark_digest(&self.state, &key.image, &key.digest, "built");
                 log(&format!("build {} {}: done", key.project, key.image));
                 // The budget holds after each build.
                 self.maintenance.request();
@@ -821,6 +922,9 @@ impl Daemon {
                         },
                     );
                 }
+                if job.ahead.is_some() {
+                    crate::ahead::mark_digest(&self.state, &key.image, &key.digest, "failed");
+                }
                 view.result = Some("failed".into());
                 view.error = Some(error);
             }
@@ -834,7 +938,7 @@ impl Daemon {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 let mut again = job;
                 again.workspaces = left;
-                if !again.workspaces.is_empty() {
+                if !again.workspaces.is_empty() || again.ahead.is_some() {
                     self.queue.requeue_front(again);
                 }
                 return;
@@ -882,6 +986,18 @@ impl Daemon {
 /// Builds one job: the dependency stage once (in the first workspace), then each workspace's
 /// own image, through child `dockwarm prebuild --full` processes.
 async fn run_job(exe: &Path, job: &Job) -> JobResult {
+    if let (true, Some(target)) = (job.is_ahead_only(), &job.ahead) {
+        if !engine_answers(Some(&target.anchor)).await {
+            return JobResult::EngineDown(Vec::new());
+        }
+        return match run_ahead_child(exe, target, &job.key.image).await {
+            Ok(()) => JobResult::Ok,
+            Err(_) if !engine_answers(Some(&target.anchor)).await => {
+                JobResult::EngineDown(Vec::new())
+            }
+            Err(e) => JobResult::Failed(e),
+        };
+    }
     let first = job.workspaces.first().map(PathBuf::as_path);
     if !engine_answers(first).await {
         return JobResult::EngineDown(job.workspaces.clone());
@@ -952,6 +1068,54 @@ async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), Stri
     } else {
         Err(format!(
             "`dockwarm prebuild --full {image}` failed ({status}); its output is in the daemon log, the build's in `dockwarm logs {image}`"
+        ))
+    }
+}
+
+/// Builds a fetched commit's dependency stage: a child `dockwarm prebuild --rev COMMIT`, run
+/// in a registered checkout of the repository, on that checkout's engine.
+async fn run_ahead_child(
+    exe: &Path,
+    target: &super::queue::AheadTarget,
+    image: &str,
+) -> Result<(), String> {
+    use std::process::Stdio;
+    log(&format!(
+        "prebuild {image} ahead at {}@{}",
+        target.refname,
+        &target.commit[..12.min(target.commit.len())]
+    ));
+    if !target.anchor.is_dir() {
+        return Err(format!("{} is gone", target.anchor.display()));
+    }
+    let mut cmd = tokio::process::Command::new(exe);
+    if let Ok(state) = State::open() {
+        super::engine_env::apply(
+            &super::engine_env::for_workspace(&state, &target.anchor),
+            &mut cmd,
+        );
+    }
+    let rev = format!("--rev={}", target.commit);
+    cmd.args(["prebuild", &rev, "--quiet", image])
+        .current_dir(&target.anchor)
+        .env("DOCKWARM_BACKGROUND", "1")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    let status = cmd
+        .status()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`dockwarm prebuild --rev {} {image}` failed ({status}); its output is in the daemon log",
+            target.commit
         ))
     }
 }

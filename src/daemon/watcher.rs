@@ -30,6 +30,10 @@ pub struct Targets {
     dirs: BTreeMap<PathBuf, Vec<Interest>>,
 }
 
+/// The image of the interests in a repository's refs: a change there means "look at the refs
+/// prebuilt ahead" (`crate::ahead`), not "recompute a workspace". Not a valid image name.
+pub const AHEAD: &str = "\u{0}ahead";
+
 /// Files at a workspace's root that change what gets built, whatever the image.
 const ROOT_FILES: &[&str] = &[
     crate::config::FILE_NAME,
@@ -48,9 +52,23 @@ impl Targets {
     /// Forgets a workspace (it is re-added with [`Targets::add_image`] after a change).
     pub fn remove_workspace(&mut self, workspace: &Path) {
         for interests in self.dirs.values_mut() {
-            interests.retain(|i| i.workspace != workspace);
+            interests.retain(|i| i.workspace != workspace || i.image == AHEAD);
         }
         self.dirs.retain(|_, v| !v.is_empty());
+    }
+
+    /// Watches the refs looked at ahead, replacing the previous set: per repository (its main
+    /// worktree), directories and the entry names in them (`refs/remotes/origin` → `main`,
+    /// the common git dir → `packed-refs`).
+    pub fn set_ahead(&mut self, watches: &[crate::ahead::RefWatch]) {
+        for interests in self.dirs.values_mut() {
+            interests.retain(|i| i.image != AHEAD);
+        }
+        self.dirs.retain(|_, v| !v.is_empty());
+        for w in watches {
+            let names = w.names.iter().map(OsString::from).collect();
+            self.add(w.dir.clone(), w.repo.clone(), AHEAD, Some(names));
+        }
     }
 
     /// Watches what an image's dependency plan reads: its input files, its Dockerfile and
@@ -215,5 +233,23 @@ mod tests {
         t.remove_workspace(Path::new("/w/a"));
         assert!(t.concerned(Path::new("/w/a/uv.lock")).is_empty());
         assert_eq!(t.dirs().count(), 1);
+        // The refs watched ahead outlive a workspace's recompute and are replaced as a set.
+        let refs = |dir: &str, name: &str| crate::ahead::RefWatch {
+            repo: "/w/b".into(),
+            dir: dir.into(),
+            names: vec![name.into()],
+        };
+        t.set_ahead(&[refs("/w/b/.git/refs/remotes/origin", "main")]);
+        t.remove_workspace(Path::new("/w/b"));
+        let ahead = BTreeSet::from([("/w/b".into(), AHEAD.to_string())]);
+        assert_eq!(got2(&t, "/w/b/.git/refs/remotes/origin/main"), ahead);
+        assert!(got2(&t, "/w/b/.git/refs/remotes/origin/dev").is_empty());
+        t.set_ahead(&[refs("/w/b/.git", "packed-refs")]);
+        assert!(got2(&t, "/w/b/.git/refs/remotes/origin/main").is_empty());
+        assert_eq!(got2(&t, "/w/b/.git/packed-refs"), ahead);
+    }
+
+    fn got2(t: &Targets, p: &str) -> BTreeSet<(PathBuf, String)> {
+        t.concerned(Path::new(p))
     }
 }

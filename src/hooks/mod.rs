@@ -51,8 +51,17 @@ pub use shim::Manager;
 use shim::*;
 pub use state::{status, HookState, HookStatus, HooksStatus};
 
-/// The hooks that mean "the checked-out files may have changed".
-pub const HOOK_NAMES: [&str; 3] = ["post-checkout", "post-merge", "post-rewrite"];
+/// The hooks dockwarm installs: the first three mean "the checked-out files may have changed";
+/// `reference-transaction` (git 2.28+) means "a ref moved", of which only remote-tracking refs
+/// moved by a fetch concern dockwarm (see [`REFS_HOOK`]).
+pub const HOOK_NAMES: [&str; 4] = ["post-checkout", "post-merge", "post-rewrite", REFS_HOOK];
+
+/// The hook that tells dockwarm a fetch moved remote-tracking refs, so it can prebuild the
+/// new default branch before any checkout. It runs on every ref update (each commit twice), so
+/// its shim filters in the shell: only a `committed` transaction with a `refs/remotes/` line
+/// starts dockwarm. husky runs only the hooks it knows, and this is not one: under husky the
+/// daemon's look at the refs stands in for it.
+pub const REFS_HOOK: &str = "reference-transaction";
 
 /// Hooks whose stdin carries data that both the previous hook and dockwarm need.
 const STDIN_HOOKS: [&str; 1] = ["post-rewrite"];
@@ -66,6 +75,9 @@ const SHIM_MARKER: &[u8] = b"# dockwarm-shim v";
 const BLOCK_START: &[u8] = b"# >>> dockwarm-shim v";
 const BLOCK_END: &[u8] = b"# <<< dockwarm-shim v";
 const ORIG_SUFFIX: &str = ".dockwarm-orig";
+/// Beside the reference-transaction shim: the refs the daemon watches, one per line, so a fetch
+/// that moves other remote refs starts no dockwarm. Written by the daemon, removed by uninstall.
+const REFS_LIST_SUFFIX: &str = ".dockwarm-refs";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HooksError {
@@ -159,7 +171,7 @@ pub fn install(worktree: &Path, dockwarm_exe: &Path) -> Result<InstallReport, Ho
         }
         HooksLayout::Husky { user_dir } => {
             ensure_writable_dir(user_dir)?;
-            for name in HOOK_NAMES {
+            for name in HOOK_NAMES.into_iter().filter(|n| *n != REFS_HOOK) {
                 hooks.push((name, install_husky(user_dir, name)?));
             }
         }
@@ -379,7 +391,7 @@ fn uninstall_inner(worktree: &Path) -> Result<UninstallReport, HooksError> {
     let location = hooks_dir(worktree)?;
     let mut changed = Vec::new();
     if let HooksLayout::Husky { user_dir } = &location.layout {
-        for name in HOOK_NAMES {
+        for name in HOOK_NAMES.into_iter().filter(|n| *n != REFS_HOOK) {
             if let Some(action) = uninstall_husky(user_dir, name)? {
                 changed.push((user_dir.join(name), action));
             }
@@ -399,6 +411,43 @@ fn uninstall_inner(worktree: &Path) -> Result<UninstallReport, HooksError> {
     Ok(UninstallReport { location, changed })
 }
 
+/// Writes the list of refs the daemon watches beside the reference-transaction shim of the
+/// checkout at `worktree` (see `hooks/README.md`), when that shim is ours and the list changed.
+/// Returns whether it wrote.
+pub fn write_watched_refs(worktree: &Path, refs: &[String]) -> Result<bool, HooksError> {
+    let location = hooks_dir(worktree)?;
+    if !matches!(location.layout, HooksLayout::Plain) {
+        return Ok(false);
+    }
+    let dir = &location.dir;
+    let ours = [REFS_HOOK.to_string(), format!("{REFS_HOOK}.legacy")]
+        .iter()
+        .any(|name| {
+            read_hook(&dir.join(name))
+                .ok()
+                .flatten()
+                .and_then(|b| parse_shim(&b))
+                .is_some_and(|h| h.hook == REFS_HOOK)
+        });
+    if !ours {
+        return Ok(false);
+    }
+    let path = dir.join(format!("{REFS_HOOK}{REFS_LIST_SUFFIX}"));
+    let mut text = String::new();
+    for r in refs {
+        text.push_str(r);
+        text.push('\n');
+    }
+    if fs::read(&path).is_ok_and(|b| b == text.as_bytes()) {
+        return Ok(false);
+    }
+    let tmp = dir.join(format!(".{REFS_HOOK}{REFS_LIST_SUFFIX}.tmp"));
+    fs::write(&tmp, text.as_bytes())
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(io_err(&path, "write the list of watched refs"))?;
+    Ok(true)
+}
+
 fn uninstall_plain(
     dir: &Path,
     changed: &mut Vec<(PathBuf, UninstallAction)>,
@@ -414,6 +463,17 @@ fn uninstall_plain(
         let path = entry.path();
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
         if !is_file || entry.file_name().as_bytes().starts_with(b".") {
+            continue;
+        }
+        if entry
+            .file_name()
+            .as_bytes()
+            .ends_with(REFS_LIST_SUFFIX.as_bytes())
+        {
+            ensure_writable_dir(dir)?;
+            fs::remove_file(&path)
+                .map_err(|e| classify_write_error(dir, e, "remove dockwarm's list of refs"))?;
+            changed.push((path, UninstallAction::Removed));
             continue;
         }
         if let Some(header) = read_hook(&path)?.and_then(|b| parse_shim(&b)) {

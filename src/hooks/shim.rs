@@ -111,6 +111,8 @@ pub(super) fn render(template: &str, vars: &[(&str, &[u8])]) -> Vec<u8> {
 pub(super) fn render_shim(hook: &str, orig: Option<&str>, exe: &Path) -> Vec<u8> {
     let stdin: &[u8] = if STDIN_HOOKS.contains(&hook) {
         b"1"
+    } else if hook == REFS_HOOK {
+        b"refs"
     } else {
         b"0"
     };

@@ -110,6 +110,9 @@ pub fn status(worktree: &Path) -> Result<HooksStatus, HooksError> {
     let location = hooks_dir(worktree)?;
     let mut hooks = Vec::new();
     for name in HOOK_NAMES {
+        if name == REFS_HOOK && matches!(location.layout, HooksLayout::Husky { .. }) {
+            continue;
+        }
         let (path, state) = match &location.layout {
             HooksLayout::Husky { user_dir } => husky_state(&location.dir, user_dir, name)?,
             HooksLayout::Plain => {

@@ -1,0 +1,829 @@
+//! Warm before checkout: the plan of a commit, read from git's objects, and which remote
+//! branches the daemon prebuilds ahead of any checkout.
+//!
+//! A teammate's lockfile change arrives with `git fetch`; the first workspace on the new
+//! default branch should find its dependency stage built. [`plan_at`] plans a commit with the
+//! same code that plans a checkout (see [`tree`]), so equal inputs give an equal fingerprint
+//! and the prebuild's context holds the files a checkout would hold, with the modes a checkout
+//! would give them: BuildKit's cache keys for the dependency steps are those of the user's
+//! later build. [`watched_refs`] says which refs matter: the default branch (`origin/HEAD`'s
+//! target, or `CONDUCTOR_DEFAULT_BRANCH`), the upstreams of the branches checked out in
+//! registered workspaces, and `[ahead] refs`. [`Records`] remembers, per repository and ref,
+//! the commit last looked at and what became of it, for `status` and for not looking twice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ignore::Dialect;
+use crate::plan::{PlanError, WorkspacePlan};
+use crate::state::{self, State, StateError};
+use crate::workspace::Workspace;
+
+mod tree;
+
+/// Most rounds of plan-then-write before giving up: each round only adds files, and real
+/// projects settle in two to four.
+const MAX_ROUNDS: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AheadError {
+    #[error("{path}: {source}; check that it is a git repository dockwarm can read")]
+    Repo { path: PathBuf, source: git2::Error },
+    #[error("`{rev}` is not a commit here ({source}); name a branch, tag or commit (`git rev-parse {rev}` must answer)")]
+    Rev { rev: String, source: git2::Error },
+    #[error("reading `{path}` from the commit: {source}")]
+    Git { path: String, source: git2::Error },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The commit's configuration or Dockerfile does not plan; `message` names its files
+    /// as `<commit>:path`, not by the scratch directory they were read from.
+    #[error("at commit {commit}: {message}")]
+    Plan { commit: String, message: String },
+    #[error("planning commit {commit} did not settle after {MAX_ROUNDS} rounds (a symlink loop?)")]
+    Unsettled { commit: String },
+}
+
+impl AheadError {
+    fn io(path: &Path, source: std::io::Error) -> AheadError {
+        AheadError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn git(path: &str, source: git2::Error) -> AheadError {
+        AheadError::Git {
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    /// Whether the user must change something (a bad revision, a configuration error).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, AheadError::Rev { .. } | AheadError::Plan { .. })
+    }
+}
+
+/// A commit's plan, and the directory holding the commit's files it read: the build context
+/// of its prebuild, removed when this is dropped.
+pub struct RevPlan {
+    /// The full commit id.
+    pub commit: String,
+    pub plan: WorkspacePlan,
+    scratch: PathBuf,
+    _lock: state::LockGuard,
+}
+
+impl RevPlan {
+    /// `text` (an error about the commit's files) with the scratch directory's paths shown as
+    /// `<commit>:path`, which is how the user can find them (`git show <commit>:path`).
+    pub fn relabel(&self, text: &str) -> String {
+        let prefix = format!("{}/", self.plan.config.root.display());
+        text.replace(
+            &prefix,
+            &format!("{}:", &self.commit[..12.min(self.commit.len())]),
+        )
+    }
+}
+
+impl Drop for RevPlan {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// Resolves `rev` in the repository of the checkout at `dir` to a full commit id.
+pub fn resolve(dir: &Path, rev: &str) -> Result<String, AheadError> {
+    let repo = open(dir)?;
+    let id = peel(&repo, rev)?.id().to_string();
+    Ok(id)
+}
+
+fn open(dir: &Path) -> Result<git2::Repository, AheadError> {
+    git2::Repository::discover(dir).map_err(|source| AheadError::Repo {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn peel<'r>(repo: &'r git2::Repository, rev: &str) -> Result<git2::Commit<'r>, AheadError> {
+    repo.revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|source| AheadError::Rev {
+            rev: rev.to_string(),
+            source,
+        })
+}
+
+/// Plans commit `rev` of the repository of the checkout `ws`, from git's objects: no checkout,
+/// no index, nothing of the working tree read. The configuration is the commit's own
+/// (`dockwarm.toml` and compose files as committed); the project name defaults, as in a
+/// checkout, to the main worktree's directory name.
+pub fn plan_at(
+    state: &State,
+    ws: &Workspace,
+    rev: &str,
+    dialect: Dialect,
+) -> Result<RevPlan, AheadError> {
+    let repo = open(&ws.root)?;
+    let commit = peel(&repo, rev)?;
+    let id = commit.id().to_string();
+    let tree = commit.tree().map_err(|e| AheadError::git("(root)", e))?;
+    // A stable place per concurrent planner (slot), so compose's cached answer for the same
+    // compose files at the same path serves every round and the next commit; named like the
+    // main worktree, so compose's default project name is a checkout's.
+    let (slot, lock) = scratch_slot(state)?;
+    let scratch = state.dir("ahead")?.join("trees").join(slot.to_string());
+    let _ = std::fs::remove_dir_all(&scratch);
+    let root = scratch.join(
+        ws.main_root
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "repo".into()),
+    );
+    let made = RevPlanDir(scratch.clone());
+    let mut sparse = tree::Sparse::new(&repo, tree, root.clone())?;
+    let at = Workspace {
+        root,
+        main_root: ws.main_root.clone(),
+    };
+    let mut seeds: Vec<String> = vec![crate::config::FILE_NAME.into(), ".env".into()];
+    seeds.extend(crate::compose::FILE_NAMES.iter().map(|s| s.to_string()));
+    seeds.extend(crate::compose::OVERRIDE_NAMES.iter().map(|s| s.to_string()));
+    if let Ok(list) = std::env::var("COMPOSE_FILE") {
+        seeds.extend(list.split([':', ';']).map(str::to_string));
+    }
+    for s in &seeds {
+        sparse.want(s)?;
+    }
+    let mut widened = false;
+    for _ in 0..MAX_ROUNDS {
+        let plan = WorkspacePlan::compute_unstored(&at, dialect);
+        let more = match &plan {
+            Ok(plan) => wanted(&mut sparse, plan)?,
+            // A compose file named by an `include` or `COMPOSE_FILE` the seeds missed: write
+            // every compose-like file once and try again.
+            Err(_) if !widened => {
+                widened = true;
+                sparse.want_named(&[".yml", ".yaml", ".env", ".toml"])?
+            }
+            Err(_) => false,
+        };
+        if !more {
+            std::mem::forget(made);
+            return match plan {
+                Ok(plan) => Ok(RevPlan {
+                    commit: id,
+                    plan,
+                    scratch,
+                    _lock: lock,
+                }),
+                Err(source) => {
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    Err(plan_error(&id, &at.root, &source))
+                }
+            };
+        }
+    }
+    Err(AheadError::Unsettled { commit: id })
+}
+
+/// The first free scratch slot, held until the plan is dropped.
+fn scratch_slot(state: &State) -> Result<(usize, state::LockGuard), AheadError> {
+    for slot in 0..64 {
+        if let Some(guard) = state.try_lock(&format!("ahead-tree-{slot}"))? {
+            return Ok((slot, guard));
+        }
+    }
+    Ok((64, state.lock("ahead-tree-64")?))
+}
+
+/// A planning error at a commit, its paths shown as `<commit>:path`.
+fn plan_error(commit: &str, root: &Path, e: &PlanError) -> AheadError {
+    let prefix = format!("{}/", root.display());
+    let short = &commit[..12.min(commit.len())];
+    AheadError::Plan {
+        commit: commit.to_string(),
+        message: e.to_string().replace(&prefix, &format!("{short}:")),
+    }
+}
+
+/// Removes a scratch directory on an early return.
+struct RevPlanDir(PathBuf);
+
+impl Drop for RevPlanDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes what `plan` read (or missed) that the commit has; whether anything was new.
+fn wanted(sparse: &mut tree::Sparse<'_>, plan: &WorkspacePlan) -> Result<bool, AheadError> {
+    let mut more = false;
+    let config = &plan.config;
+    let mut paths: Vec<PathBuf> = config.read.files.clone();
+    paths.extend(config.compose_inputs.iter().cloned());
+    for image in &config.images {
+        if image.dockerfile_inline.is_none() {
+            let dockerfile = config.root.join(&image.dockerfile.value);
+            paths.push(crate::ignore::dockerfile_ignore_path(&dockerfile));
+            paths.push(dockerfile);
+        }
+        let context = config.root.join(&image.context.value);
+        paths.push(context.join(".dockerignore"));
+        for dir in image.named_context_dirs(&config.root).values() {
+            paths.push(dir.join(".dockerignore"));
+        }
+    }
+    for image in &plan.images {
+        match &image.deps {
+            Ok(deps) => {
+                paths.extend(deps.read_paths());
+                // A wildcard under a directory not written yet matches nothing, silently:
+                // the literal part of every source is written, so the next round sees it.
+                let sources = deps.deps.context_sources.iter();
+                let inputs = deps.image.inputs.value.iter();
+                for source in sources.chain(inputs) {
+                    paths.push(deps.context_dir.join(tree::literal_prefix(source)));
+                }
+                for (name, dir) in deps.image.named_context_dirs(&config.root) {
+                    for source in deps.deps.named_sources.get(&name).into_iter().flatten() {
+                        paths.push(dir.join(tree::literal_prefix(source)));
+                    }
+                }
+            }
+            Err(crate::fingerprint::FingerprintError::Inputs {
+                source: crate::context::ContextError::SourceNotFound { src, .. },
+                ..
+            }) => {
+                // A source not written yet: its literal directory part, in every context
+                // the image has (which one named it, the error does not say).
+                if let Some(spec) = config.images.iter().find(|i| i.name == image.name) {
+                    let prefix = tree::literal_prefix(src);
+                    let mut dirs = vec![config.root.join(&spec.context.value)];
+                    dirs.extend(spec.named_context_dirs(&config.root).into_values());
+                    paths.extend(dirs.into_iter().map(|d| d.join(&prefix)));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    for path in paths {
+        if let Some(rel) = sparse.relative(&path) {
+            more |= sparse.want(&rel)?;
+        }
+    }
+    Ok(more)
+}
+
+/// A ref dockwarm prebuilds ahead, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Watched {
+    /// Full name: `refs/remotes/origin/main`.
+    pub name: String,
+    /// "default branch", "upstream of <branch> in <workspace>", "[ahead] refs".
+    pub why: String,
+}
+
+/// The refs worth prebuilding for the repository of `workspaces` (registered checkouts of
+/// one repository): its default branch, each checked-out branch's upstream, and `extra`
+/// (`[ahead] refs`, short names like `origin/release` allowed).
+pub fn watched_refs(workspaces: &[PathBuf], extra: &[String]) -> Vec<Watched> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let Some(first) = workspaces.first() else {
+        return Vec::new();
+    };
+    let Ok(repo) = open(first) else {
+        return Vec::new();
+    };
+    let default = std::env::var("CONDUCTOR_DEFAULT_BRANCH")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .map(|b| {
+            if b.starts_with("refs/") {
+                b
+            } else if b.contains('/') && repo.find_reference(&format!("refs/remotes/{b}")).is_ok() {
+                format!("refs/remotes/{b}")
+            } else {
+                format!("refs/remotes/origin/{b}")
+            }
+        })
+        .or_else(|| {
+            repo.find_reference("refs/remotes/origin/HEAD")
+                .ok()
+                .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_string))
+        });
+    if let Some(d) = default {
+        out.insert(d, "default branch".into());
+    }
+    for ws in workspaces {
+        let Ok(wrepo) = git2::Repository::open(ws) else {
+            continue;
+        };
+        let Ok(head) = wrepo.head() else { continue };
+        if !head.is_branch() {
+            continue;
+        }
+        let Ok(branch) = head.name() else { continue };
+        if let Ok(up) = wrepo.branch_upstream_name(branch) {
+            if let Ok(up) = up.as_str() {
+                if up.starts_with("refs/remotes/") {
+                    out.entry(up.to_string()).or_insert_with(|| {
+                        format!(
+                            "upstream of {} in {}",
+                            branch.trim_start_matches("refs/heads/"),
+                            ws.display()
+                        )
+                    });
+                }
+            }
+        }
+    }
+    for r in extra {
+        let full = if r.starts_with("refs/") {
+            r.clone()
+        } else {
+            format!("refs/remotes/{r}")
+        };
+        out.entry(full).or_insert_with(|| "[ahead] refs".into());
+    }
+    out.into_iter()
+        .map(|(name, why)| Watched { name, why })
+        .collect()
+}
+
+/// The commit each ref points at now (refs that do not resolve are left out).
+pub fn ref_targets(dir: &Path, refs: &[String]) -> BTreeMap<String, String> {
+    let Ok(repo) = open(dir) else {
+        return BTreeMap::new();
+    };
+    refs.iter()
+        .filter_map(|name| {
+            let commit = repo
+                .find_reference(name)
+                .ok()?
+                .peel_to_commit()
+                .ok()?
+                .id()
+                .to_string();
+            Some((name.clone(), commit))
+        })
+        .collect()
+}
+
+/// What became of one ref looked at ahead.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RefRecord {
+    pub commit: String,
+    pub why: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// Per image: its inputs digest at the commit and what dockwarm did about it.
+    pub images: BTreeMap<String, ImageAhead>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageAhead {
+    pub digest: String,
+    /// "warm" (these inputs were built already), "queued", "built", "failed".
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// The refs of one repository looked at ahead, by full ref name; one file per repository,
+/// keyed by its main worktree.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Records {
+    pub repo: PathBuf,
+    pub refs: BTreeMap<String, RefRecord>,
+}
+
+fn records_path(state: &State, main_root: &Path) -> Result<PathBuf, StateError> {
+    Ok(state
+        .dir("ahead")?
+        .join(format!("{}.json", crate::registry::id(main_root))))
+}
+
+impl Records {
+    /// The records of the repository whose main worktree is `main_root`.
+    pub fn load(state: &State, main_root: &Path) -> Records {
+        records_path(state, main_root)
+            .ok()
+            .and_then(|p| state::read_json(&p))
+            .unwrap_or_else(|| Records {
+                repo: main_root.to_path_buf(),
+                refs: BTreeMap::new(),
+            })
+    }
+
+    /// Every repository's records.
+    pub fn all(state: &State) -> Vec<Records> {
+        let Ok(dir) = state.dir("ahead") else {
+            return Vec::new();
+        };
+        let mut out: Vec<Records> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| state::read_json(&e.path()))
+            .collect();
+        out.sort_by(|a, b| a.repo.cmp(&b.repo));
+        out
+    }
+
+    /// Changes the records of `main_root` under a lock (the daemon and build children write).
+    pub fn update(
+        state: &State,
+        main_root: &Path,
+        change: impl FnOnce(&mut Records),
+    ) -> Result<(), StateError> {
+        let _guard = state.lock(&format!("ahead-{}", crate::registry::id(main_root)))?;
+        let mut records = Records::load(state, main_root);
+        change(&mut records);
+        state::write_json_atomic(&records_path(state, main_root)?, &records)
+    }
+}
+
+/// Sets the status of `image` at `commit` of every ref that points there.
+pub fn set_status(
+    state: &State,
+    main_root: &Path,
+    commit: &str,
+    image: &str,
+    status: &str,
+    tag: Option<&str>,
+) {
+    let _ = Records::update(state, main_root, |r| {
+        for rec in r.refs.values_mut().filter(|rec| rec.commit == commit) {
+            if let Some(i) = rec.images.get_mut(image) {
+                i.status = status.to_string();
+                if let Some(t) = tag {
+                    i.tag = Some(t.to_string());
+                }
+            }
+        }
+    });
+}
+
+/// Prebuilds the dependency stages of commit `rev` (the named images, all when empty) with
+/// its files as the build context, and records the outcome on every ref looked at ahead that
+/// points there. Only dependency stages: a commit has no workspace to tag.
+pub async fn prebuild(
+    engine: &crate::engine::Engine,
+    state: &State,
+    ws: &Workspace,
+    rev: &str,
+    images: &[String],
+    backend: Option<crate::config::Backend>,
+    quiet: bool,
+) -> Result<(String, Vec<crate::prebuild::ImageResult>), AheadPrebuildError> {
+    let at = plan_at(state, ws, rev, engine.ignore_dialect())?;
+    let options = crate::prebuild::Options {
+        backend: backend.unwrap_or(at.plan.config.backend.value),
+        quiet,
+        full: false,
+    };
+    let names: Vec<String> = if images.is_empty() {
+        at.plan.images.iter().map(|i| i.name.clone()).collect()
+    } else {
+        images.to_vec()
+    };
+    let mut results = Vec::new();
+    for name in &names {
+        let one = std::slice::from_ref(name);
+        match crate::prebuild::run(engine, state, &at.plan, one, &options).await {
+            Ok(r) => {
+                for r in &r {
+                    let status = match r.outcome.status {
+                        crate::prebuild::Status::Built => "built",
+                        _ => "warm",
+                    };
+                    set_status(
+                        state,
+                        &ws.main_root,
+                        &at.commit,
+                        name,
+                        status,
+                        Some(&r.outcome.tag),
+                    );
+                }
+                results.extend(r);
+            }
+            Err(e) => {
+                set_status(state, &ws.main_root, &at.commit, name, "failed", None);
+                return Err(match e {
+                    crate::prebuild::PrebuildError::Plan { message, usage } => {
+                        crate::prebuild::PrebuildError::Plan {
+                            message: at.relabel(&message),
+                            usage,
+                        }
+                    }
+                    other => other,
+                }
+                .into());
+            }
+        }
+    }
+    Ok((at.commit.clone(), results))
+}
+
+/// Why [`prebuild`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AheadPrebuildError {
+    #[error(transparent)]
+    Plan(#[from] AheadError),
+    #[error(transparent)]
+    Build(#[from] crate::prebuild::PrebuildError),
+}
+
+/// A dependency build a fetched commit wants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wanted {
+    /// A registered checkout of the repository (where the build runs).
+    pub anchor: PathBuf,
+    /// The repository's main worktree.
+    pub repo: PathBuf,
+    pub refname: String,
+    pub commit: String,
+    pub project: String,
+    pub image: String,
+    pub digest: String,
+}
+
+/// Where a watched ref is written: a directory and the entry names in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefWatch {
+    /// The repository's main worktree.
+    pub repo: PathBuf,
+    pub dir: PathBuf,
+    pub names: Vec<String>,
+}
+
+/// What [`scan`] found.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub wanted: Vec<Wanted>,
+    /// Where the watched refs live (loose ref files, `packed-refs`): the daemon watches them,
+    /// so a fetch is seen even where the hook is missing.
+    pub watch: Vec<RefWatch>,
+    /// Every repository was looked at (not only one checkout's).
+    pub all: bool,
+}
+
+/// Looks at the watched refs of every repository that has a registered workspace (only the
+/// repository of `only`, when given): each ref whose commit was not looked at yet is planned
+/// from git's objects, and each image whose inputs no workspace and no earlier commit built
+/// comes back as [`Wanted`]; the rest is recorded as warm. Refs are compared with the
+/// records, so a look that finds nothing moved costs a few ref reads per repository.
+pub fn scan(state: &State, only: Option<&Path>, dialect: Dialect) -> Scan {
+    let registered = crate::registry::list(state);
+    let mut repos: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+    for w in &registered {
+        if let Ok(ws) = Workspace::discover(&w.path) {
+            repos.entry(ws.main_root).or_default().push(w.path.clone());
+        }
+    }
+    if let Some(only) = only {
+        let main = Workspace::discover(only).map(|w| w.main_root).ok();
+        repos.retain(|repo, _| Some(repo) == main.as_ref());
+    }
+    let mut found = Scan {
+        all: only.is_none(),
+        ..Scan::default()
+    };
+    for (repo, workspaces) in repos {
+        scan_repo(state, &repo, &workspaces, &registered, dialect, &mut found);
+    }
+    found
+}
+
+fn scan_repo(
+    state: &State,
+    repo: &Path,
+    workspaces: &[PathBuf],
+    registered: &[crate::registry::Workspace],
+    dialect: Dialect,
+    found: &mut Scan,
+) {
+    let Some(anchor) = workspaces.first() else {
+        return;
+    };
+    let Ok(anchor_ws) = Workspace::discover(anchor) else {
+        return;
+    };
+    // The checkout's own configuration says whether and what to look at ahead (resolved
+    // without starting compose, and without planning: the workspace's plan is its own
+    // evaluation's business).
+    let Ok(config) = crate::config::resolve_cached(&anchor_ws) else {
+        return;
+    };
+    if !config.ahead.enabled.value {
+        // An empty list: the hook then starts dockwarm for no fetch at all.
+        let _ = crate::hooks::write_watched_refs(anchor, &[]);
+        return;
+    }
+    let watched = watched_refs(workspaces, &config.ahead.refs.value);
+    let names: Vec<String> = watched.iter().map(|w| w.name.clone()).collect();
+    // The hook then starts dockwarm only for these refs (a fetch moves each ref on its own).
+    let _ = crate::hooks::write_watched_refs(anchor, &names);
+    if let Ok(git) = open(anchor) {
+        let common = git.commondir().to_path_buf();
+        let mut dirs: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+        dirs.entry(common.clone())
+            .or_default()
+            .push("packed-refs".into());
+        for name in &names {
+            let file = common.join(name);
+            if let (Some(dir), Some(base)) = (file.parent(), file.file_name()) {
+                dirs.entry(dir.to_path_buf())
+                    .or_default()
+                    .push(base.to_string_lossy().into_owned());
+            }
+        }
+        found
+            .watch
+            .extend(dirs.into_iter().map(|(dir, names)| RefWatch {
+                repo: repo.to_path_buf(),
+                dir,
+                names,
+            }));
+    }
+    let targets = ref_targets(anchor, &names);
+    let records = Records::load(state, repo);
+    let wanted = &mut found.wanted;
+    for w in &watched {
+        let Some(commit) = targets.get(&w.name) else {
+            continue;
+        };
+        if records
+            .refs
+            .get(&w.name)
+            .is_some_and(|r| &r.commit == commit)
+        {
+            continue;
+        }
+        let mut record = RefRecord {
+            commit: commit.clone(),
+            why: w.why.clone(),
+            at: state::now_secs(),
+            ..Default::default()
+        };
+        match plan_at(state, &anchor_ws, commit, dialect) {
+            Ok(at) => {
+                for (image, digest) in at.plan.digests() {
+                    let built = registered.iter().any(|r| {
+                        r.project == at.plan.config.project.value
+                            && r.images.get(&image).and_then(|s| s.built()) == Some(&digest)
+                    }) || Records::all(state).iter().any(|rs| {
+                        rs.refs.values().any(|r| {
+                            r.images.get(&image).is_some_and(|i| {
+                                i.digest == digest && (i.status == "built" || i.status == "warm")
+                            })
+                        })
+                    });
+                    let status = if built { "warm" } else { "queued" };
+                    if !built {
+                        wanted.push(Wanted {
+                            anchor: anchor.clone(),
+                            repo: repo.to_path_buf(),
+                            refname: w.name.clone(),
+                            commit: commit.clone(),
+                            project: at.plan.config.project.value.clone(),
+                            image: image.clone(),
+                            digest: digest.clone(),
+                        });
+                    }
+                    record.images.insert(
+                        image,
+                        ImageAhead {
+                            digest,
+                            status: status.into(),
+                            tag: None,
+                        },
+                    );
+                }
+                let prefix = format!("{}/", at.plan.config.root.display());
+                for image in at.plan.images.iter() {
+                    if let Err(e) = &image.deps {
+                        let text = e.to_string().replace(&prefix, "");
+                        record.error = Some(format!("{}: {text}", image.name));
+                    }
+                }
+            }
+            Err(e) => record.error = Some(e.to_string()),
+        }
+        let name = w.name.clone();
+        let _ = Records::update(state, repo, |r| {
+            r.repo = repo.to_path_buf();
+            r.refs.insert(name, record);
+        });
+    }
+    // Refs no longer watched (a workspace switched branch) leave the records.
+    if records.refs.keys().any(|name| !names.contains(name)) {
+        let _ = Records::update(state, repo, |r| {
+            r.refs.retain(|name, _| names.contains(name));
+        });
+    }
+}
+
+/// A build of these inputs ended (whoever asked for it): records of commits waiting on them
+/// say so.
+pub fn mark_digest(state: &State, image: &str, digest: &str, status: &str) {
+    for records in Records::all(state) {
+        let touches = records.refs.values().any(|r| {
+            r.images
+                .get(image)
+                .is_some_and(|i| i.digest == digest && i.status == "queued")
+        });
+        if !touches {
+            continue;
+        }
+        let _ = Records::update(state, &records.repo, |rs| {
+            for r in rs.refs.values_mut() {
+                if let Some(i) = r.images.get_mut(image) {
+                    if i.digest == digest && i.status == "queued" {
+                        i.status = status.to_string();
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+
+    /// The default branch from `origin/HEAD`, each checked-out branch's upstream (a linked
+    /// worktree's own HEAD), `[ahead] refs` in short form; a branch without upstream adds none.
+    #[test]
+    fn watched_refs_are_the_default_branch_upstreams_and_extras() {
+        let tmp = tempfile::tempdir().unwrap();
+        let origin = tmp.path().join("origin");
+        std::fs::create_dir(&origin).unwrap();
+        git(&origin, &["init", "-q", "-b", "main"]);
+        git(&origin, &["commit", "-q", "--allow-empty", "-m", "x"]);
+        git(&origin, &["branch", "feature"]);
+        git(tmp.path(), &["clone", "-q", "origin", "clone"]);
+        let clone = tmp.path().join("clone");
+        let wt = tmp.path().join("wt");
+        git(
+            &clone,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "feature",
+                wt.to_str().unwrap(),
+                "origin/feature",
+            ],
+        );
+        git(&clone, &["branch", "local-only"]);
+        let refs = watched_refs(&[clone.clone(), wt.clone()], &["origin/release".into()]);
+        let names: Vec<&str> = refs.iter().map(|w| w.name.as_str()).collect();
+        assert!(names.contains(&"refs/remotes/origin/feature"), "{refs:?}");
+        assert!(names.contains(&"refs/remotes/origin/release"), "{refs:?}");
+        if std::env::var_os("CONDUCTOR_DEFAULT_BRANCH").is_none() {
+            let main = refs
+                .iter()
+                .find(|w| w.name == "refs/remotes/origin/main")
+                .unwrap();
+            assert_eq!(main.why, "default branch");
+        }
+        assert!(refs
+            .iter()
+            .any(|w| w.why.starts_with("upstream of feature in ")));
+        let targets = ref_targets(
+            &clone,
+            &names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        );
+        assert_eq!(targets.len(), 2, "release does not resolve: {targets:?}");
+    }
+}
