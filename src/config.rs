@@ -111,6 +111,10 @@ pub struct Config {
     pub prune_budget: Sourced<u64>,
     /// Bytes of BuildKit cache to keep when the user opts in to pruning it; None: never pruned.
     pub builder_budget: Sourced<Option<u64>>,
+    /// The team registry dependency images are shared through (`[registry]`,
+    /// `DOCKWARM_REGISTRY`); None: this machine only.
+    #[serde(default)]
+    pub registry: Option<Sourced<crate::remote::TeamRegistry>>,
 }
 
 /// A built service left to compose, with the reason.
@@ -225,6 +229,16 @@ struct RawConfig {
     build: Option<RawBuild>,
     watch: Option<RawWatch>,
     prune: Option<RawPrune>,
+    registry: Option<RawRegistry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    url: Option<String>,
+    /// Hosts that may be spoken to in plain HTTP (loopback always may).
+    #[serde(default)]
+    insecure: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -502,6 +516,7 @@ fn resolve_env(
         "COMPOSE_PROJECT_NAME".into(),
         "DOCKWARM_BACKEND".into(),
         "DOCKWARM_COMPOSE".into(),
+        "DOCKWARM_REGISTRY".into(),
     ];
     env_names.extend(env.keys().filter(|k| k.starts_with("COMPOSE_")).cloned());
     for name in env_names {
@@ -524,7 +539,9 @@ fn resolve_env(
         ),
         None => user.builder_budget,
     };
+    let registry = resolve_registry(raw.registry.as_ref(), env, &toml_path)?;
     Ok(Config {
+        registry,
         read,
         root: ws.root.clone(),
         file,
@@ -553,6 +570,41 @@ fn resolve_env(
         prune_budget,
         builder_budget,
     })
+}
+
+/// `DOCKWARM_REGISTRY` (`off` turns a configured one off), else `[registry] url`.
+fn resolve_registry(
+    raw: Option<&RawRegistry>,
+    env: &BTreeMap<String, String>,
+    toml_path: &Path,
+) -> Result<Option<Sourced<crate::remote::TeamRegistry>>, ConfigError> {
+    let insecure = raw.map(|r| r.insecure.clone()).unwrap_or_default();
+    let (url, from, path) = match env
+        .get("DOCKWARM_REGISTRY")
+        .filter(|s| !s.trim().is_empty())
+    {
+        Some(v) if v.trim() == "off" => return Ok(None),
+        Some(v) => (
+            v.clone(),
+            "DOCKWARM_REGISTRY".to_string(),
+            "DOCKWARM_REGISTRY".to_string(),
+        ),
+        None => match raw.and_then(|r| r.url.clone()) {
+            Some(u) => (
+                u,
+                format!("{FILE_NAME} [registry] url"),
+                toml_path.display().to_string(),
+            ),
+            None => return Ok(None),
+        },
+    };
+    let parsed = crate::remote::TeamRegistry::parse(&url, &insecure).map_err(|message| {
+        ConfigError::Invalid {
+            path,
+            message: format!("[registry] url {message}"),
+        }
+    })?;
+    Ok(Some(sourced(parsed, from)))
 }
 
 fn compose_tags(services: &[String], compose: Option<&ComposeModel>, project: &str) -> Vec<String> {

@@ -23,6 +23,7 @@ pub mod prebuild;
 pub mod progress;
 pub mod prune;
 pub mod registry;
+pub mod remote;
 pub mod state;
 pub mod volumes;
 pub mod workspace;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::config::Backend;
 use crate::plan::{self, WorkspacePlan};
-use crate::prebuild::{self, Options, PrebuildError, Status};
+use crate::prebuild::{self, Options, PrebuildError, Push, Status};
 use crate::state::State;
 use crate::workspace::Workspace;
 
@@ -15,6 +15,8 @@ pub struct Args {
     pub full: bool,
     pub quiet: bool,
     pub backend: Option<Backend>,
+    /// Push what the team registry lacks before returning (CI).
+    pub push: bool,
     pub json: bool,
 }
 
@@ -38,6 +40,9 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
         let mut bg: Vec<String> = vec!["prebuild".into(), "--quiet".into()];
         if args.full {
             bg.push("--full".into());
+        }
+        if args.push {
+            bg.push("--push".into());
         }
         if let Some(b) = args.backend {
             bg.push(format!("--backend={}", format!("{b:?}").to_lowercase()));
@@ -70,6 +75,11 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
             backend: args.backend.unwrap_or(plan.config.backend.value),
             quiet: args.json || args.quiet,
             full: args.full,
+            push: if args.push {
+                Push::Now
+            } else {
+                Push::Background
+            },
         };
         prebuild::run(&engine, &state, &plan, &args.images, &options)
             .await
@@ -89,10 +99,17 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                 o.backend.as_deref().unwrap_or("?")
             ),
             Status::AlreadyBuilt => println!("{}: already built {}", o.image, o.tag),
+            Status::Pulled => println!(
+                "{}: pulled {} from the team registry in {secs:.1}s",
+                o.image, o.tag
+            ),
             Status::InputsChanged => println!(
                 "{}: inputs changed during the build; {} is left to the next build",
                 o.image, o.tag
             ),
+        }
+        if let (Some(line), false) = (&o.registry, o.status == Status::Pulled) {
+            println!("{}: {line}", o.image);
         }
         let Some(built) = &r.workspace_image else {
             continue;

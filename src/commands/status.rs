@@ -36,6 +36,15 @@ pub struct Report {
     pub saved: Saved,
     /// dockwarm's images against the budget, and the BuildKit cache, as last measured.
     pub disk: crate::disk::View,
+    /// Per project with a team registry: the last thing that happened with it.
+    pub team_registry: Vec<TeamRegistryReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TeamRegistryReport {
+    pub project: String,
+    pub registry: String,
+    pub last_event: Option<crate::remote::Event>,
 }
 
 #[derive(Debug, Serialize)]
@@ -236,6 +245,17 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
             }
         }
     }
+    let team_registry = volume_projects
+        .iter()
+        .filter_map(|(project, config)| {
+            let team = config.registry.as_ref()?;
+            Some(TeamRegistryReport {
+                project: project.clone(),
+                registry: team.value.to_string(),
+                last_event: crate::remote::last_event(state, project),
+            })
+        })
+        .collect();
     let saved = workspaces.iter().fold(Saved::default(), |mut sum, w| {
         sum += w.saved;
         sum
@@ -250,6 +270,7 @@ pub fn collect(state: &State, here: Option<&Path>) -> anyhow::Result<Report> {
         workspaces,
         volumes,
         disk: crate::disk::view(state, here),
+        team_registry,
     })
 }
 
@@ -340,6 +361,20 @@ fn print(report: &Report) {
         }
     } else {
         println!("volumes: sizes unknown while the engine is down");
+    }
+    for t in &report.team_registry {
+        match &t.last_event {
+            Some(e) => {
+                let line = format!("{} ({} ago)", e.line, ago(e.at));
+                let line = if e.ok {
+                    line
+                } else {
+                    super::paint(&line, "33")
+                };
+                println!("team registry {} [{}]: {line}", t.registry, t.project);
+            }
+            None => println!("team registry {} [{}]: not used yet", t.registry, t.project),
+        }
     }
     println!("{}", report.disk.line());
 }
