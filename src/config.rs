@@ -290,6 +290,27 @@ struct RawPrune {
 #[serde(deny_unknown_fields)]
 struct RawUserConfig {
     prune: Option<RawPrune>,
+    registry: Option<RawRegistry>,
+}
+
+/// The user's own `[registry]` (a registry for one user, on every repository that names none),
+/// with the file it came from.
+fn user_registry() -> Result<Option<(RawRegistry, String)>, ConfigError> {
+    let Some(path) = user_config_path() else {
+        return Ok(None);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ConfigError::Unreadable {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let raw: RawUserConfig = toml::from_str(&text).map_err(|e| toml_error(&text, &path, &e))?;
+    Ok(raw.registry.map(|r| (r, path.display().to_string())))
 }
 
 /// The budgets of the user's config, with their origins.
@@ -572,13 +593,18 @@ fn resolve_env(
     })
 }
 
-/// `DOCKWARM_REGISTRY` (`off` turns a configured one off), else `[registry] url`.
+/// `DOCKWARM_REGISTRY` (`off` turns a configured one off), else dockwarm.toml's
+/// `[registry] url`, else the user's own config's. `insecure` lists of both files count.
 fn resolve_registry(
     raw: Option<&RawRegistry>,
     env: &BTreeMap<String, String>,
     toml_path: &Path,
 ) -> Result<Option<Sourced<crate::remote::TeamRegistry>>, ConfigError> {
-    let insecure = raw.map(|r| r.insecure.clone()).unwrap_or_default();
+    let user = user_registry()?;
+    let mut insecure = raw.map(|r| r.insecure.clone()).unwrap_or_default();
+    if let Some((u, _)) = &user {
+        insecure.extend(u.insecure.iter().cloned());
+    }
     let (url, from, path) = match env
         .get("DOCKWARM_REGISTRY")
         .filter(|s| !s.trim().is_empty())
@@ -595,7 +621,10 @@ fn resolve_registry(
                 format!("{FILE_NAME} [registry] url"),
                 toml_path.display().to_string(),
             ),
-            None => return Ok(None),
+            None => match user.and_then(|(u, path)| u.url.map(|url| (url, path))) {
+                Some((url, path)) => (url, format!("{path} [registry] url"), path),
+                None => return Ok(None),
+            },
         },
     };
     let parsed = crate::remote::TeamRegistry::parse(&url, &insecure).map_err(|message| {
@@ -1104,6 +1133,36 @@ mod tests {
         assert_eq!(c.compose_project.value, "demo");
         assert_eq!(c.volumes.len(), 1);
         assert_eq!(c.volumes[0].name, "demo_uv");
+    }
+
+    #[test]
+    fn the_team_registry_comes_from_the_environment_or_the_file() {
+        let compose = ("compose.yaml", "services:\n  web:\n    build: .\n");
+        let toml = (
+            "dockwarm.toml",
+            "[registry]\nurl = \"cache.lan:5000/team\"\ninsecure = [\"cache.lan\"]\n",
+        );
+        let (_d, ws) = make_ws(&[compose, ("Dockerfile", "FROM scratch\n"), toml]);
+        let c = resolve(&ws).unwrap();
+        let r = c.registry.unwrap();
+        assert_eq!(r.value.host, "cache.lan:5000");
+        assert!(r.value.plain_http);
+        assert_eq!(r.from, "dockwarm.toml [registry] url");
+        let mut env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);
+        env.insert("DOCKWARM_REGISTRY".into(), "ghcr.io/org/cache".into());
+        let r = resolve_env(&ws, &env, false).unwrap().registry.unwrap();
+        assert_eq!(
+            (r.value.host.as_str(), r.from.as_str()),
+            ("ghcr.io", "DOCKWARM_REGISTRY")
+        );
+        env.insert("DOCKWARM_REGISTRY".into(), "off".into());
+        assert!(resolve_env(&ws, &env, false).unwrap().registry.is_none());
+        env.insert(
+            "DOCKWARM_REGISTRY".into(),
+            "http://cache.example:5000/t".into(),
+        );
+        let e = resolve_env(&ws, &env, false).unwrap_err().to_string();
+        assert!(e.starts_with("DOCKWARM_REGISTRY: [registry] url"), "{e}");
     }
 
     #[test]

@@ -706,11 +706,19 @@ async fn build_workspace_image(
         fingerprint::repository(project, &image.name),
         &fingerprint[..12.min(fingerprint.len())]
     );
-    let cache_from: Vec<String> = if built_image(engine, &deps_tag, fingerprint).await? {
+    let mut cache_from: Vec<String> = if built_image(engine, &deps_tag, fingerprint).await? {
         vec![deps_tag]
     } else {
         Vec::new()
     };
+    // A builder with its own store (docker-container, remote) cannot read the engine's
+    // images: it takes the dependency layers' cache from the team registry itself. The
+    // engine's own BuildKit finds them locally and is not sent to the network.
+    if let Some(team) = &config.registry {
+        if !builder.uses_engine_store().await {
+            cache_from.push(team.value.image_ref(project, &image.name, fingerprint));
+        }
+    }
     let scratch = state
         .dir("dockerfiles")?
         .join(format!("ws-{}", crate::registry::id(&config.root)));

@@ -306,6 +306,17 @@ async fn team_registry_check(c: &Config, r: &mut Report) {
         return;
     };
     let registry = &team.value;
+    if c.project.from != format!("{} [project] name", config::FILE_NAME) {
+        r.line(
+            Level::Warn,
+            "team registry names",
+            &format!(
+                "project `{}` comes from {}, which other clones may name differently, so they would not find each other's images",
+                c.project.value, c.project.from
+            ),
+            Some(&format!("commit `[project] name = \"{}\"` in dockwarm.toml", c.project.value)),
+        );
+    }
     let checked = match crate::remote::Team::new(registry) {
         Ok(t) => t.check().await.map(|access| (access, t.identity())),
         Err(e) => Err(e),
