@@ -168,6 +168,42 @@ fn engine_b_pulls_what_engine_a_pushed_and_the_users_build_finds_it_cached() {
         .unwrap_or_else(|| panic!("no RUN step in:\n{log}"));
     assert!(run.1, "the dependency step ran on B:\n{log}");
     assert_eq!(index.fetched(), 1, "B fetched packages:\n{log}");
+
+    // The README's exception: after `docker builder prune` a pulled image is no build cache,
+    // unless the compose file names it in `cache_from` (tried first), and without it the
+    // dependency step runs again (then).
+    let compose_build = || {
+        let out = Command::new("docker")
+            .args(["compose", "build", "--progress=plain"])
+            .current_dir(&clone)
+            .env("DOCKER_HOST", &b.host)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "compose build on B: {}", text(&out));
+        let log = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        let cached = steps(&log)
+            .into_iter()
+            .find(|(name, _)| name.contains("RUN busybox wget"))
+            .unwrap_or_else(|| panic!("no RUN step in:\n{log}"))
+            .1;
+        (cached, log)
+    };
+    sh(b.docker().args(["builder", "prune", "-af"]));
+    let remote = format!("{}/team/{}-app-deps:{fp}", registry.host(), p.name);
+    std::fs::write(
+        clone.join("compose.override.yaml"),
+        format!("services:\n  app:\n    build:\n      cache_from: [\"{remote}\"]\n"),
+    )
+    .unwrap();
+    let (cached, log) = compose_build();
+    assert!(cached, "cache_from the registry did not serve the step:\n{log}");
+    assert_eq!(index.fetched(), 1);
+    std::fs::remove_file(clone.join("compose.override.yaml")).unwrap();
+    sh(b.docker().args(["builder", "prune", "-af"]));
+    let (cached, log) = compose_build();
+    assert!(!cached, "CACHED without build cache:\n{log}");
+    assert_eq!(index.fetched(), 2);
 }
 
 #[test]
