@@ -197,7 +197,10 @@ fn engine_b_pulls_what_engine_a_pushed_and_the_users_build_finds_it_cached() {
     )
     .unwrap();
     let (cached, log) = compose_build();
-    assert!(cached, "cache_from the registry did not serve the step:\n{log}");
+    assert!(
+        cached,
+        "cache_from the registry did not serve the step:\n{log}"
+    );
     assert_eq!(index.fetched(), 1);
     std::fs::remove_file(clone.join("compose.override.yaml")).unwrap();
     sh(b.docker().args(["builder", "prune", "-af"]));

@@ -242,10 +242,14 @@ impl Client {
             .map_err(|e| unreachable(format!("bad request URL {url}: {e}")))?;
         let exchange = async {
             let response = self.http.request(request).await.map_err(|e| {
-                // hyper's top-level message is vague; its source says what happened.
-                let detail = std::error::Error::source(&e)
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| e.to_string());
+                // hyper's messages are vague ("tcp connect error"); the deepest cause says
+                // what happened ("Connection refused").
+                let mut detail = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    detail = c.to_string();
+                    cause = c.source();
+                }
                 unreachable(detail)
             })?;
             let (parts, body) = response.into_parts();
