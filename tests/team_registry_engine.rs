@@ -294,6 +294,15 @@ fn a_registry_down_a_wrong_password_or_a_missing_tag_leave_b_building_locally() 
     let line = r[0]["registry"].as_str().unwrap_or_default();
     assert!(line.contains("unreachable"), "{r}");
     assert_eq!(index.fetched(), 3);
+    // Only `prebuild --push` (CI) fails on a registry error: it was asked to fill it.
+    let ci = on_b(
+        &good,
+        &[("DOCKWARM_REGISTRY", &down)],
+        &["prebuild", "--push"],
+    );
+    assert_eq!(ci.status.code(), Some(1), "{}", text(&ci));
+    let stderr = String::from_utf8_lossy(&ci.stderr);
+    assert!(stderr.contains("unreachable"), "{}", text(&ci));
 
     // 4. Credentials from a helper (`credHelpers`, docker's helper protocol): the first
     //    fingerprint, removed from B, comes back pulled.
