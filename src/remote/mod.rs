@@ -4,6 +4,7 @@
 //! - [`reference`]: `[registry] url` parsed (host, path, whether plain HTTP is allowed);
 //! - [`credentials`]: docker's own credentials for the host (config.json, helpers);
 //! - [`client`]: the registry's HTTP API, for checks with short deadlines;
+//! - [`status`]: what `dockwarm registry status` reports;
 //! - this module: [`Team`], which checks, pulls and pushes a fingerprint's image through the
 //!   engine (so the engine's own registry rules and layer store are used), and the last thing
 //!   that happened with the registry ([`last_event`]), which `status` shows.
@@ -14,6 +15,7 @@
 pub mod client;
 pub mod credentials;
 pub mod reference;
+pub mod status;
 
 use futures_util::StreamExt;
 
@@ -266,6 +268,37 @@ pub async fn push_missing(
     Ok(format!(
         "pushed fingerprint {short} to team registry {registry}"
     ))
+}
+
+/// The background push (`dockwarm registry push-image`): one push per fingerprint at a time
+/// (another one running: nothing to do), its outcome recorded for `status`. Returns the line
+/// to print, or None when another process is pushing it.
+pub async fn push_recorded(
+    state: &State,
+    engine: &Engine,
+    registry: &TeamRegistry,
+    project: &str,
+    image: &str,
+    fp: &str,
+) -> Result<Option<String>, RemoteError> {
+    let Ok(Some(_guard)) = state.try_lock(&format!("push-{fp}")) else {
+        return Ok(None);
+    };
+    let local_tag = format!(
+        "{}:{}",
+        crate::fingerprint::repository(project, image),
+        &fp[..12.min(fp.len())]
+    );
+    match push_missing(engine, registry, project, image, fp, &local_tag).await {
+        Ok(line) => {
+            record_event(state, project, true, &line);
+            Ok(Some(line))
+        }
+        Err(e) => {
+            record_event(state, project, false, &e.to_string());
+            Err(e)
+        }
+    }
 }
 
 /// Drops one name of an image (never the image: it keeps its other names).
