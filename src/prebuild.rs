@@ -334,17 +334,18 @@ async fn pull_from_team(
     ))
 }
 
-/// A pulled dependency image's record: status shows where it came from.
-fn write_pulled_record(state: &State, fingerprint: &str, project: &str, image: &str, tag: &str) {
+/// A pulled dependency image's record: status shows where it came from and how long the
+/// pull took.
+fn write_pulled_record(state: &State, pulled: &Outcome) {
     let _ = state.write_build_record(&BuildRecord {
-        fingerprint: fingerprint.to_string(),
-        project: project.to_string(),
-        image: image.to_string(),
-        tag: tag.to_string(),
+        fingerprint: pulled.fingerprint.clone(),
+        project: pulled.project.clone(),
+        image: pulled.image.clone(),
+        tag: pulled.tag.clone(),
         status: "pulled".into(),
         backend: String::new(),
         finished_at: now_secs(),
-        duration_ms: 0,
+        duration_ms: pulled.duration_ms,
         log: None,
         error: None,
     });
@@ -514,8 +515,8 @@ async fn prebuild_image(
         match pull_from_team(engine, &team.value, project, &image.name, &fp.hex, &tag).await {
             Ok(line) => {
                 crate::remote::record_event(state, project, true, &line);
-                write_pulled_record(state, &fp.hex, project, &image.name, &tag);
                 let mut pulled = outcome(Status::Pulled, None);
+                write_pulled_record(state, &pulled);
                 pulled.registry = Some(line);
                 return Ok((pulled, None));
             }

@@ -310,7 +310,7 @@ pub struct BuildRecord {
     pub project: String,
     pub image: String,
     pub tag: String,
-    /// "built", "cached" (found already built) or "failed".
+    /// "built", "cached" (found already built), "pulled" (from the team registry) or "failed".
     pub status: String,
     pub backend: String,
     /// Seconds since the Unix epoch.

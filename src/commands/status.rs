@@ -83,7 +83,7 @@ pub struct ImageReport {
 
 #[derive(Debug, Serialize)]
 pub struct LastBuild {
-    /// "built", "cached" or "failed".
+    /// "built", "cached", "pulled" (from the team registry) or "failed".
     pub status: String,
     /// Seconds since the Unix epoch.
     pub finished_at: u64,
