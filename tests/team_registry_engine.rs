@@ -342,3 +342,38 @@ fn fingerprint_on_b(p: &Project, b: &SecondEngine, state: &Path) -> String {
     );
     v[0]["fingerprint"].as_str().unwrap().to_string()
 }
+
+#[test]
+fn a_registry_url_dockwarm_cannot_use_is_a_configuration_error_naming_the_file() {
+    let p = Project::new(&[
+        ("Dockerfile", "FROM scratch\nCOPY a.lock ./\n"),
+        ("a.lock", "x\n"),
+        ("compose.yaml", "services:\n  app:\n    build: .\n"),
+    ]);
+    for (url, says) in [
+        ("myteam/cache", "does not start with a registry host"),
+        (
+            "http://cache.example:5000/t",
+            "plain HTTP is only used for loopback",
+        ),
+    ] {
+        p.write("dockwarm.toml", &format!("[registry]\nurl = \"{url}\"\n"));
+        let out = p.dockwarm_env(&p.root, &["config"], &[("DOCKWARM_COMPOSE", "builtin")]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("dockwarm.toml"), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    // Listed as insecure, plain HTTP is allowed; `config` says where the setting came from.
+    p.write(
+        "dockwarm.toml",
+        "[registry]\nurl = \"http://cache.example:5000/t\"\ninsecure = [\"cache.example\"]\n",
+    );
+    let out = p.dockwarm_env(&p.root, &["config"], &[("DOCKWARM_COMPOSE", "builtin")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("cache.example:5000/t (plain HTTP)") && stdout.contains("[registry] url"),
+        "{stdout}"
+    );
+}
