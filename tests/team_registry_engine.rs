@@ -373,7 +373,34 @@ fn a_registry_url_dockwarm_cannot_use_is_a_configuration_error_naming_the_file()
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("cache.example:5000/t (plain HTTP)") && stdout.contains("[registry] url"),
+        stdout.contains("cache.example:5000/t (plain HTTP allowed)")
+            && stdout.contains("[registry] url"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_tls_registry_is_spoken_to_over_https_first() {
+    let registry = TestRegistry::start_tls();
+    let p = Project::new(&[
+        ("Dockerfile", "FROM scratch\nCOPY a.lock ./\n"),
+        ("a.lock", "x\n"),
+        ("compose.yaml", "services:\n  app:\n    build: .\n"),
+    ]);
+    p.write(
+        "dockwarm.toml",
+        &format!("[registry]\nurl = \"{}/team\"\n", registry.host()),
+    );
+    let ca = registry.ca_path();
+    let env = [
+        ("DOCKWARM_COMPOSE", "builtin"),
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+        ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+    ];
+    let out = p.dockwarm_env(&p.root, &["registry", "status", "--json"], &env);
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reachable"], true, "{v}");
+    assert_eq!(v["access"], "anonymous", "{v}");
+    assert_eq!(v["images"][0]["fingerprints"], 0, "{v}");
 }

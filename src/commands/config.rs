@@ -71,7 +71,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
                 "{}{}",
                 r.value,
                 if r.value.plain_http {
-                    " (plain HTTP)"
+                    " (plain HTTP allowed)"
                 } else {
                     ""
                 }

@@ -25,7 +25,7 @@ pub fn status(dir: &Path, json: bool) -> anyhow::Result<bool> {
         return Ok(true);
     };
     let plain = if report.plain_http {
-        ", plain HTTP"
+        ", plain HTTP allowed"
     } else {
         ""
     };

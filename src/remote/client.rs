@@ -17,6 +17,9 @@ use super::RemoteError;
 /// How long one request may take before the registry counts as unreachable.
 pub const DEADLINE: Duration = Duration::from_secs(5);
 
+/// How an unreachable line starts when the registry stayed silent (no fallback then).
+const NO_ANSWER: &str = "no answer within";
+
 type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
 /// What the registry said to `GET /v2/`.
@@ -34,6 +37,8 @@ pub struct Client {
     registry: TeamRegistry,
     credentials: Option<Credentials>,
     http: HyperClient<Connector, Full<Bytes>>,
+    /// `https://host` or, found by the first request to a plain-HTTP host, `http://host`.
+    base: std::sync::Mutex<Option<String>>,
 }
 
 impl Client {
@@ -56,7 +61,35 @@ impl Client {
             registry: registry.clone(),
             credentials,
             http: HyperClient::builder(TokioExecutor::new()).build(connector),
+            base: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Where the API answers. Like the engine with an insecure registry: HTTPS first, and
+    /// plain HTTP when HTTPS fails (a TLS error, not a silence) on a host that allows it.
+    async fn base(&self) -> Result<String, RemoteError> {
+        if let Some(base) = self.base.lock().ok().and_then(|b| b.clone()) {
+            return Ok(base);
+        }
+        let https = self.registry.api_base();
+        let chosen = if !self.registry.plain_http {
+            https
+        } else {
+            match self.send(Method::GET, &format!("{https}/v2/"), None).await {
+                Ok(_) => https,
+                Err(RemoteError::Unreachable { reason, .. }) if reason.starts_with(NO_ANSWER) => {
+                    return Err(RemoteError::Unreachable {
+                        registry: self.registry.to_string(),
+                        reason,
+                    })
+                }
+                Err(_) => format!("http://{}", self.registry.api_host()),
+            }
+        };
+        if let Ok(mut b) = self.base.lock() {
+            *b = Some(chosen.clone());
+        }
+        Ok(chosen)
     }
 
     /// Whether the registry answers and lets us in.
@@ -120,7 +153,7 @@ impl Client {
         method: Method,
         path: &str,
     ) -> Result<(StatusCode, Bytes, bool), RemoteError> {
-        let url = format!("{}{path}", self.registry.api_base());
+        let url = format!("{}{path}", self.base().await?);
         let (status, headers, body) = self.send(method.clone(), &url, None).await?;
         if status != StatusCode::UNAUTHORIZED {
             return Ok((status, body, false));
@@ -262,7 +295,7 @@ impl Client {
         };
         tokio::time::timeout(DEADLINE, exchange)
             .await
-            .map_err(|_| unreachable(format!("no answer within {} s", DEADLINE.as_secs())))?
+            .map_err(|_| unreachable(format!("{NO_ANSWER} {} s", DEADLINE.as_secs())))?
     }
 }
 

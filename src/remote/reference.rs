@@ -89,10 +89,10 @@ impl TeamRegistry {
         }
     }
 
-    /// The base URL of the registry's HTTP API.
+    /// The base URL of the registry's HTTP API over HTTPS (where a plain-HTTP host allows
+    /// it, the client falls back to `http://` when HTTPS fails, as the engine does).
     pub fn api_base(&self) -> String {
-        let scheme = if self.plain_http { "http" } else { "https" };
-        format!("{scheme}://{}", self.api_host())
+        format!("https://{}", self.api_host())
     }
 }
 

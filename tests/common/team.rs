@@ -30,6 +30,20 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Open to anyone, or with `auth = Some((user, password))` behind htpasswd (bcrypt).
     pub fn start(auth: Option<(&str, &str)>) -> TestRegistry {
+        TestRegistry::start_with(auth, false)
+    }
+
+    /// Served over TLS with a certificate for 127.0.0.1 from a test CA (`ca_path`).
+    pub fn start_tls() -> TestRegistry {
+        TestRegistry::start_with(None, true)
+    }
+
+    /// The test CA's certificate of a TLS registry (for SSL_CERT_FILE).
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_with(auth: Option<(&str, &str)>, tls: bool) -> TestRegistry {
         let binary = "docker-registry";
         assert!(
             Command::new("sh")
@@ -52,6 +66,66 @@ impl TestRegistry {
                 dir.path().join("htpasswd").display()
             ));
         }
+        if tls {
+            let d = dir.path();
+            let openssl = |args: &[&str]| {
+                sh(Command::new("openssl").args(args).current_dir(d));
+            };
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=dockwarm-test-ca",
+            ]);
+            openssl(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ]);
+            std::fs::write(
+                d.join("ext"),
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+            )
+            .unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "cert.pem",
+                "-days",
+                "1",
+                "-extfile",
+                "ext",
+            ]);
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                d.join("cert.pem").display(),
+                d.join("key.pem").display()
+            ));
+        }
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
         let child = Command::new(binary)
@@ -63,6 +137,7 @@ impl TestRegistry {
             .spawn()
             .unwrap();
         let registry = TestRegistry { port, dir, child };
+        // Plain HTTP to a TLS port gets an answer too (400): either way it listens.
         wait_for("the registry to answer", Duration::from_secs(30), || {
             http_status(port, "/v2/").is_some()
         });
