@@ -34,6 +34,7 @@ command -v docker-compose >/dev/null 2>&1 || { log "installing docker-compose (v
 command -v docker-registry >/dev/null 2>&1 || { log "installing docker-registry"; apt_install docker-registry; }
 command -v htpasswd >/dev/null 2>&1 || { log "installing apache2-utils (htpasswd)"; apt_install apache2-utils; }
 command -v ip >/dev/null 2>&1 || { log "installing iproute2"; apt_install iproute2; }
+command -v openssl >/dev/null 2>&1 || { log "installing openssl (the TLS registry test's CA)"; apt_install openssl; }
 
 # 3. compose v2 and buildx as CLI plugins, from Debian trixie (not in bookworm).
 plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"

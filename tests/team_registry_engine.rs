@@ -275,6 +275,16 @@ fn a_registry_down_a_wrong_password_or_a_missing_tag_leave_b_building_locally() 
     assert!(line.contains(&format!("docker login {host}")), "{r}");
     assert!(!line.contains("wrong-password"), "{r}");
     assert_eq!(index.fetched(), 2);
+    let doctor = on_b(&bad, &[], &["doctor"]);
+    let said = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    assert!(said.contains("FAIL team registry"), "{said}");
+    assert!(said.contains(&format!("docker login {host}")), "{said}");
+    let doctor = on_b(&good, &[], &["doctor"]);
+    let said = String::from_utf8_lossy(&doctor.stdout).into_owned();
+    assert!(
+        said.contains("ok   team registry:") && said.contains("authenticated as dw (from auths)"),
+        "{said}"
+    );
     let refused = on_b(&bad, &[], &["registry", "status", "--json"]);
     assert!(!refused.status.success(), "{}", text(&refused));
     let v: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();

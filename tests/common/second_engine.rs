@@ -27,8 +27,15 @@ impl SecondEngine {
         // A /24 no interface uses yet.
         let used = String::from_utf8_lossy(&sh(Command::new("ip").args(["-4", "addr"])).stdout)
             .into_owned();
-        let third = (u32::from_str_radix(id, 16).unwrap() % 200 + 20..=254)
-            .chain(20..=254)
+        // Engines started by one test process never share a /24 (a counter); other processes
+        // start elsewhere (the random id) and skip what is in use.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let start = (u32::from_str_radix(id, 16).unwrap()
+            + 37 * NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+            % 230
+            + 20;
+        let third = (start..=250)
+            .chain(20..start)
             .find(|n| !used.contains(&format!("10.213.{n}.")))
             .expect("no free 10.213.x.0/24");
         sh(Command::new("ip").args(["link", "add", &bridge, "type", "bridge"]));
