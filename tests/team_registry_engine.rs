@@ -88,12 +88,32 @@ fn engine_b_pulls_what_engine_a_pushed_and_the_users_build_finds_it_cached() {
     if !engine() {
         return;
     }
+    pull_on_b("buildx");
+}
+
+/// The same through the engine's `/build` endpoint on both engines: the README says the user's
+/// build is warm there too.
+#[test]
+fn engine_b_pulls_and_the_users_build_finds_it_cached_with_the_bollard_backend() {
+    if !engine() {
+        return;
+    }
+    pull_on_b("bollard");
+}
+
+fn pull_on_b(backend: &str) {
     let registry = TestRegistry::start(None);
     let index = PackageIndex::start();
     let p = team_project(&format!("{}/team", registry.host()), &index);
 
     // Engine A: built once (one package fetched), pushed before returning.
-    let a = json_ok(&p, &p.root, &["prebuild", "--push", "--json"], &[]);
+    let a = json_ok(
+        &p,
+        &p.root,
+        &["prebuild", "--push", "--json"],
+        &[("DOCKWARM_BACKEND", backend)],
+    );
+    assert_eq!(a[0]["backend"], backend, "{a}");
     assert_eq!(a[0]["source"], "built", "{a}");
     let line = a[0]["registry"].as_str().unwrap_or_default();
     assert!(line.contains("pushed fingerprint"), "{a}");
@@ -114,6 +134,7 @@ fn engine_b_pulls_what_engine_a_pushed_and_the_users_build_finds_it_cached() {
         ("DOCKER_HOST", b.host.as_str()),
         ("DOCKWARM_STATE_DIR", state_b.to_str().unwrap()),
         ("PATH", &path_env()),
+        ("DOCKWARM_BACKEND", backend),
     ];
     let _daemon = DaemonGuard {
         p: &p,
@@ -135,6 +156,18 @@ fn engine_b_pulls_what_engine_a_pushed_and_the_users_build_finds_it_cached() {
     let deps_tag = format!("dockwarm/{}-app-deps:{}", p.name, &fp[..12]);
     assert!(b.has_image(&deps_tag), "B has no {deps_tag}");
     assert_eq!(index.fetched(), 1, "B ran the dependency step");
+    let workspace_log = std::fs::read_dir(state_b.join("logs"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with("-workspace.log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .expect("no workspace build log on B");
+    let header = if backend == "bollard" {
+        "# bollard build"
+    } else {
+        "# docker buildx build"
+    };
+    assert!(workspace_log.contains(header), "{workspace_log}");
     let status = json_ok(&p, &clone, &["status", "--json"], &env_b);
     let image = &status["workspaces"][0]["images"][0];
     assert_eq!(image["last_build"]["status"], "pulled", "{status}");
@@ -169,6 +202,9 @@ fn engine_b_pulls_what_engine_a_pushed_and_the_users_build_finds_it_cached() {
     assert!(run.1, "the dependency step ran on B:\n{log}");
     assert_eq!(index.fetched(), 1, "B fetched packages:\n{log}");
 
+    if backend != "buildx" {
+        return;
+    }
     // The README's exception: after `docker builder prune` a pulled image is no build cache,
     // unless the compose file names it in `cache_from` (tried first), and without it the
     // dependency step runs again (then).
