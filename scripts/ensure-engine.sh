@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the things dockwarm's tests run against are here: a Docker engine that answers,
-# compose v2 and buildx CLI plugins (from Debian trixie's packages), docker-compose v1 and
-# busybox-static (the rootfs of the tests' local base images). Idempotent; prints what it does.
+# compose v2 and buildx CLI plugins (from Debian trixie's packages), docker-compose v1,
+# busybox-static (the rootfs of the tests' local base images) and, for the team registry
+# tests, docker-registry and htpasswd. Idempotent; prints what it does.
 set -euo pipefail
 
 log() { printf 'ensure-engine: %s\n' "$*" >&2; }
@@ -27,6 +28,13 @@ fi
 dpkg -s busybox-static >/dev/null 2>&1 || {
   log "installing busybox-static"; apt_install busybox-static; }
 command -v docker-compose >/dev/null 2>&1 || { log "installing docker-compose (v1)"; apt_install docker-compose; }
+
+# 2b. The team registry tests: a real registry (Debian's docker-registry, no image pull needed),
+#     htpasswd for its password-protected instance, and `ip` for the second engine's bridge.
+command -v docker-registry >/dev/null 2>&1 || { log "installing docker-registry"; apt_install docker-registry; }
+command -v htpasswd >/dev/null 2>&1 || { log "installing apache2-utils (htpasswd)"; apt_install apache2-utils; }
+command -v ip >/dev/null 2>&1 || { log "installing iproute2"; apt_install iproute2; }
+command -v openssl >/dev/null 2>&1 || { log "installing openssl (the TLS registry test's CA)"; apt_install openssl; }
 
 # 3. compose v2 and buildx as CLI plugins, from Debian trixie (not in bookworm).
 plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"

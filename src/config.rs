@@ -114,6 +114,10 @@ pub struct Config {
     /// `[ahead]`: prebuilding what `git fetch` brings, before any checkout.
     #[serde(default)]
     pub ahead: Ahead,
+    /// The team registry dependency images are shared through (`[registry]`,
+    /// `DOCKWARM_REGISTRY`); None: this machine only.
+    #[serde(default)]
+    pub registry: Option<Sourced<crate::remote::TeamRegistry>>,
 }
 
 /// `[ahead]`: whether the daemon prebuilds fetched commits of the default branch and of the
@@ -247,6 +251,7 @@ struct RawConfig {
     watch: Option<RawWatch>,
     prune: Option<RawPrune>,
     ahead: Option<RawAhead>,
+    registry: Option<RawRegistry>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -254,6 +259,15 @@ struct RawConfig {
 struct RawAhead {
     enabled: Option<bool>,
     refs: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    url: Option<String>,
+    /// Hosts that may be spoken to in plain HTTP (loopback always may).
+    #[serde(default)]
+    insecure: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -305,6 +319,27 @@ struct RawPrune {
 #[serde(deny_unknown_fields)]
 struct RawUserConfig {
     prune: Option<RawPrune>,
+    registry: Option<RawRegistry>,
+}
+
+/// The user's own `[registry]` (a registry for one user, on every repository that names none),
+/// with the file it came from.
+fn user_registry() -> Result<Option<(RawRegistry, String)>, ConfigError> {
+    let Some(path) = user_config_path() else {
+        return Ok(None);
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ConfigError::Unreadable {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let raw: RawUserConfig = toml::from_str(&text).map_err(|e| toml_error(&text, &path, &e))?;
+    Ok(raw.registry.map(|r| (r, path.display().to_string())))
 }
 
 /// The budgets of the user's config, with their origins.
@@ -531,6 +566,7 @@ fn resolve_env(
         "COMPOSE_PROJECT_NAME".into(),
         "DOCKWARM_BACKEND".into(),
         "DOCKWARM_COMPOSE".into(),
+        "DOCKWARM_REGISTRY".into(),
     ];
     env_names.extend(env.keys().filter(|k| k.starts_with("COMPOSE_")).cloned());
     for name in env_names {
@@ -562,8 +598,10 @@ fn resolve_env(
             ahead.refs = sourced(refs.clone(), format!("{FILE_NAME} [ahead] refs"));
         }
     }
+    let registry = resolve_registry(raw.registry.as_ref(), env, &toml_path)?;
     Ok(Config {
         ahead,
+        registry,
         read,
         root: ws.root.clone(),
         file,
@@ -592,6 +630,49 @@ fn resolve_env(
         prune_budget,
         builder_budget,
     })
+}
+
+/// `DOCKWARM_REGISTRY` (`off` turns a configured one off), else dockwarm.toml's
+/// `[registry] url`, else the user's own config's. `insecure` lists of both files count.
+fn resolve_registry(
+    raw: Option<&RawRegistry>,
+    env: &BTreeMap<String, String>,
+    toml_path: &Path,
+) -> Result<Option<Sourced<crate::remote::TeamRegistry>>, ConfigError> {
+    let user = user_registry()?;
+    let mut insecure = raw.map(|r| r.insecure.clone()).unwrap_or_default();
+    if let Some((u, _)) = &user {
+        insecure.extend(u.insecure.iter().cloned());
+    }
+    let (url, from, path) = match env
+        .get("DOCKWARM_REGISTRY")
+        .filter(|s| !s.trim().is_empty())
+    {
+        Some(v) if v.trim() == "off" => return Ok(None),
+        Some(v) => (
+            v.clone(),
+            "DOCKWARM_REGISTRY".to_string(),
+            "DOCKWARM_REGISTRY".to_string(),
+        ),
+        None => match raw.and_then(|r| r.url.clone()) {
+            Some(u) => (
+                u,
+                format!("{FILE_NAME} [registry] url"),
+                toml_path.display().to_string(),
+            ),
+            None => match user.and_then(|(u, path)| u.url.map(|url| (url, path))) {
+                Some((url, path)) => (url, format!("{path} [registry] url"), path),
+                None => return Ok(None),
+            },
+        },
+    };
+    let parsed = crate::remote::TeamRegistry::parse(&url, &insecure).map_err(|message| {
+        ConfigError::Invalid {
+            path,
+            message: format!("[registry] url {message}"),
+        }
+    })?;
+    Ok(Some(sourced(parsed, from)))
 }
 
 fn compose_tags(services: &[String], compose: Option<&ComposeModel>, project: &str) -> Vec<String> {
@@ -1112,6 +1193,36 @@ mod tests {
         assert_eq!(c.compose_project.value, "demo");
         assert_eq!(c.volumes.len(), 1);
         assert_eq!(c.volumes[0].name, "demo_uv");
+    }
+
+    #[test]
+    fn the_team_registry_comes_from_the_environment_or_the_file() {
+        let compose = ("compose.yaml", "services:\n  web:\n    build: .\n");
+        let toml = (
+            "dockwarm.toml",
+            "[registry]\nurl = \"cache.lan:5000/team\"\ninsecure = [\"cache.lan\"]\n",
+        );
+        let (_d, ws) = make_ws(&[compose, ("Dockerfile", "FROM scratch\n"), toml]);
+        let c = resolve(&ws).unwrap();
+        let r = c.registry.unwrap();
+        assert_eq!(r.value.host, "cache.lan:5000");
+        assert!(r.value.plain_http);
+        assert_eq!(r.from, "dockwarm.toml [registry] url");
+        let mut env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);
+        env.insert("DOCKWARM_REGISTRY".into(), "ghcr.io/org/cache".into());
+        let r = resolve_env(&ws, &env, false).unwrap().registry.unwrap();
+        assert_eq!(
+            (r.value.host.as_str(), r.from.as_str()),
+            ("ghcr.io", "DOCKWARM_REGISTRY")
+        );
+        env.insert("DOCKWARM_REGISTRY".into(), "off".into());
+        assert!(resolve_env(&ws, &env, false).unwrap().registry.is_none());
+        env.insert(
+            "DOCKWARM_REGISTRY".into(),
+            "http://cache.example:5000/t".into(),
+        );
+        let e = resolve_env(&ws, &env, false).unwrap_err().to_string();
+        assert!(e.starts_with("DOCKWARM_REGISTRY: [registry] url"), "{e}");
     }
 
     #[test]

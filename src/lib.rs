@@ -25,6 +25,7 @@ pub mod prebuild;
 pub mod progress;
 pub mod prune;
 pub mod registry;
+pub mod remote;
 pub mod state;
 pub mod status;
 pub mod tags;

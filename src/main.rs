@@ -59,8 +59,17 @@ enum Command {
         /// auto, buildx or bollard (default: from the configuration).
         #[arg(long, value_parser = parse_backend)]
         backend: Option<Backend>,
+        /// Push each dependency image the team registry lacks before returning, and fail if
+        /// that fails (for CI; otherwise pushes run in the background).
+        #[arg(long)]
+        push: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// The team registry dependency images are shared through ([registry] in dockwarm.toml).
+    Registry {
+        #[command(subcommand)]
+        action: RegistryAction,
     },
     /// Set up this workspace: hooks, registration, volumes, background prebuild.
     Init {
@@ -148,6 +157,30 @@ enum DaemonAction {
     Status {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistryAction {
+    /// Reachable, authenticated, and how many fingerprints of this project it holds (exit 1
+    /// when it is unreachable or refuses).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a prebuild starts in the background after building a dependency image.
+    #[command(hide = true)]
+    PushImage {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        plain_http: bool,
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        image: String,
+        #[arg(long)]
+        fingerprint: String,
     },
 }
 
@@ -260,6 +293,7 @@ fn main() -> ExitCode {
             rev,
             quiet,
             backend,
+            push,
             json,
         } => commands::prebuild::run(
             &dir,
@@ -270,9 +304,30 @@ fn main() -> ExitCode {
                 rev,
                 quiet,
                 backend,
+                push,
                 json,
             },
         ),
+        Command::Registry { action } => match action {
+            RegistryAction::Status { json } => match commands::team_registry::status(&dir, json) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(1),
+                Err(e) => Err(e),
+            },
+            RegistryAction::PushImage {
+                to,
+                plain_http,
+                project,
+                image,
+                fingerprint,
+            } => commands::team_registry::push_image(commands::team_registry::PushArgs {
+                to,
+                plain_http,
+                project,
+                image,
+                fingerprint,
+            }),
+        },
         Command::Init {
             print_conductor: true,
         } => commands::init::print_conductor(&dir),

@@ -28,6 +28,9 @@ pub enum PrebuildError {
     State(#[from] StateError),
     #[error(transparent)]
     Volumes(#[from] crate::volumes::VolumeError),
+    /// Only with [`Push::Now`] (`prebuild --push`): otherwise the registry never fails a build.
+    #[error(transparent)]
+    Registry(#[from] crate::remote::RemoteError),
     #[error("image `{image}`: {failure}; full log: {log}")]
     Build {
         image: String,
@@ -60,6 +63,8 @@ pub enum Status {
     Built,
     /// The fingerprint's image was already there.
     AlreadyBuilt,
+    /// Pulled from the team registry instead of built.
+    Pulled,
     /// Not built: the inputs changed while the workspace's image was built before it, so the
     /// context no longer matches the fingerprint; the next build takes the new inputs.
     InputsChanged,
@@ -73,6 +78,39 @@ pub struct Outcome {
     pub status: Status,
     pub backend: Option<String>,
     pub duration_ms: u64,
+    /// Where the dependency image came from: `built`, `pulled`, `present` (already here) or
+    /// `none` (left to the next build).
+    pub source: &'static str,
+    /// What happened with the team registry, in one line (None without one).
+    pub registry: Option<String>,
+    /// The project (prefix of shared names) the image belongs to.
+    #[serde(skip)]
+    pub project: String,
+    /// Whether the team registry answered and lacks this fingerprint (a push is worth it).
+    #[serde(skip)]
+    pub push_owed: bool,
+}
+
+impl Status {
+    /// The `source` of an [`Outcome`].
+    pub fn source(&self) -> &'static str {
+        match self {
+            Status::Built => "built",
+            Status::Pulled => "pulled",
+            Status::AlreadyBuilt => "present",
+            Status::InputsChanged => "none",
+        }
+    }
+}
+
+/// When a dependency image built here goes to the team registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// A detached child pushes it, so the local warm-up never waits (the default).
+    Background,
+    /// Now, before returning, and failing if it cannot (`prebuild --push`, for CI); also
+    /// images that were already here but are missing from the registry.
+    Now,
 }
 
 pub struct Options {
@@ -81,6 +119,8 @@ pub struct Options {
     pub quiet: bool,
     /// Also build the workspace's own image and tag it with its compose names.
     pub full: bool,
+    /// Pushing to the team registry (when one is configured).
+    pub push: Push,
 }
 
 /// What [`run`] did for one image.
@@ -138,6 +178,17 @@ pub async fn run(
             outcome,
             workspace_image: None,
         };
+        if let Some(team) = &config.registry {
+            share(
+                engine,
+                state,
+                &config.root,
+                &team.value,
+                &mut result.outcome,
+                options,
+            )
+            .await?;
+        }
         if full {
             let built = match first {
                 Some(built) => built?,
@@ -213,6 +264,111 @@ pub async fn run(
         results.push(result);
     }
     Ok(results)
+}
+
+/// After one image's prebuild, its dependency image goes to the team registry: a built one
+/// in the background (a detached `dockwarm registry push-image`), or with [`Push::Now`] any
+/// the registry lacks, before returning.
+async fn share(
+    engine: &Engine,
+    state: &State,
+    root: &std::path::Path,
+    team: &crate::remote::TeamRegistry,
+    outcome: &mut Outcome,
+    options: &Options,
+) -> Result<(), PrebuildError> {
+    match (options.push, &outcome.status) {
+        (Push::Background, Status::Built) if outcome.push_owed => {
+            let to = team.to_string();
+            let mut args = vec![
+                "registry",
+                "push-image",
+                "--to",
+                &to,
+                "--image",
+                &outcome.image,
+                "--fingerprint",
+                &outcome.fingerprint,
+                "--project",
+                &outcome.project,
+            ];
+            if team.plain_http {
+                args.push("--plain-http");
+            }
+            let push =
+                match crate::background::spawn_logged(state, root, &args, "registry-push.log") {
+                    Ok(pid) => format!("pushing it in the background (pid {pid})"),
+                    Err(e) => format!("cannot start the push: {e}"),
+                };
+            // Beside the line that said why it was built here.
+            outcome.registry = Some(match outcome.registry.take() {
+                Some(why) => format!("{why}; {push}"),
+                None => format!("team registry {team}: {push}"),
+            });
+        }
+        (Push::Now, Status::Built | Status::AlreadyBuilt) => {
+            let line = crate::remote::push_missing(
+                engine,
+                team,
+                &outcome.project,
+                &outcome.image,
+                &outcome.fingerprint,
+                &outcome.tag,
+            )
+            .await
+            .inspect_err(|e| {
+                crate::remote::record_event(state, &outcome.project, false, &e.to_string())
+            })?;
+            crate::remote::record_event(state, &outcome.project, true, &line);
+            outcome.registry = Some(line);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Pulls the fingerprint's dependency image from the team registry. Ok: what happened, in one
+/// line. Err: why not, in one line, and whether a push would still be worth trying (the
+/// registry answered and only lacked the tag).
+async fn pull_from_team(
+    engine: &Engine,
+    team: &crate::remote::TeamRegistry,
+    project: &str,
+    image: &str,
+    fp: &str,
+    tag: &str,
+) -> Result<String, (bool, String)> {
+    let short = &fp[..12.min(fp.len())];
+    let failed = |e: crate::remote::RemoteError| (false, format!("{e}; building locally"));
+    let client = crate::remote::Team::new(team).map_err(failed)?;
+    match client.has(project, image, fp).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err((
+                true,
+                format!(
+                    "team registry {team} does not hold fingerprint {short} yet; building locally"
+                ),
+            ))
+        }
+        Err(e) => return Err(failed(e)),
+    }
+    client
+        .pull(engine, project, image, fp, tag)
+        .await
+        .map_err(failed)?;
+    Ok(format!(
+        "pulled fingerprint {short} from team registry {team}"
+    ))
+}
+
+/// A pulled dependency image's record: status shows where it came from and how long the
+/// pull took.
+fn write_pulled_record(state: &State, config: &Config, image: &ImageSpec, pulled: &Outcome) {
+    let mut record = new_record(config, image, &pulled.tag, &pulled.fingerprint);
+    record.status = "pulled".into();
+    record.duration_ms = pulled.duration_ms;
+    let _ = state.write_build_record(&record);
 }
 
 async fn base_images(
@@ -388,13 +544,17 @@ async fn prebuild_image(
         fp = fingerprint::fingerprint(fp.plan, bases);
     }
     let tag = fp.tag(project);
-    let outcome = |status, backend: Option<&str>| Outcome {
+    let outcome = |status: Status, backend: Option<&str>| Outcome {
         image: image.name.clone(),
         tag: tag.clone(),
         fingerprint: fp.hex.clone(),
+        source: status.source(),
         status,
         backend: backend.map(str::to_string),
         duration_ms: started.elapsed().as_millis() as u64,
+        registry: None,
+        project: project.to_string(),
+        push_owed: false,
     };
     if built_image(engine, &tag, &fp.hex).await? {
         repair_record(state, config, image, &tag, &fp.hex);
@@ -420,6 +580,31 @@ async fn prebuild_image(
     if built_image(engine, &tag, &fp.hex).await? {
         repair_record(state, config, image, &tag, &fp.hex);
         return Ok((outcome(Status::AlreadyBuilt, None), None));
+    }
+
+    // Another machine may have built it: pulling costs the transfer, building the install.
+    let mut registry_line = None;
+    let mut push_owed = false;
+    if let Some(team) = &config.registry {
+        match pull_from_team(engine, &team.value, project, &image.name, &fp.hex, &tag).await {
+            Ok(line) => {
+                crate::remote::record_event(state, project, true, &line);
+                let mut pulled = outcome(Status::Pulled, None);
+                write_pulled_record(state, config, image, &pulled);
+                pulled.registry = Some(line);
+                return Ok((pulled, None));
+            }
+            Err((answered, line)) => {
+                // In the background (and under --json) stderr is the log; in a terminal the
+                // command prints the outcome's line.
+                if options.quiet {
+                    eprintln!("dockwarm: {}: {line}", image.name);
+                }
+                crate::remote::record_event(state, project, false, &line);
+                registry_line = Some(line);
+                push_owed = answered;
+            }
+        }
     }
 
     // This workspace's record says what runs now, then what happened.
@@ -448,7 +633,9 @@ async fn prebuild_image(
         record.error =
             Some("the inputs changed during the build; the next build takes them".into());
         let _ = state.write_build_record(&record);
-        return Ok((outcome(Status::InputsChanged, None), first));
+        let mut changed = outcome(Status::InputsChanged, None);
+        changed.registry = registry_line;
+        return Ok((changed, first));
     }
     record.phase = Some(Phase::DependencyImage);
     let _ = state.write_build_record(&record);
@@ -489,7 +676,10 @@ async fn prebuild_image(
     match result {
         Ok(()) => {
             state.write_build_record(&record)?;
-            Ok((outcome(Status::Built, Some(builder.name())), first))
+            let mut built = outcome(Status::Built, Some(builder.name()));
+            built.registry = registry_line;
+            built.push_owed = push_owed;
+            Ok((built, first))
         }
         Err(failure) => {
             record.status = "failed".into();
@@ -611,11 +801,19 @@ async fn build_workspace_image(
         fingerprint::repository(project, &image.name),
         &fingerprint[..12.min(fingerprint.len())]
     );
-    let cache_from: Vec<String> = if built_image(engine, &deps_tag, fingerprint).await? {
+    let mut cache_from: Vec<String> = if built_image(engine, &deps_tag, fingerprint).await? {
         vec![deps_tag]
     } else {
         Vec::new()
     };
+    // A builder with its own store (docker-container, remote) cannot read the engine's
+    // images: it takes the dependency layers' cache from the team registry itself. The
+    // engine's own BuildKit finds them locally and is not sent to the network.
+    if let Some(team) = &config.registry {
+        if !builder.uses_engine_store().await {
+            cache_from.push(team.value.image_ref(project, &image.name, fingerprint));
+        }
+    }
     let scratch = state
         .dir("dockerfiles")?
         .join(format!("ws-{}", crate::registry::id(&config.root)));

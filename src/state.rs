@@ -382,8 +382,8 @@ pub struct BuildRecord {
     pub image: String,
     /// The dependency image's tag, `dockwarm/<project>-<image>-deps:<first 12 hex>`.
     pub tag: String,
-    /// "built", "cached" (found already built), "failed", or "building" while it runs (see
-    /// `phase`).
+    /// "built", "cached" (found already built), "pulled" (from the team registry), "failed", or
+    /// "building" while it runs (see `phase`).
     pub status: String,
     /// The builder that ran the dependency build ("buildx" or "bollard"); empty until then.
     pub backend: String,

@@ -55,6 +55,19 @@ pub struct Report {
     /// Remote refs warmed ahead of any checkout (`[ahead]`): per ref, the commit last looked
     /// at and, per image, whether its dependency stage is warm, queued, building or failed.
     pub ahead: Vec<AheadReport>,
+    /// Per project with a team registry: the last thing that happened with it.
+    pub team_registry: Vec<TeamRegistryReport>,
+}
+
+/// A project's team registry (`[registry]`) and what last happened with it.
+#[derive(Debug, Serialize)]
+pub struct TeamRegistryReport {
+    /// The compose project name the images are shared under.
+    pub project: String,
+    /// The registry reference, e.g. `127.0.0.1:5000/myteam`.
+    pub registry: String,
+    /// The last pull, push or failure, so a registry that is down shows here, not only in a log.
+    pub last_event: Option<crate::remote::Event>,
 }
 
 /// One remote ref dockwarm prebuilds ahead of any checkout.
@@ -243,7 +256,8 @@ pub struct TagReport {
 /// that made it).
 #[derive(Debug, Serialize)]
 pub struct LastBuild {
-    /// "built", "cached", "failed", "building", "interrupted" or "skipped".
+    /// "built", "cached", "pulled" (from the team registry), "failed", "building",
+    /// "interrupted" or "skipped".
     pub status: String,
     /// Seconds since the Unix epoch.
     pub finished_at: u64,
@@ -410,11 +424,23 @@ pub async fn collect(
             }
         }
     }
+    let team_registry = configs
+        .iter()
+        .filter_map(|config| {
+            let team = config.registry.as_ref()?;
+            Some(TeamRegistryReport {
+                project: config.project.value.clone(),
+                registry: team.value.to_string(),
+                last_event: crate::remote::last_event(state, &config.project.value),
+            })
+        })
+        .collect();
     let saved = workspaces.iter().fold(Saved::default(), |mut sum, w| {
         sum += w.saved;
         sum
     });
     Report {
+        team_registry,
         ahead: ahead_reports(state, daemon.as_ref()),
         saved,
         engine: EngineState {

@@ -20,5 +20,6 @@ mod hooks_git;
 mod hot_paths;
 mod prebuild_engine;
 mod prune_engine;
+mod team_registry_engine;
 mod volumes_engine;
 mod workspaces_engine;

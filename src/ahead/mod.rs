@@ -493,6 +493,7 @@ pub async fn prebuild(
         backend: backend.unwrap_or(at.plan.config.backend.value),
         quiet,
         full: false,
+        push: crate::prebuild::Push::Background,
     };
     let names: Vec<String> = if images.is_empty() {
         at.plan.images.iter().map(|i| i.name.clone()).collect()

@@ -40,6 +40,29 @@ pub async fn version() -> Option<String> {
     )
 }
 
+/// The selected builder's driver (`docker`, `docker-container`, `kubernetes`, `remote`), as
+/// `docker buildx inspect` says.
+pub async fn driver(docker: &Path) -> Option<String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        Command::new(docker)
+            .args(["buildx", "inspect"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Driver:"))
+        .map(|d| d.trim().to_string())
+}
+
 pub async fn build(
     docker: &Path,
     req: &Request<'_>,

@@ -206,6 +206,18 @@ impl Builder {
         }
     }
 
+    /// Whether builds run in the engine's own BuildKit and see its image store (buildx's
+    /// `docker` driver, and the `/build` endpoint). Other builders (`docker-container`, remote
+    /// ones) keep their own cache and take `--cache-from` only from a registry.
+    pub async fn uses_engine_store(&self) -> bool {
+        match self {
+            Builder::Buildx { docker } => {
+                buildx::driver(docker).await.is_none_or(|d| d == "docker")
+            }
+            Builder::Bollard(_) => true,
+        }
+    }
+
     pub async fn build(&self, req: &Request<'_>, log: &mut BuildLog) -> Result<(), BuildFailure> {
         match self {
             Builder::Buildx { docker } => buildx::build(docker, req, log).await,

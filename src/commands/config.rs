@@ -81,6 +81,23 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
             .unwrap_or_else(|| "(never pruned)".into()),
         from(&c.builder_budget.from)
     );
+    match &c.registry {
+        Some(r) => println!(
+            "{:<16}{:<28} {}",
+            "team registry",
+            format!(
+                "{}{}",
+                r.value,
+                if r.value.plain_http {
+                    " (plain HTTP allowed)"
+                } else {
+                    ""
+                }
+            ),
+            from(&r.from)
+        ),
+        None => println!("{:<16}(none: this machine only)", "team registry"),
+    }
     if c.volumes.is_empty() {
         println!("volumes         (none)");
     }

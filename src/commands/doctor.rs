@@ -104,6 +104,7 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
                 rt.block_on(disk_check(engine, &c, &mut r));
                 on_engine = rt.block_on(engine_volumes(engine));
             }
+            rt.block_on(team_registry_check(&c, &mut r));
             hooks_check(&c, &mut r);
             daemon_check(&mut r);
             compose_sharing(&c, on_engine.as_deref(), &mut r);
@@ -301,6 +302,61 @@ async fn disk_check(engine: &Engine, c: &Config, r: &mut Report) {
 
 /// The state directory: usable (a writable directory, or nothing yet), private, and every
 /// record in it readable.
+/// The team registry: a warning, never a failure, when it is down (builds go local then).
+async fn team_registry_check(c: &Config, r: &mut Report) {
+    let Some(team) = &c.registry else {
+        return;
+    };
+    let registry = &team.value;
+    if c.project.from != format!("{} [project] name", config::FILE_NAME) {
+        r.line(
+            Level::Warn,
+            "team registry names",
+            &format!(
+                "project `{}` comes from {}, which other clones may name differently, so they would not find each other's images",
+                c.project.value, c.project.from
+            ),
+            Some(&format!("commit `[project] name = \"{}\"` in dockwarm.toml", c.project.value)),
+        );
+    }
+    let checked = match crate::remote::Team::new(registry) {
+        Ok(t) => t.check().await.map(|access| (access, t.identity())),
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok((access, who)) => {
+            let how = match (access, who) {
+                (crate::remote::Access::Authenticated, Some(who)) => {
+                    format!("authenticated as {who}")
+                }
+                (crate::remote::Access::Authenticated, None) => "authenticated".into(),
+                (crate::remote::Access::Anonymous, _) => "open (no credentials needed)".into(),
+            };
+            r.line(
+                Level::Ok,
+                "team registry",
+                &format!("{registry} reachable, {how}"),
+                None,
+            )
+        }
+        Err(e @ crate::remote::RemoteError::Unauthorized { .. }) => r.line(
+            Level::Fail,
+            "team registry",
+            &e.to_string(),
+            Some(&format!(
+                "`docker login {}` (dockwarm uses docker's credentials)",
+                registry.host
+            )),
+        ),
+        Err(e) => r.line(
+            Level::Warn,
+            "team registry",
+            &format!("{e}; prebuilds build locally meanwhile"),
+            Some("`dockwarm registry status` shows what it holds once it answers"),
+        ),
+    }
+}
+
 fn state_check(r: &mut Report) {
     let state = match crate::state::State::open() {
         Ok(s) => s,

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod prebuild;
 pub mod prune;
 pub mod status;
+pub mod team_registry;
 pub mod volumes;
 
 use std::io::IsTerminal;

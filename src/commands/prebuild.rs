@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::config::Backend;
 use crate::plan::{self, WorkspacePlan};
-use crate::prebuild::{self, Options, PrebuildError, Status};
+use crate::prebuild::{self, Options, PrebuildError, Push, Status};
 use crate::state::State;
 use crate::workspace::Workspace;
 
@@ -17,6 +17,8 @@ pub struct Args {
     pub rev: Option<String>,
     pub quiet: bool,
     pub backend: Option<Backend>,
+    /// Push what the team registry lacks before returning (CI).
+    pub push: bool,
     pub json: bool,
 }
 
@@ -43,6 +45,9 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
         }
         if let Some(rev) = &args.rev {
             bg.push(format!("--rev={}", crate::ahead::resolve(&ws.root, rev)?));
+        }
+        if args.push {
+            bg.push("--push".into());
         }
         if let Some(b) = args.backend {
             bg.push(format!("--backend={}", format!("{b:?}").to_lowercase()));
@@ -93,6 +98,11 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
             backend: args.backend.unwrap_or(plan.config.backend.value),
             quiet: args.json || args.quiet,
             full: args.full,
+            push: if args.push {
+                Push::Now
+            } else {
+                Push::Background
+            },
         };
         prebuild::run(&engine, &state, &plan, &args.images, &options)
             .await
@@ -112,10 +122,17 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                 o.backend.as_deref().unwrap_or("?")
             ),
             Status::AlreadyBuilt => println!("{}: already built {}", o.image, o.tag),
+            Status::Pulled => println!(
+                "{}: pulled {} from the team registry in {secs:.1}s",
+                o.image, o.tag
+            ),
             Status::InputsChanged => println!(
                 "{}: inputs changed during the build; {} is left to the next build",
                 o.image, o.tag
             ),
+        }
+        if let (Some(line), false) = (&o.registry, o.status == Status::Pulled) {
+            println!("{}: {line}", o.image);
         }
         let Some(built) = &r.workspace_image else {
             continue;

@@ -161,6 +161,20 @@ fn print(report: &Report) {
     } else {
         println!("volumes: unknown while the engine does not answer");
     }
+    for t in &report.team_registry {
+        match &t.last_event {
+            Some(e) => {
+                let line = format!("{} ({} ago)", e.line, ago(e.at));
+                let line = if e.ok {
+                    line
+                } else {
+                    super::paint(&line, "33")
+                };
+                println!("team registry {} [{}]: {line}", t.registry, t.project);
+            }
+            None => println!("team registry {} [{}]: not used yet", t.registry, t.project),
+        }
+    }
     println!("{}", report.disk.line());
 }
 

@@ -4,6 +4,9 @@
 //! the label `dev.dockwarm.test=true`, and is removed when the test's `Project` is dropped.
 #![allow(dead_code)]
 
+pub mod second_engine;
+pub mod team;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -1,0 +1,97 @@
+//! `dockwarm registry status` and the background push (`dockwarm registry push-image`, what
+//! a prebuild starts detached after building a dependency image).
+
+use std::path::Path;
+
+use crate::plan::{self, WorkspacePlan};
+use crate::remote::{self, Access, TeamRegistry};
+use crate::state::State;
+use crate::workspace::Workspace;
+
+/// `dockwarm registry status [--json]`: false (exit 1) when a configured registry is
+/// unreachable or refuses us.
+pub fn status(dir: &Path, json: bool) -> anyhow::Result<bool> {
+    let ws = Workspace::discover(dir)?;
+    let state = State::open()?;
+    let plan = WorkspacePlan::load(&state, &ws, plan::remembered_dialect(&state))?;
+    let report = super::runtime()?.block_on(remote::status::collect(&state, &plan));
+    let ok = report.error.is_none();
+    if json {
+        super::print_json(&report)?;
+        return Ok(ok);
+    }
+    let (Some(registry), Some(from)) = (&report.registry, &report.from) else {
+        println!("no team registry configured: add [registry] url = \"HOST/PATH\" to dockwarm.toml or set DOCKWARM_REGISTRY");
+        return Ok(true);
+    };
+    let plain = if report.plain_http {
+        ", plain HTTP allowed"
+    } else {
+        ""
+    };
+    println!("team registry {registry} ({from}{plain})");
+    println!("reachable: {}", if report.reachable { "yes" } else { "no" });
+    match (&report.access, &report.identity) {
+        (Some(Access::Authenticated), Some(who)) => println!("authenticated: yes, as {who}"),
+        (Some(Access::Authenticated), None) => println!("authenticated: yes"),
+        (Some(Access::Anonymous), _) => println!("authenticated: not needed (open registry)"),
+        (None, _) => {}
+    }
+    if let Some(e) = &report.error {
+        println!("{}", super::paint(&format!("error: {e}"), "31"));
+    }
+    for i in &report.images {
+        let current = match (&i.current, i.current_held) {
+            (Some(fp), Some(true)) => format!("; this checkout's {} is there", &fp[..12]),
+            (Some(fp), _) => format!("; this checkout's {} is not", &fp[..12]),
+            _ => String::new(),
+        };
+        println!(
+            "{}: {} fingerprint(s) held in {}{current}",
+            i.image, i.fingerprints, i.repository
+        );
+    }
+    if let Some(e) = &report.last_event {
+        println!("last: {} ({} ago)", e.line, crate::state::ago(e.at));
+    }
+    Ok(ok)
+}
+
+/// What a background push needs, from the prebuild that built the image.
+pub struct PushArgs {
+    pub to: String,
+    pub plain_http: bool,
+    pub project: String,
+    pub image: String,
+    pub fingerprint: String,
+}
+
+/// Pushes one fingerprint's dependency image unless the registry holds it; prints what
+/// happened (into the push log when run in the background).
+pub fn push_image(args: PushArgs) -> anyhow::Result<()> {
+    let state = State::open()?;
+    let host = args.to.split('/').next().unwrap_or_default().to_string();
+    let insecure = if args.plain_http {
+        vec![host]
+    } else {
+        Vec::new()
+    };
+    let registry = TeamRegistry::parse(&args.to, &insecure).map_err(anyhow::Error::msg)?;
+    let line = super::runtime()?.block_on(async {
+        let engine = crate::engine::Engine::connect().await?;
+        let pushed = remote::push_recorded(
+            &state,
+            &engine,
+            &registry,
+            &args.project,
+            &args.image,
+            &args.fingerprint,
+        )
+        .await?;
+        anyhow::Ok(pushed)
+    })?;
+    if let Some(line) = line {
+        println!("dockwarm: {}: {line}", args.image);
+    }
+    Ok(())
+}
