@@ -17,6 +17,7 @@ use crate::workspace::Workspace;
 /// What [`observe`] found.
 #[derive(Debug)]
 pub struct Observation {
+    /// The workspace's plan, loaded once here and passed on to whatever builds or reports.
     pub plan: WorkspacePlan,
     /// Images whose inputs digest differs from the one last recorded (all, for a workspace
     /// seen for the first time).
@@ -31,13 +32,19 @@ pub struct Observation {
 /// Why a look failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
+    /// The workspace could not be planned: `dockwarm.toml` or the compose file is wrong, or
+    /// there is no image to prebuild.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The registry in the state directory could not be read or written.
     #[error(transparent)]
     State(#[from] StateError),
     /// `dockwarm archive` ran here: the workspace is left alone until `dockwarm init`.
     #[error("{path} was archived; run `dockwarm init` there to keep it warm again")]
-    Archived { path: String },
+    Archived {
+        /// The workspace's root, for the message.
+        path: String,
+    },
 }
 
 /// Who looks, which decides what a look writes.

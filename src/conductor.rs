@@ -18,20 +18,33 @@ pub const TOML_FILE: &str = ".conductor/settings.toml";
 const SETUP: &str = "dockwarm init";
 const ARCHIVE: &str = "dockwarm archive";
 
+/// Why a Conductor settings file could not be merged: `init --print-conductor` then fails
+/// rather than print a file that would lose the user's settings.
 #[derive(Debug, thiserror::Error)]
 pub enum ConductorError {
+    /// The file exists but cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The settings file.
         path: String,
+        /// Why the OS refused it.
         source: std::io::Error,
     },
+    /// The file is not valid JSON or TOML, or its `scripts` (or a script in it) is not the
+    /// table of strings Conductor reads.
     #[error("{path}: {message}; fix the file, then run `dockwarm init --print-conductor` again")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// The settings file.
+        path: String,
+        /// What the parser or the merge found wrong.
+        message: String,
+    },
 }
 
 /// Which settings file, and its text with dockwarm's lines merged in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merged {
+    /// The settings file (under the repository root), named above its text when printed.
     pub path: PathBuf,
     /// The merged file's text.
     pub text: String,

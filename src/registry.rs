@@ -12,15 +12,19 @@ use sha2::{Digest, Sha256};
 
 use crate::state::{self, State, StateError};
 
+/// One registered workspace's record: who it is, and what the hooks and prebuilds last saw
+/// there, so the next look only has to compare.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workspace {
     /// `CONDUCTOR_WORKSPACE_NAME`, else the directory name.
     pub name: String,
+    /// The workspace's root, as dockwarm resolved it: the record's key (see [`id`]).
     pub path: PathBuf,
     /// dockwarm's project (shared by the repository's workspaces).
     pub project: String,
     /// This workspace's compose project.
     pub compose_project: String,
+    /// When it was first registered (seconds since the epoch); `init` again keeps it.
     pub registered_at: u64,
     /// Per image: what the hooks last saw.
     #[serde(default)]
@@ -31,6 +35,8 @@ pub struct Workspace {
     pub engine: Option<crate::engine::EngineEnv>,
 }
 
+/// What was last seen and built of one image in one workspace: tells a checkout that changed
+/// its dependency inputs from one that did not, and whether a build is still owed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImageSeen {
     /// Digest of the dependency stage's inputs as the hooks compute it (without base image IDs,
@@ -39,7 +45,8 @@ pub struct ImageSeen {
     /// The full fingerprint of the last prebuild, when one ran.
     #[serde(default)]
     pub fingerprint: Option<String>,
-    /// Compose image names tagged for this workspace (`<project>-<service>`, `<project>_<service>`).
+    /// Compose image names tagged for this workspace (`<project>-<service>`,
+    /// `<project>_<service>`): what `archive` removes.
     #[serde(default)]
     pub tags: Vec<String>,
     /// The inputs digest of the last full prebuild that succeeded for this workspace: what the
@@ -57,7 +64,10 @@ pub struct ImageSeen {
 /// on it) less the time this warm one took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Saved {
+    /// How many builds were served warm.
     pub builds: u32,
+    /// The cold build time they avoided, in milliseconds (a warm build slower than the cold
+    /// one counts as nothing saved, never as time lost).
     pub ms: u64,
 }
 
@@ -111,11 +121,15 @@ fn file(state: &State, path: &Path) -> Result<PathBuf, StateError> {
     Ok(state.dir("workspaces")?.join(format!("{}.json", id(path))))
 }
 
+/// The record of the workspace at `path`; `None` when it is not registered (or its file
+/// cannot be read: the next hook then registers it afresh rather than failing git).
 pub fn get(state: &State, path: &Path) -> Option<Workspace> {
     let text = std::fs::read(file(state, path).ok()?).ok()?;
     serde_json::from_slice(&text).ok()
 }
 
+/// Writes a workspace's record whole, atomically; to change one that may be written
+/// concurrently, use [`update`].
 pub fn put(state: &State, ws: &Workspace) -> Result<(), StateError> {
     state::write_json_atomic(&file(state, &ws.path)?, ws)
 }
@@ -136,6 +150,8 @@ pub fn update(
     Ok(Some(ws))
 }
 
+/// Unregisters the workspace at `path` (`archive`, or its directory gone): `Ok(false)` when it
+/// was not registered.
 pub fn remove(state: &State, path: &Path) -> Result<bool, StateError> {
     let f = file(state, path)?;
     match std::fs::remove_file(&f) {

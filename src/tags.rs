@@ -8,9 +8,10 @@
 
 use crate::engine::{is_not_found, labels, Engine, EngineError};
 
-/// The labels compose v2 puts on the images it builds.
+/// The label compose v2 puts on the images it builds, naming their compose project: an image
+/// of this workspace's project is compose's own build, which a full prebuild may replace.
 pub const COMPOSE_PROJECT: &str = "com.docker.compose.project";
-/// See [`COMPOSE_PROJECT`].
+/// The label compose v2 puts on the images it builds, naming the service they were built for.
 pub const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 
 /// What a compose name points at.

@@ -13,16 +13,35 @@ use bollard::query_parameters::{ListContainersOptions, RemoveVolumeOptions};
 use crate::config::{Config, VolumeSpec};
 use crate::engine::{is_not_found, labels, Engine, EngineError};
 
+/// Why a volume could not be created, listed or removed; a refusal names the volume and what
+/// the user can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
+    /// The engine could not be reached or refused the request.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// `volumes rm` was asked to remove a volume dockwarm did not create: it is never touched.
     #[error("volume {name} was not created by dockwarm (no {label} label); dockwarm leaves it alone — remove it with `docker volume rm {name}` if you mean to")]
-    NotOurs { name: String, label: &'static str },
+    NotOurs {
+        /// The volume's engine name.
+        name: String,
+        /// The label it lacks (`dev.dockwarm.managed`), named so the user can check.
+        label: &'static str,
+    },
+    /// `volumes rm` was asked to remove a volume a container (running or stopped) still mounts.
     #[error("volume {name} is in use by container(s) {containers}; stop and remove them first")]
-    InUse { name: String, containers: String },
+    InUse {
+        /// The volume's engine name.
+        name: String,
+        /// The containers that mount it, comma-separated, for the user to stop and remove.
+        containers: String,
+    },
+    /// `volumes rm` was given a name the engine has no volume for.
     #[error("no volume named {name}")]
-    Missing { name: String },
+    Missing {
+        /// The name as given.
+        name: String,
+    },
 }
 
 impl From<bollard::errors::Error> for VolumeError {
@@ -35,12 +54,16 @@ impl From<bollard::errors::Error> for VolumeError {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ensured {
+    /// It did not exist; dockwarm created it with its labels.
     Created,
+    /// It exists and dockwarm made it (earlier, or another process just now).
     Present,
     /// Exists, but without our label: the user made it; it is used as it is.
     PresentForeign,
 }
 
+/// The labels of a volume dockwarm creates: managed (so `volumes rm` may remove it) and the
+/// project, so `volumes ls` finds it again.
 pub fn labels_for(project: &str) -> HashMap<String, String> {
     HashMap::from([
         (labels::MANAGED.to_string(), "true".to_string()),
@@ -76,6 +99,8 @@ pub async fn ensure_one(
     })
 }
 
+/// Creates every shared volume of `config` that is missing, so builds and `up` find it;
+/// answers each volume's engine name with what was found or done.
 pub async fn ensure(
     engine: &Engine,
     config: &Config,
@@ -108,10 +133,16 @@ fn is_ours(labels: &HashMap<String, String>) -> bool {
 /// One row of `volumes ls`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct VolumeRow {
+    /// The volume's engine name.
     pub name: String,
+    /// Its `[volumes]` (or compose) key; `None` for a volume labelled for this project but no
+    /// longer configured: left over, for `volumes rm` to remove.
     pub key: Option<String>,
+    /// Where services mount it, when the config says.
     pub target: Option<String>,
+    /// Whether the engine has it: a configured volume may not be created yet.
     pub exists: bool,
+    /// Whether it carries dockwarm's label; `false` for one the user made under that name.
     pub managed: bool,
     /// Bytes, when the engine reports it.
     pub size: Option<u64>,

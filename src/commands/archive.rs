@@ -14,6 +14,8 @@ use crate::registry;
 use crate::state::State;
 use crate::workspace::Workspace;
 
+/// Runs `dockwarm archive` in the workspace holding `dir`: marks it archived first, removes its
+/// tags (or records them for later when the engine does not answer within 5 s) and unregisters it.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
     let state = State::open()?;

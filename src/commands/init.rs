@@ -1,8 +1,8 @@
 //! `dockwarm init [--print-conductor]`: the one line of a workspace's setup.
 //!
 //! Idempotent and quick (well under a second): installs the hooks, registers the workspace,
-//! ensures the shared volumes, and hands the prebuild to the daemon (starting it if needed). Never asks a question: it
-//! runs from Conductor's non-interactive setup script.
+//! ensures the shared volumes, and hands the prebuild to the daemon (starting it if needed).
+//! Never asks a question: it runs from Conductor's non-interactive setup script.
 
 use std::path::Path;
 use std::time::Duration;
@@ -52,6 +52,9 @@ pub fn print_conductor(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `dockwarm init` in the workspace holding `dir`: installs the hooks, registers it (again
+/// after `archive`), ensures the shared volumes if the engine answers soon, and hands the first
+/// prebuild to the daemon; fails only when that hand-off does.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
     let config = config::resolve(&ws)?;

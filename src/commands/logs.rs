@@ -16,7 +16,8 @@ use crate::workspace::Workspace;
 /// last one built here.
 const ENGINE_BUDGET: Duration = Duration::from_millis(800);
 
-/// Prints (or follows) the logs.
+/// Prints the build logs of `image` (each selected image when `None`) at its current
+/// fingerprint, for the workspace holding `dir`; with `follow`, one image's, until interrupted.
 pub fn run(dir: &Path, image: Option<&str>, follow: bool) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
     let state = State::open()?;

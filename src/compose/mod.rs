@@ -3,10 +3,11 @@
 //!
 //! Where compose v2 answers, compose itself decides: `docker compose config --format json`,
 //! run in the workspace with the user's environment. Its answer is cached in the state
-//! directory under a key made of everything compose read (see [`reader::Trace`]), so that the
-//! git hooks, which may not start a process, find it. Without compose v2 (v1 users, or no
-//! compose at all), dockwarm's own reader gives the same answers: override files,
-//! `COMPOSE_FILE`, merge keys, `include`, `extends`, profiles and compose's `.env` rules.
+//! directory under a key made of everything compose read (every file it read or looked for,
+//! with its content, and every variable it looked up), so that the git hooks, which may not
+//! start a process, find it. Without compose v2 (v1 users, or no compose at all), dockwarm's
+//! own reader gives the same answers: override files, `COMPOSE_FILE`, merge keys, `include`,
+//! `extends`, profiles and compose's `.env` rules.
 //!
 //! `DOCKWARM_COMPOSE=builtin` forces the own reader, `DOCKWARM_COMPOSE=v2` requires compose.
 
@@ -42,27 +43,44 @@ pub const OVERRIDE_NAMES: [&str; 4] = [
     "docker-compose.override.yaml",
 ];
 
+/// Why the compose model could not be had: each names the file (or compose's own words) so
+/// the user knows what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
     /// A compose file that is not YAML (or uses it wrongly: a repeated key, a bad `<<`).
     #[error("{path}:{line}:{column}: {source}; fix the YAML syntax")]
     Syntax {
+        /// The compose file that does not parse.
         path: String,
+        /// The line of the error, from 1, so an editor can jump to it.
         line: usize,
+        /// The column of the error, from 1.
         column: usize,
+        /// What the parser found wrong there.
         source: yaml::Error,
     },
+    /// YAML that compose would refuse all the same: a wrong type, a missing `extends` service,
+    /// an env file that does not parse, a variable that `${VAR:?}` requires.
     #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// The file that holds the mistake.
+        path: String,
+        /// What is wrong, in compose's terms (`services.web must be a mapping`).
+        message: String,
+    },
     /// A compose or env file that exists (or is named) but cannot be read.
     #[error("cannot read {path}: {source}")]
     Unreadable {
+        /// The file that could not be read.
         path: String,
+        /// Why the OS refused it.
         source: std::io::Error,
     },
     /// Compose itself refused the project: its own words.
     #[error("{0} (docker compose config); fix the compose file")]
     Rejected(String),
+    /// `DOCKWARM_COMPOSE=v2` asked for compose itself, and it is missing or too old to answer
+    /// (the reason): the own reader is not used in its place.
     #[error("DOCKWARM_COMPOSE=v2 but `docker compose` (v2) does not answer: {0}")]
     NoComposeV2(String),
 }
@@ -80,6 +98,8 @@ pub enum Reader {
 }
 
 impl Reader {
+    /// How `dockwarm config` and `doctor` name the reader, so the user knows whose answer
+    /// they see.
     pub fn describe(self) -> &'static str {
         match self {
             Reader::ComposeV2 => "docker compose config",
@@ -89,6 +109,8 @@ impl Reader {
     }
 }
 
+/// The parts of a compose project dockwarm needs, with what they were read from: the inputs
+/// to watch and the origin of each value, for `dockwarm config`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Model {
     /// The project name compose uses.
@@ -102,7 +124,9 @@ pub struct Model {
     pub inputs: Vec<PathBuf>,
     /// The active services (profiles applied), by name.
     pub services: Vec<Service>,
+    /// The top-level volumes: the external ones are the caches shared between workspaces.
     pub volumes: Vec<Volume>,
+    /// Who answered: compose (now or cached) or the own reader.
     pub reader: Reader,
     /// Every path read or looked for (a compose file that appears changes the answer).
     pub read_files: Vec<PathBuf>,
@@ -113,9 +137,13 @@ pub struct Model {
     origins: BTreeMap<String, String>,
 }
 
+/// One active service, as far as prebuilding and volumes care.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Service {
+    /// The key under `services:`: what `[[image]] services` lists, and what compose names the
+    /// built image after.
     pub name: String,
+    /// Its `build:`; `None` for a service that only runs a pulled image.
     pub build: Option<Build>,
     /// `image:`, which names the built image instead of `<project>-<service>`.
     pub image: Option<String>,
@@ -126,9 +154,13 @@ pub struct Service {
 /// A service's `build:`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Build {
+    /// `build.context` (`.` when unset), local ones made absolute as compose resolves them.
     pub context: Context,
+    /// `build.dockerfile` or `build.dockerfile_inline`.
     pub dockerfile: Dockerfile,
+    /// `build.target`: the stage compose builds (`None` when unset or empty: the last).
     pub target: Option<String>,
+    /// `build.args` that have a value, interpolated: part of the dependency build's cache key.
     pub args: BTreeMap<String, String>,
     /// `build.network` (e.g. `host`): the network of RUN steps, part of their cache keys.
     pub network: Option<String>,
@@ -141,10 +173,13 @@ pub struct Build {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Context {
+    /// A directory on this machine, absolute: fingerprinted and given to the build.
     Local(PathBuf),
+    /// A URL or git address: nothing local to fingerprint, so compose builds it itself.
     Remote(String),
 }
 
+/// Where a service's Dockerfile comes from: a file, or text inline in the compose file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dockerfile {
@@ -157,10 +192,13 @@ pub enum Dockerfile {
 /// A top-level volume: `external` ones must exist before `up`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Volume {
+    /// The key under the top-level `volumes:`, which services' mounts name.
     pub key: String,
     /// The engine name the file fixes (`name:`, or an external volume's key); `None` when
     /// compose derives it from the project (`<project>_<key>`, one per workspace).
     pub name: Option<String>,
+    /// `external: true`: compose does not create it and refuses `up` until it exists; without
+    /// `[volumes]`, these are the shared volumes dockwarm creates.
     pub external: bool,
     /// Where the active services mount it (`/root/.cache/uv`): a cache path mounted from a
     /// volume compose names per workspace is a cache no longer shared.
@@ -188,6 +226,7 @@ impl Model {
         }
     }
 
+    /// The active service called `name`, if there is one (inactive profiles are left out).
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
     }

@@ -56,6 +56,8 @@ impl Trace {
         self.vars.borrow().clone()
     }
 
+    /// The files that existed and were read: the model's inputs when compose answered but
+    /// the own reader could not.
     pub fn existing_files(&self) -> Vec<PathBuf> {
         self.files
             .iter()

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::state::{self, State};
 
+/// Why compose gave no model: missing (the own reader may stand in) or refusing (it may not).
 pub enum V2Error {
     /// No compose v2 here (no `docker`, or no compose plugin): the own reader answers.
     Absent(String),
