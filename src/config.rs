@@ -13,35 +13,73 @@ use crate::compose::{self, ComposeError, Model as ComposeModel};
 use crate::state::State;
 use crate::workspace::{Workspace, WorkspaceError};
 
+/// The repository's own configuration file, looked for at the workspace root (committed, so
+/// every worktree of the repository reads the same one).
 pub const FILE_NAME: &str = "dockwarm.toml";
 
+/// Why the configuration could not be resolved; each names the file (or variable) to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A TOML file (dockwarm.toml or the user's config) does not parse, or a value in it is
+    /// malformed: pointed at by line and column so the user can go straight there.
     #[error("{path}:{line}:{column}: {message}")]
     Toml {
+        /// The file, as shown to the user.
         path: String,
+        /// 1-based line of the offending value.
         line: usize,
+        /// 1-based column of the offending value.
         column: usize,
+        /// What is wrong, and what is accepted instead.
         message: String,
     },
+    /// A value parses but is not allowed (a bad project name, a duplicate `[[image]]`, an
+    /// unknown backend in `DOCKWARM_BACKEND`).
     #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// The file or environment variable the value came from.
+        path: String,
+        /// What is wrong with it and what would be accepted.
+        message: String,
+    },
+    /// A configuration file exists but cannot be read (permissions, not a file).
     #[error("cannot read {path}: {reason}")]
-    Unreadable { path: String, reason: String },
+    Unreadable {
+        /// The file that could not be read.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The compose model, which most of the configuration is derived from, could not be read.
     #[error(transparent)]
     Compose(#[from] ComposeError),
+    /// The directory is not inside a git checkout, or its `.git` cannot be read.
     #[error(transparent)]
     Workspace(#[from] WorkspaceError),
+    /// Nothing to prebuild: no compose service with `build:`, no `[[image]]`, no root
+    /// Dockerfile; the hooks treat it as "nothing to do" rather than an error.
     #[error("no image to prebuild in {root}: add a compose file whose services have `build:`, or [[image]] to {FILE_NAME}")]
-    NoImages { root: String },
+    NoImages {
+        /// The workspace root that was searched.
+        root: String,
+    },
+    /// An image asked for by name on the command line is not configured.
     #[error("no image named `{name}`; configured images: {known}")]
-    UnknownImage { name: String, known: String },
+    UnknownImage {
+        /// The name asked for.
+        name: String,
+        /// The configured images' names, comma-separated, so the user can pick one.
+        known: String,
+    },
 }
 
 /// A value and where it came from ("dockwarm.toml", "compose.yaml services.web.build", ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sourced<T> {
+    /// The resolved value dockwarm acts on.
     pub value: T,
+    /// Where it came from, in words `dockwarm config` prints ("default", a file and key, an
+    /// environment variable).
     pub from: String,
 }
 
@@ -58,7 +96,9 @@ fn sourced<T>(value: T, from: impl Into<String>) -> Sourced<T> {
 pub enum Backend {
     /// buildx when `docker buildx` answers, else bollard.
     Auto,
+    /// `docker buildx build`: BuildKit through the CLI plugin, as compose builds.
     Buildx,
+    /// The engine's build API directly, for engines or machines without buildx.
     Bollard,
 }
 
@@ -76,6 +116,8 @@ impl std::str::FromStr for Backend {
     }
 }
 
+/// Everything dockwarm needs to know about one workspace, resolved once from dockwarm.toml,
+/// compose, the environment and defaults, each value with its origin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// The workspace root (this checkout).
@@ -99,10 +141,17 @@ pub struct Config {
     pub project: Sourced<String>,
     /// This workspace's compose project (names its containers and images).
     pub compose_project: Sourced<String>,
+    /// The shared runtime caches (`[volumes]`, else compose's external volumes): created once
+    /// per project and mounted by every workspace, never made per workspace.
     pub volumes: Vec<VolumeSpec>,
+    /// The images dockwarm prebuilds the dependency stage of (at least one).
     pub images: Vec<ImageSpec>,
+    /// Which client builds the dependency stage (`DOCKWARM_BACKEND`, `[build] backend`).
     pub backend: Sourced<Backend>,
+    /// How long the daemon waits for file changes to settle before it prebuilds (`[watch]`).
     pub debounce_ms: Sourced<u64>,
+    /// How many of each image's newest unused dependency images pruning keeps (`[prune] keep`;
+    /// `prune --keep` overrides it).
     pub prune_keep: Sourced<u32>,
     /// What the resolution read: a change to any of it can change the configuration.
     pub read: ConfigInputs,
@@ -124,6 +173,7 @@ pub struct Config {
 /// checked-out branches' upstreams, and which other refs it watches.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ahead {
+    /// Whether the daemon prebuilds fetched commits at all (default on).
     pub enabled: Sourced<bool>,
     /// More refs to prebuild ahead: `origin/release` or `refs/remotes/origin/release`.
     pub refs: Sourced<Vec<String>>,
@@ -141,7 +191,9 @@ impl Default for Ahead {
 /// A built service left to compose, with the reason.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Skipped {
+    /// The compose service whose build dockwarm does not prebuild.
     pub service: String,
+    /// Why, in words `dockwarm config` and `doctor` show (a remote context, ...).
     pub reason: String,
 }
 
@@ -149,10 +201,16 @@ pub struct Skipped {
 /// changes the answer) and the environment variables it consulted, with their values.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ConfigInputs {
+    /// Every file read or looked for, missing ones included: the cached plan is stale when
+    /// any of them appears, changes or goes.
     pub files: Vec<PathBuf>,
+    /// Each environment variable consulted and its value then (None: unset), compared with
+    /// the environment of the next run.
     pub env: BTreeMap<String, Option<String>>,
 }
 
+/// One shared runtime cache volume: named for the project, so every workspace mounts the same
+/// one and package downloads survive from one worktree to the next.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VolumeSpec {
     /// The key in `[volumes]` (or compose's top-level volume key).
@@ -161,12 +219,18 @@ pub struct VolumeSpec {
     pub name: String,
     /// Where services mount it, when known.
     pub target: Option<String>,
+    /// Where it was configured (`dockwarm.toml [volumes] KEY`, or the compose volume).
     pub from: String,
 }
 
+/// One image dockwarm prebuilds: how compose (or the `[[image]]` table) builds it, so the
+/// dependency stage can be built exactly as the user's own build will ask for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageSpec {
+    /// Its name in dockwarm's output and on the command line: the `[[image]]` name, else the
+    /// first compose service that builds it.
     pub name: String,
+    /// Where it was configured (the `[[image]]` entry or the compose service's `build:`).
     pub from: String,
     /// Relative to the workspace root.
     pub context: Sourced<PathBuf>,
@@ -177,12 +241,22 @@ pub struct ImageSpec {
     /// compose's `additional_contexts` that are local directories, relative to the root
     /// (remote ones are left to the builder: they are not inputs dockwarm can fingerprint).
     pub additional_contexts: BTreeMap<String, Sourced<PathBuf>>,
+    /// The final stage the user's build targets (compose's `target`); None: the last stage.
+    /// The dependency stage is looked for among the stages it depends on.
     pub target: Sourced<Option<String>>,
     /// The build's network (`host` to reach a package index on the host's loopback).
     pub network: Sourced<Option<String>>,
+    /// The stage to prebuild as the dependency stage, when the user names it; None: derived
+    /// from the Dockerfile.
     pub deps_target: Sourced<Option<String>>,
+    /// Build args, as compose passes them: they change what the stages build, so they are
+    /// fingerprinted and given to the dependency build.
     pub args: BTreeMap<String, Sourced<String>>,
+    /// More files to fingerprint beside the dependency stage's COPY/ADD sources (a
+    /// `.python-version` the stage reads indirectly), relative to the context.
     pub inputs: Sourced<Vec<String>>,
+    /// The compose services built from this image: they name its compose tags, and the
+    /// containers that hold them.
     pub services: Sourced<Vec<String>>,
     /// The names compose gives this image in this workspace: each service's `image:`, else
     /// `<compose project>-<service>` (v2) and `<compose project>_<service>` (v1).
@@ -206,6 +280,7 @@ impl ImageSpec {
             .collect()
     }
 
+    /// The build args without their origins: what the fingerprint and the builders take.
     pub fn arg_values(&self) -> BTreeMap<String, String> {
         self.args
             .iter()
@@ -345,7 +420,9 @@ fn user_registry() -> Result<Option<(RawRegistry, String)>, ConfigError> {
 /// The budgets of the user's config, with their origins.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserPrune {
+    /// Bytes dockwarm's images may use, for repositories whose dockwarm.toml sets no budget.
     pub budget: Sourced<u64>,
+    /// Bytes of BuildKit cache to keep; None: the builder's cache is never pruned.
     pub builder_budget: Sourced<Option<u64>>,
 }
 
