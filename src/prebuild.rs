@@ -15,26 +15,41 @@ use crate::progress::BuildLog;
 use crate::registry;
 use crate::state::{now_secs, BuildRecord, Phase, StageRecord, State, StateError};
 
+/// Why a prebuild stopped; [`PrebuildError::is_usage`] tells a file to fix from a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum PrebuildError {
+    /// The dependency stage's inputs could not be read or fingerprinted.
     #[error(transparent)]
     Fingerprint(#[from] FingerprintError),
     /// The image's plan failed (its text: the plan keeps the error itself).
     #[error("{message}")]
-    Plan { message: String, usage: bool },
+    Plan {
+        /// The plan's error, as the user sees it.
+        message: String,
+        /// Whether it is the user's to fix in a file (exit code 2).
+        usage: bool,
+    },
+    /// The engine refused or could not be reached (a pull, a tag, an inspect).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// dockwarm's state directory (locks, build records) could not be written.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A shared cache volume the full build mounts could not be made.
     #[error(transparent)]
     Volumes(#[from] crate::volumes::VolumeError),
     /// Only with [`Push::Now`] (`prebuild --push`): otherwise the registry never fails a build.
     #[error(transparent)]
     Registry(#[from] crate::remote::RemoteError),
+    /// The build itself failed: the failing step and the log file to read.
     #[error("image `{image}`: {failure}; full log: {log}")]
     Build {
+        /// The configured image whose build failed.
         image: String,
+        /// The failing step, the builder's message and the log's last lines.
         failure: BuildFailure,
+        /// The build's full log file, which the one-line error points the user to
+        /// ("(no build started)" when no builder could be chosen).
         log: String,
     },
 }
@@ -56,6 +71,7 @@ impl From<bollard::errors::Error> for PrebuildError {
     }
 }
 
+/// What became of one image's dependency stage (`status` in `prebuild --json`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -70,13 +86,21 @@ pub enum Status {
     InputsChanged,
 }
 
+/// What one image's dependency prebuild did: the row `prebuild` prints and the JSON it gives.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
+    /// The configured image's name.
     pub image: String,
+    /// The dependency image's tag, named for its fingerprint
+    /// (`dockwarm/<project>-<image>-deps:<12 hex>`).
     pub tag: String,
+    /// The full fingerprint of the dependency stage's inputs.
     pub fingerprint: String,
+    /// Whether it was built, already here, pulled or left to the next build.
     pub status: Status,
+    /// The builder that built it (`buildx`, `bollard`); None when nothing was built.
     pub backend: Option<String>,
+    /// Wall time spent on this image, in milliseconds, fingerprinting included.
     pub duration_ms: u64,
     /// Where the dependency image came from: `built`, `pulled`, `present` (already here) or
     /// `none` (left to the next build).
@@ -113,7 +137,9 @@ pub enum Push {
     Now,
 }
 
+/// How [`run`] prebuilds: chosen by the command (foreground, hook, daemon), not the config.
 pub struct Options {
+    /// The build client to use (`auto` is resolved once, on the first build owed).
     pub backend: Backend,
     /// No terminal progress (background runs); the log file still gets everything.
     pub quiet: bool,
@@ -126,6 +152,7 @@ pub struct Options {
 /// What [`run`] did for one image.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImageResult {
+    /// The dependency stage's outcome (flattened into the image's JSON object).
     #[serde(flatten)]
     pub outcome: Outcome,
     /// With [`Options::full`]: the workspace's image (None when the workspace was archived
@@ -697,6 +724,7 @@ async fn prebuild_image(
 /// What `build_workspace_image` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WorkspaceImage {
+    /// The configured image it was built from.
     pub image: String,
     /// The compose names now pointing at the built image.
     pub tags: Vec<String>,
@@ -704,6 +732,7 @@ pub struct WorkspaceImage {
     pub skipped: Vec<String>,
     /// Tagged an image already built from identical sources instead of building.
     pub reused: bool,
+    /// Wall time of the build (or of finding the reusable image), in milliseconds.
     pub duration_ms: u64,
 }
 
