@@ -38,11 +38,14 @@ use crate::progress::BuildLog;
 
 /// One build: a Dockerfile (or a generated prefix of one) in a context, tagged and labelled.
 pub struct Request<'a> {
+    /// The build context directory sent to BuildKit (the image's configured context).
     pub context_dir: &'a Path,
     /// The user's Dockerfile: its `.dockerignore` companion and directory matter.
     pub dockerfile_path: &'a Path,
     /// When set, build this text instead of the file (a truncated dependency stage).
     pub dockerfile_text: Option<&'a str>,
+    /// The stage to stop at (`--target`): the dependency stage for a dependency build, the
+    /// user's own target for the workspace's image.
     pub target: Option<&'a str>,
     /// The network RUN steps use (`host`); part of their cache keys, so it must match the
     /// user's build.
@@ -51,10 +54,14 @@ pub struct Request<'a> {
     pub cache_from: &'a [String],
     /// Embed cache metadata in the image, so it can serve as `cache_from` later.
     pub inline_cache: bool,
+    /// Build args, the user's own: they enter cache keys, so they must be what compose passes.
     pub args: &'a BTreeMap<String, String>,
     /// Named build contexts (compose's local `additional_contexts`), absolute directories.
     pub named_contexts: &'a BTreeMap<String, PathBuf>,
+    /// Labels for the built image: `dev.dockwarm.managed` and the rest that let dockwarm
+    /// find, account for and prune only what it made.
     pub labels: &'a BTreeMap<String, String>,
+    /// The names the built image gets (a fingerprint tag, or the compose names).
     pub tags: &'a [String],
     /// A directory the backend may write generated files to.
     pub scratch_dir: &'a Path,
@@ -146,11 +153,17 @@ fn shell_line(program: &str, args: &[std::ffi::OsString]) -> String {
     out
 }
 
+/// Why a build failed, in the terms the user needs to fix it: which step, what the builder
+/// said, and the last lines of its output.
 #[derive(Debug, thiserror::Error)]
 #[error("{}{message}", step.as_ref().map(|s| format!("step `{s}` failed: ")).unwrap_or_default())]
 pub struct BuildFailure {
+    /// The Dockerfile step that failed; None when the failure came before or outside a step.
     pub step: Option<String>,
+    /// The builder's own message (or dockwarm's, when no builder could run).
     pub message: String,
+    /// The last lines of the build's output, which `prebuild` prints under the error so the
+    /// user need not open the log.
     pub tail: Vec<String>,
 }
 
@@ -173,8 +186,14 @@ impl BuildFailure {
     }
 }
 
+/// A chosen build client, kept for a whole run so `auto` is resolved once.
 pub enum Builder {
-    Buildx { docker: PathBuf },
+    /// `docker buildx build`, as compose runs it: the user's own builder and cache keys.
+    Buildx {
+        /// The `docker` CLI that answered `docker buildx version`.
+        docker: PathBuf,
+    },
+    /// The engine's `/build` endpoint with a BuildKit session, for machines without buildx.
     Bollard(Engine),
 }
 
@@ -199,6 +218,7 @@ impl Builder {
         }
     }
 
+    /// The backend's name as `config` spells it, for outcomes, build records and logs.
     pub fn name(&self) -> &'static str {
         match self {
             Builder::Buildx { .. } => "buildx",
@@ -218,6 +238,8 @@ impl Builder {
         }
     }
 
+    /// Runs one build to the end, writing its output to `log` (whose last lines a failure
+    /// quotes).
     pub async fn build(&self, req: &Request<'_>, log: &mut BuildLog) -> Result<(), BuildFailure> {
         match self {
             Builder::Buildx { docker } => buildx::build(docker, req, log).await,
