@@ -47,10 +47,13 @@ pub type PlanError = ConfigError;
 /// One workspace's plan.
 #[derive(Debug)]
 pub struct WorkspacePlan {
+    /// The workspace's resolved configuration: read once here, so nothing downstream resolves
+    /// it again.
     pub config: Config,
     /// The `.dockerignore` rules the inputs were resolved with (the engine's generation of
     /// them, as last seen; see [`remembered_dialect`]).
     pub dialect: Dialect,
+    /// One plan per configured image, in the configuration's order.
     pub images: Vec<ImagePlan>,
     /// Taken from the state directory rather than computed by this process.
     pub reused: bool,
@@ -60,6 +63,7 @@ pub struct WorkspacePlan {
 /// One image's part of a plan.
 #[derive(Debug)]
 pub struct ImagePlan {
+    /// The configured image's name (see [`WorkspacePlan::image`]).
     pub name: String,
     /// The dependency stage and its inputs, or why there is none (an error naming the file).
     pub deps: Result<Plan, FingerprintError>,
