@@ -8,17 +8,24 @@ use crate::prebuild::{self, Options, PrebuildError, Push, Status};
 use crate::state::State;
 use crate::workspace::Workspace;
 
+/// `dockwarm prebuild`'s options, as `main.rs` parsed them.
 pub struct Args {
+    /// The images to prebuild by name; empty: every configured image.
     pub images: Vec<String>,
+    /// Hand the prebuild to a detached child and return at once (its output goes to the
+    /// background log).
     pub background: bool,
     /// Also build this workspace's full image and tag it with its compose names.
     pub full: bool,
     /// Build this commit's dependency stages (from git's objects) instead of the checkout's.
     pub rev: Option<String>,
+    /// No progress display (the log file still gets everything); the result lines still print.
     pub quiet: bool,
+    /// The build client for this run, overriding the configuration's.
     pub backend: Option<Backend>,
     /// Push what the team registry lacks before returning (CI).
     pub push: bool,
+    /// Print the results as JSON (no progress display) instead of one line per image.
     pub json: bool,
 }
 
@@ -32,6 +39,8 @@ fn report(e: PrebuildError) -> anyhow::Error {
     e.into()
 }
 
+/// Prebuilds the images of the checkout containing `dir` (or of `--rev`), now or in the
+/// background, and prints one line per image (or JSON) of what it did.
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
     let state = State::open()?;
