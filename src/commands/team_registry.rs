@@ -59,10 +59,17 @@ pub fn status(dir: &Path, json: bool) -> anyhow::Result<bool> {
 
 /// What a background push needs, from the prebuild that built the image.
 pub struct PushArgs {
+    /// The team registry as `HOST/PATH`, passed on the command line because the child does
+    /// not resolve the configuration again.
     pub to: String,
+    /// Whether that registry's host may be spoken to in plain HTTP (the parent's `insecure`
+    /// list said so).
     pub plain_http: bool,
+    /// The project the dependency image belongs to (names its repository and its tag).
     pub project: String,
+    /// The configured image whose dependency image is pushed.
     pub image: String,
+    /// The full fingerprint: which dependency image, and the tag it gets in the registry.
     pub fingerprint: String,
 }
 
