@@ -28,35 +28,65 @@ pub use reference::TeamRegistry;
 /// What went wrong with the team registry; each says which registry and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
+    /// No answer from the registry (down, wrong host or port, no TLS roots): the build goes
+    /// on locally.
     #[error("team registry {registry} is unreachable ({reason}); start it or fix [registry] url")]
-    Unreachable { registry: String, reason: String },
+    Unreachable {
+        /// The registry as configured (`HOST/PATH`).
+        registry: String,
+        /// What the connection attempt ran into.
+        reason: String,
+    },
+    /// The registry wants credentials docker does not have, or refused the ones it has.
     #[error("team registry {registry}: {reason}; run `docker login {host}`")]
     Unauthorized {
+        /// The registry as configured (`HOST/PATH`).
         registry: String,
+        /// The host to `docker login` to, which the message tells the user to do.
         host: String,
+        /// Whose credentials were refused, or that there were none.
         reason: String,
     },
+    /// The registry (or its token service) answered something the registry API does not
+    /// allow: a status, a body or a challenge dockwarm cannot use.
     #[error("team registry {registry}: {reason}")]
-    Protocol { registry: String, reason: String },
+    Protocol {
+        /// The registry as configured (`HOST/PATH`).
+        registry: String,
+        /// Which request, and what came back.
+        reason: String,
+    },
+    /// docker's own credentials for the host could not be read (config.json, a helper).
     #[error("team registry: {0}")]
     Credentials(#[from] credentials::CredentialError),
+    /// The engine failed to pull, tag or push the image (it talks to the registry itself).
     #[error("team registry {registry}: the engine's {action} of {reference} failed: {reason}")]
     Engine {
+        /// The registry as configured (`HOST/PATH`).
         registry: String,
+        /// What the engine was asked to do: `pull`, `tag` or `push`.
         action: &'static str,
+        /// The image reference it was asked to act on.
         reference: String,
+        /// The engine's own message.
         reason: String,
     },
+    /// A pulled image lacks dockwarm's labels for that fingerprint: someone else's image under
+    /// our tag, which is never used as a warm dependency stage.
     #[error("team registry {registry}: {reference} is not dockwarm's image of fingerprint {fingerprint}; left unused")]
     NotOurs {
+        /// The registry as configured (`HOST/PATH`).
         registry: String,
+        /// The registry reference that was pulled (and untagged again).
         reference: String,
+        /// The fingerprint its tag claimed.
         fingerprint: String,
     },
 }
 
 /// The team registry with docker's credentials for it.
 pub struct Team {
+    /// The registry's host, path and whether plain HTTP is allowed.
     pub registry: TeamRegistry,
     credentials: Option<Credentials>,
     client: client::Client,
@@ -320,9 +350,11 @@ async fn untag(engine: &Engine, reference: &str) {
 /// what `status` shows in one line.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Event {
+    /// When it happened (seconds since the epoch), shown as "… ago".
     pub at: u64,
     /// False when the registry was down, refused, or lacked what was asked.
     pub ok: bool,
+    /// What happened, in the one line the pull, push or check reported.
     pub line: String,
 }
 
