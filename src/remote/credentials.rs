@@ -14,6 +14,7 @@ use base64::Engine as _;
 /// A user name with a password or token, for one registry.
 #[derive(Clone)]
 pub struct Credentials {
+    /// Who we are to the registry: shown by `registry status`, unlike the secret.
     pub username: String,
     secret: String,
     /// An identity token (a helper's `<token>` user, or `identitytoken` in `auths`).
@@ -65,12 +66,23 @@ impl Credentials {
 /// Why credentials could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
+    /// docker's config.json cannot be read or parsed, or an `auths` entry is malformed.
     #[error("{path}: {reason}; fix the file or run `docker login`")]
-    Config { path: String, reason: String },
+    Config {
+        /// The config.json read.
+        path: String,
+        /// What is wrong with it (the entry, when one is at fault).
+        reason: String,
+    },
+    /// The credential helper docker is configured with did not answer usably.
     #[error("credential helper `docker-credential-{helper}` failed for {host}: {reason}")]
     Helper {
+        /// The helper's name (`docker-credential-` is prefixed to run it).
         helper: String,
+        /// The registry host it was asked about.
         host: String,
+        /// How it ended: could not start, no answer within 10 s, an exit status or an
+        /// unreadable answer (never the helper's own words, which may quote a secret).
         reason: String,
     },
 }
