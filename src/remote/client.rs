@@ -42,6 +42,8 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for `registry` (HTTPS, or HTTP too when plain HTTP is allowed); no request
+    /// is made until the first question.
     pub fn new(
         registry: &TeamRegistry,
         credentials: Option<Credentials>,

@@ -13,7 +13,9 @@ pub struct Report {
     pub registry: Option<String>,
     /// Where the setting came from.
     pub from: Option<String>,
+    /// Whether dockwarm may fall back to plain HTTP for it (loopback, or listed `insecure`).
     pub plain_http: bool,
+    /// Whether it answered at all (a refusal counts: it is there).
     pub reachable: bool,
     /// `anonymous` or `authenticated`, once it answered and let us in.
     pub access: Option<Access>,
@@ -21,6 +23,7 @@ pub struct Report {
     pub identity: Option<String>,
     /// Why it is unreachable or refuses, in one line.
     pub error: Option<String>,
+    /// Per configured image, what the registry holds; empty when it did not answer.
     pub images: Vec<ImageHeld>,
     /// The last thing that happened with it on this machine.
     pub last_event: Option<Event>,
@@ -29,12 +32,17 @@ pub struct Report {
 /// One image's fingerprints in the registry.
 #[derive(Debug, Serialize)]
 pub struct ImageHeld {
+    /// The configured image's name.
     pub image: String,
+    /// Where its dependency images live in the registry (`host/path/...`), to find them with
+    /// the registry's own tools.
     pub repository: String,
     /// How many fingerprints of this image the registry holds.
     pub fingerprints: usize,
     /// This checkout's fingerprint now (when the engine answered), and whether it is held.
     pub current: Option<String>,
+    /// Whether the registry holds `current`: a checkout whose fingerprint is held starts
+    /// warm on any machine. None when the fingerprint is not known.
     pub current_held: Option<bool>,
 }
 
