@@ -4,6 +4,8 @@ use std::path::Path;
 
 use crate::config::{self, Sourced};
 
+/// Prints the resolved configuration of the checkout containing `dir`, each value beside
+/// where it came from (or all of it as JSON), so "why is it building *that*?" has an answer.
 pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
     let c = config::load(dir)?;
     if json {

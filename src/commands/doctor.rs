@@ -34,6 +34,9 @@ impl Report {
     }
 }
 
+/// Checks the engine, BuildKit, the state directory and the checkout containing `dir` (its
+/// configuration, dependency stages, hooks, volumes, disk), one line each; false (exit 1) when
+/// any failed, so scripts can gate on it.
 pub fn run(dir: &Path) -> anyhow::Result<bool> {
     let mut r = Report { failed: false };
     let rt = super::runtime()?;

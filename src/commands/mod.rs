@@ -56,6 +56,8 @@ pub async fn connect(
     Ok(engine)
 }
 
+/// Prints `value` as pretty JSON on stdout: every `--json` answer goes through here, so
+/// scripts see one format.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
