@@ -27,27 +27,59 @@ mod tree;
 /// projects settle in two to four.
 const MAX_ROUNDS: usize = 12;
 
+/// Why a commit could not be planned from git's objects ([`plan_at`], [`resolve`]).
 #[derive(Debug, thiserror::Error)]
 pub enum AheadError {
+    /// No git repository could be opened at or above the checkout.
     #[error("{path}: {source}; check that it is a git repository dockwarm can read")]
-    Repo { path: PathBuf, source: git2::Error },
+    Repo {
+        /// The checkout dockwarm looked from.
+        path: PathBuf,
+        /// git2's reason.
+        source: git2::Error,
+    },
+    /// The revision the user named does not resolve to a commit; a usage error.
     #[error("`{rev}` is not a commit here ({source}); name a branch, tag or commit (`git rev-parse {rev}` must answer)")]
-    Rev { rev: String, source: git2::Error },
+    Rev {
+        /// The revision as given (`origin/main`, a commit id).
+        rev: String,
+        /// git2's reason.
+        source: git2::Error,
+    },
+    /// An object of the commit (a tree, a blob) could not be read.
     #[error("reading `{path}` from the commit: {source}")]
-    Git { path: String, source: git2::Error },
+    Git {
+        /// The path inside the commit, or `(root)` / `(tree)` for the trees themselves.
+        path: String,
+        /// git2's reason.
+        source: git2::Error,
+    },
+    /// Writing the commit's files into the scratch directory failed.
     #[error("cannot write {path}: {source}")]
     Io {
+        /// The scratch file or directory dockwarm was writing.
         path: PathBuf,
+        /// The system's reason.
         source: std::io::Error,
     },
+    /// The state directory (its `ahead` directory or a scratch lock) could not be used.
     #[error(transparent)]
     State(#[from] StateError),
     /// The commit's configuration or Dockerfile does not plan; `message` names its files
     /// as `<commit>:path`, not by the scratch directory they were read from.
     #[error("at commit {commit}: {message}")]
-    Plan { commit: String, message: String },
+    Plan {
+        /// The full commit id.
+        commit: String,
+        /// The planning error, its paths relabelled as `<commit>:path`.
+        message: String,
+    },
+    /// Each round of planning asked for more of the commit's files, past `MAX_ROUNDS`.
     #[error("planning commit {commit} did not settle after {MAX_ROUNDS} rounds (a symlink loop?)")]
-    Unsettled { commit: String },
+    Unsettled {
+        /// The full commit id.
+        commit: String,
+    },
 }
 
 impl AheadError {
@@ -76,6 +108,8 @@ impl AheadError {
 pub struct RevPlan {
     /// The full commit id.
     pub commit: String,
+    /// The commit planned as a checkout would be; its config's root is the scratch copy of the
+    /// commit's files.
     pub plan: WorkspacePlan,
     scratch: PathBuf,
     _lock: state::LockGuard,
@@ -381,21 +415,28 @@ pub fn ref_targets(dir: &Path, refs: &[String]) -> BTreeMap<String, String> {
 /// What became of one ref looked at ahead.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RefRecord {
+    /// The full commit id the ref pointed at when looked at; the same commit is not looked at
+    /// twice.
     pub commit: String,
+    /// Why the ref is watched, from [`Watched::why`]: "default branch", "upstream of …".
     pub why: String,
-    /// Seconds since the Unix epoch.
+    /// When it was looked at, in seconds since the Unix epoch.
     pub at: u64,
     /// Per image: its inputs digest at the commit and what dockwarm did about it.
     pub images: BTreeMap<String, ImageAhead>,
+    /// Why the commit, or one of its images (`image: …`), could not be planned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// One image of a commit looked at ahead: its inputs and whether their prebuild is done.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImageAhead {
+    /// The image's inputs digest at the commit, compared with what workspaces have built.
     pub digest: String,
     /// "warm" (these inputs were built already), "queued", "built", "failed".
     pub status: String,
+    /// The dependency image's tag, once `dockwarm prebuild --rev` built or found it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
 }
@@ -404,7 +445,9 @@ pub struct ImageAhead {
 /// keyed by its main worktree.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Records {
+    /// The repository's main worktree; the file is named by its registry id.
     pub repo: PathBuf,
+    /// What became of each watched ref, by full ref name; unwatched refs are dropped.
     pub refs: BTreeMap<String, RefRecord>,
 }
 
@@ -542,8 +585,10 @@ pub async fn prebuild(
 /// Why [`prebuild`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AheadPrebuildError {
+    /// The commit could not be planned from git's objects.
     #[error(transparent)]
     Plan(#[from] AheadError),
+    /// The build itself failed; `dockwarm prebuild` reports it as it reports a checkout's.
     #[error(transparent)]
     Build(#[from] crate::prebuild::PrebuildError),
 }
@@ -555,10 +600,15 @@ pub struct Wanted {
     pub anchor: PathBuf,
     /// The repository's main worktree.
     pub repo: PathBuf,
+    /// The watched ref that points at the commit (`refs/remotes/origin/main`).
     pub refname: String,
+    /// The full commit id to build, given to `dockwarm prebuild --rev`.
     pub commit: String,
+    /// The commit's project name, which with `image` and `digest` keys the daemon's job.
     pub project: String,
+    /// The image whose dependency stage is wanted.
     pub image: String,
+    /// Its inputs digest at the commit, which no workspace and no earlier commit built.
     pub digest: String,
 }
 
@@ -567,13 +617,18 @@ pub struct Wanted {
 pub struct RefWatch {
     /// The repository's main worktree.
     pub repo: PathBuf,
+    /// The directory to watch: a loose ref's parent in the common git dir, or the common git
+    /// dir itself for `packed-refs`.
     pub dir: PathBuf,
+    /// The entries of `dir` that matter: the loose ref files' names, `packed-refs`.
     pub names: Vec<String>,
 }
 
 /// What [`scan`] found.
 #[derive(Debug, Default)]
 pub struct Scan {
+    /// The dependency builds to queue at low priority: per ref, each image whose inputs no one
+    /// built.
     pub wanted: Vec<Wanted>,
     /// Where the watched refs live (loose ref files, `packed-refs`): the daemon watches them,
     /// so a fetch is seen even where the hook is missing.

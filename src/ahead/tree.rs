@@ -39,6 +39,7 @@ pub(super) struct Sparse<'r> {
 }
 
 impl<'r> Sparse<'r> {
+    /// An empty `root` for the commit's `tree`; nothing of the tree is written until wanted.
     pub(super) fn new(
         repo: &'r git2::Repository,
         tree: git2::Tree<'r>,

@@ -18,15 +18,22 @@ use std::path::{Path, PathBuf};
 
 use super::protocol::JobView;
 
+/// What one job builds: equal keys mean equal dependency inputs, so one build serves every
+/// workspace (and fetched commit) that asks for it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
+    /// The project name, the prefix of the shared dependency image's tag.
     pub project: String,
+    /// The image's name in the project.
     pub image: String,
+    /// The engine-free inputs digest (see `fingerprint::inputs_digest`).
     pub digest: String,
 }
 
+/// One dependency build, queued or running, and who waits for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
+    /// The build it stands for; at most one queued job per key.
     pub key: Key,
     /// In the order they asked; the first one's build makes the dependency stage, the others
     /// find it built and only build their own workspace image.
@@ -34,7 +41,9 @@ pub struct Job {
     /// Set when the job builds a fetched commit: its dependency stage is built from the
     /// commit's objects, unless a workspace joins and builds it from its checkout.
     pub ahead: Option<AheadTarget>,
+    /// When it was first queued, in milliseconds since the Unix epoch (for `status`).
     pub queued_at_ms: u64,
+    /// When it started; None while queued, and again when the engine was down and it went back.
     pub started_at_ms: Option<u64>,
 }
 
@@ -46,8 +55,10 @@ pub struct AheadTarget {
     pub anchor: PathBuf,
     /// The repository's main worktree, which names it.
     pub repo: PathBuf,
-    /// `refs/remotes/origin/main`.
+    /// The watched ref that moved: `refs/remotes/origin/main`; a newer commit of the same ref
+    /// replaces this one while it waits.
     pub refname: String,
+    /// The full commit id the child `dockwarm prebuild --rev` builds.
     pub commit: String,
 }
 
@@ -63,6 +74,7 @@ impl Job {
 }
 
 impl Job {
+    /// The job as `status` shows it (`JOB` in `docs/daemon-protocol.md`), not yet finished.
     pub fn view(&self) -> JobView {
         JobView {
             project: self.key.project.clone(),
@@ -91,6 +103,7 @@ pub enum Pushed {
     Already,
 }
 
+/// The daemon's jobs, waiting and running; see the module docs for its rules.
 #[derive(Debug)]
 pub struct Queue {
     queued: VecDeque<Job>,
@@ -99,6 +112,7 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// An empty queue that runs at most `concurrency` jobs at once (at least one).
     pub fn new(concurrency: usize) -> Queue {
         Queue {
             queued: VecDeque::new(),
@@ -107,6 +121,7 @@ impl Queue {
         }
     }
 
+    /// How many jobs may run at once, for `status`.
     pub fn concurrency(&self) -> usize {
         self.concurrency
     }
@@ -238,14 +253,17 @@ impl Queue {
         }
     }
 
+    /// The jobs started and not yet finished, oldest first.
     pub fn running(&self) -> &[Job] {
         &self.running
     }
 
+    /// The jobs waiting, in queue order (ahead-only jobs start after every workspace's job).
     pub fn queued(&self) -> impl Iterator<Item = &Job> {
         self.queued.iter()
     }
 
+    /// Nothing queued or running: with no workspace left, the daemon may exit once idle.
     pub fn is_idle(&self) -> bool {
         self.running.is_empty() && self.queued.is_empty()
     }

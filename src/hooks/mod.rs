@@ -79,30 +79,58 @@ const ORIG_SUFFIX: &str = ".dockwarm-orig";
 /// that moves other remote refs starts no dockwarm. Written by the daemon, removed by uninstall.
 const REFS_LIST_SUFFIX: &str = ".dockwarm-refs";
 
+/// Why hooks could not be located, installed or uninstalled; each names the path to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum HooksError {
+    /// No git repository at or above the directory the command ran in.
     #[error(
         "{path}: not inside a git repository ({source}); run `dockwarm hooks` from a checkout"
     )]
-    NotARepo { path: PathBuf, source: git2::Error },
+    NotARepo {
+        /// The directory dockwarm looked from.
+        path: PathBuf,
+        /// git2's reason.
+        source: git2::Error,
+    },
+    /// The git configuration that says where hooks live (`core.hooksPath`) could not be read.
     #[error("{path}: cannot read the git configuration ({source}); fix the config file git names and retry")]
-    Config { path: PathBuf, source: git2::Error },
+    Config {
+        /// The config file: the repository's `config` or the worktree's `config.worktree`.
+        path: PathBuf,
+        /// git2's reason.
+        source: git2::Error,
+    },
+    /// The hooks directory cannot be written; checked before any hook is moved.
     #[error("hooks directory {dir} is read-only; make it writable (chmod u+w) and run `dockwarm hooks {command}` again")]
     ReadOnly {
+        /// The hooks directory (or husky's `.husky/`).
         dir: PathBuf,
         /// The `dockwarm hooks` subcommand to run again: "install" or "uninstall".
         command: &'static str,
     },
+    /// Reading, writing or renaming a hook file failed for another reason than permissions.
     #[error("{path}: could not {action}: {source}; fix that and run `dockwarm hooks` again")]
     Io {
+        /// The hook file or hooks directory.
         path: PathBuf,
+        /// What dockwarm was doing, worded to follow "could not": "move the existing hook aside".
         action: &'static str,
+        /// The system's reason.
         source: io::Error,
     },
+    /// A husky hook file has our block's start marker without its end, so cutting or rewriting
+    /// the block could eat the user's lines.
     #[error("{path}: has a dockwarm block start line but no end line (`# <<< dockwarm-shim v1 <<<`); remove the damaged block by hand and run `dockwarm hooks install` again")]
-    DamagedBlock { path: PathBuf },
+    DamagedBlock {
+        /// The husky hook file (`.husky/<hook>`).
+        path: PathBuf,
+    },
+    /// A husky hook file is a symlink; writing through it would change a file elsewhere.
     #[error("{path}: is a symbolic link; dockwarm edits only regular files there, so add the block by hand or replace the link with a file")]
-    Symlink { path: PathBuf },
+    Symlink {
+        /// The husky hook file (`.husky/<hook>`).
+        path: PathBuf,
+    },
 }
 
 fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> HooksError + 'a {
@@ -113,32 +141,55 @@ fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) ->
     }
 }
 
+/// What `install` did to one hook, for `dockwarm hooks install` to report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstallAction {
     /// There was no hook; ours is the only one.
     Created,
     /// The previous hook was moved to `orig` and ours runs it first.
-    Chained { orig: PathBuf },
+    Chained {
+        /// Where the previous hook now is: `<hook>.dockwarm-orig` (`.2`, … when taken), which
+        /// uninstall renames back.
+        orig: PathBuf,
+    },
     /// Ours was there but written for another dockwarm path or version; rewritten.
     Updated,
     /// Ours was there as it would be written now.
     Unchanged,
     /// Another manager's hook runs our shim (pre-commit's `.legacy`); left in place.
-    Via { manager: Manager, shim: PathBuf },
+    Via {
+        /// The manager whose hook runs ours.
+        manager: Manager,
+        /// Where our shim now is (`<hook>.legacy`), rewritten there when it was out of date.
+        shim: PathBuf,
+    },
     /// husky: a block was added to (or rewritten in) `file`.
-    HuskyBlock { file: PathBuf, created: bool },
+    HuskyBlock {
+        /// The user-facing husky hook, `.husky/<hook>`.
+        file: PathBuf,
+        /// Whether dockwarm created the file, so uninstall deletes it rather than cut a block.
+        created: bool,
+    },
 }
 
+/// What `install` did, for `dockwarm hooks install` to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallReport {
+    /// Where the hooks went and why there (`core.hooksPath`, husky, the common git dir).
     pub location: HooksLocation,
+    /// Each hook of [`HOOK_NAMES`] and what was done to it, in that order (under husky, all
+    /// but [`REFS_HOOK`], which husky does not run).
     pub hooks: Vec<(&'static str, InstallAction)>,
 }
 
+/// What `uninstall` did to one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UninstallAction {
     /// Our shim at `path` was replaced by the hook it had moved aside.
-    Restored { from: PathBuf },
+    Restored {
+        /// The moved-aside hook (`<hook>.dockwarm-orig`) renamed back over our shim.
+        from: PathBuf,
+    },
     /// Our shim had nothing to put back and was deleted.
     Removed,
     /// Our block was cut out of a husky hook file.
@@ -147,17 +198,20 @@ pub enum UninstallAction {
     FileRemoved,
 }
 
+/// What `uninstall` did, for `dockwarm hooks uninstall` to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UninstallReport {
+    /// The hooks location git uses now, which uninstall cleaned (and the repository's own
+    /// `hooks/` too, when `core.hooksPath` points elsewhere).
     pub location: HooksLocation,
     /// Every file changed, and how. Empty when nothing of dockwarm's was found.
     pub changed: Vec<(PathBuf, UninstallAction)>,
 }
 
-/// Installs the three hooks for the checkout containing `worktree` (for every worktree, unless
-/// `core.hooksPath` is per worktree). `dockwarm_exe` is recorded and run first: hooks run with the
-/// PATH of whatever started git (a GUI client, an IDE), which may lack dockwarm's or hold an older
-/// one; PATH is the fallback when the recorded binary has moved.
+/// Installs the hooks of [`HOOK_NAMES`] for the checkout containing `worktree` (for every
+/// worktree, unless `core.hooksPath` is per worktree). `dockwarm_exe` is recorded and run first:
+/// hooks run with the PATH of whatever started git (a GUI client, an IDE), which may lack
+/// dockwarm's or hold an older one; PATH is the fallback when the recorded binary has moved.
 pub fn install(worktree: &Path, dockwarm_exe: &Path) -> Result<InstallReport, HooksError> {
     let location = hooks_dir(worktree)?;
     let exe = std::path::absolute(dockwarm_exe).unwrap_or_else(|_| dockwarm_exe.to_path_buf());

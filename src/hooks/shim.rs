@@ -9,9 +9,13 @@ use super::*;
 /// Other hook managers recognised by their files, for messages and for pre-commit's chaining.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Manager {
+    /// pre-commit, whose hook runs a previous hook kept as `<hook>.legacy`, so ours still runs.
     PreCommit,
+    /// lefthook, which moves a previous hook to `<hook>.old` and never runs it.
     Lefthook,
+    /// husky, met as a hook file that calls it; dockwarm adds a block to `.husky/<hook>` instead.
     Husky,
+    /// git-lfs, whose hooks are ordinary ones that dockwarm chains.
     GitLfs,
 }
 
@@ -31,6 +35,7 @@ impl Manager {
         }
     }
 
+    /// The manager's name as users know it, for `hooks install` and `hooks status` lines.
     pub fn name(self) -> &'static str {
         match self {
             Manager::PreCommit => "pre-commit",

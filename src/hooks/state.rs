@@ -13,21 +13,36 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookState {
     /// Our shim is the hook; `chains` is the previous hook it runs first, if any.
-    Ours { chains: Option<PathBuf> },
+    Ours {
+        /// The moved-aside previous hook (`<hook>.dockwarm-orig`), when it still exists.
+        chains: Option<PathBuf>,
+    },
     /// Another manager's hook is in place and runs our shim (pre-commit's `<hook>.legacy`).
     OursVia {
+        /// The manager whose hook runs ours.
         manager: Manager,
+        /// Where our shim is now, under the manager's name for it.
         shim: PathBuf,
+        /// The hook our shim runs first, when it still exists.
         chains: Option<PathBuf>,
     },
     /// husky: our block is in the user-facing hook file. `runner_present` is false until husky
     /// has generated `.husky/_/<hook>` in this worktree (e.g. `npm install`), and until then git
     /// runs nothing.
-    HuskyBlock { file: PathBuf, runner_present: bool },
+    HuskyBlock {
+        /// The user-facing husky hook, `.husky/<hook>`.
+        file: PathBuf,
+        /// Whether husky's generated `.husky/_/<hook>`, which git runs, exists here.
+        runner_present: bool,
+    },
     /// A hook that does not run dockwarm. `stranded` is our shim, moved aside by the manager
     /// that replaced it, which no longer runs.
     Foreign {
+        /// The manager that wrote the hook, when its file gives it away; None for a hand-written
+        /// one.
         manager: Option<Manager>,
+        /// Our shim under another name (lefthook's `<hook>.old`), where nothing runs it any
+        /// more; `uninstall` removes it too.
         stranded: Option<PathBuf>,
     },
     /// No hook at all.
@@ -84,17 +99,23 @@ impl fmt::Display for HookState {
     }
 }
 
+/// One hook's line in `dockwarm hooks status` and `doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookStatus {
+    /// The hook's git name, one of [`HOOK_NAMES`].
     pub name: &'static str,
     /// The file git runs for this hook.
     pub path: PathBuf,
+    /// Whether that file runs dockwarm, and how; its `Display` is the line users read.
     pub state: HookState,
 }
 
+/// What [`status`] found: where git looks for hooks and whether each one runs dockwarm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HooksStatus {
+    /// Where git looks for hooks, and why there.
     pub location: HooksLocation,
+    /// One entry per hook of [`HOOK_NAMES`], in that order (under husky, without [`REFS_HOOK`]).
     pub hooks: Vec<HookStatus>,
 }
 
