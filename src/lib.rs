@@ -1,6 +1,7 @@
 //! dockwarm: keeps Docker builds warm across the git worktrees of one developer.
 //!
 //! A library of small modules, one concept each; `main.rs` only parses and dispatches.
+#![warn(missing_docs)]
 
 pub mod ahead;
 pub mod background;

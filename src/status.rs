@@ -80,7 +80,7 @@ pub struct AheadReport {
     pub refname: String,
     /// The commit last looked at.
     pub commit: String,
-    /// Why dockwarm watches it: "default branch", "upstream of …", "[ahead] refs".
+    /// Why dockwarm watches it: "default branch", "upstream of …", `[ahead] refs`.
     pub why: String,
     /// Seconds since the Unix epoch: when the commit was looked at.
     pub at: u64,

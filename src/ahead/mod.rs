@@ -3,7 +3,7 @@
 //!
 //! A teammate's lockfile change arrives with `git fetch`; the first workspace on the new
 //! default branch should find its dependency stage built. [`plan_at`] plans a commit with the
-//! same code that plans a checkout (see [`tree`]), so equal inputs give an equal fingerprint
+//! same code that plans a checkout (see the private `tree` module), so equal inputs give an equal fingerprint
 //! and the prebuild's context holds the files a checkout would hold, with the modes a checkout
 //! would give them: BuildKit's cache keys for the dependency steps are those of the user's
 //! later build. [`watched_refs`] says which refs matter: the default branch (`origin/HEAD`'s
@@ -322,7 +322,7 @@ fn wanted(sparse: &mut tree::Sparse<'_>, plan: &WorkspacePlan) -> Result<bool, A
 pub struct Watched {
     /// Full name: `refs/remotes/origin/main`.
     pub name: String,
-    /// "default branch", "upstream of <branch> in <workspace>", "[ahead] refs".
+    /// `default branch`, `upstream of BRANCH in WORKSPACE`, `[ahead] refs`.
     pub why: String,
 }
 

@@ -1,7 +1,7 @@
 //! The team registry (`[registry]`): dependency images shared past one machine through any
 //! OCI registry. Not to be confused with [`crate::registry`], the workspaces registered here.
 //!
-//! - [`reference`]: `[registry] url` parsed (host, path, whether plain HTTP is allowed);
+//! - [`reference`](mod@reference): `[registry] url` parsed (host, path, whether plain HTTP is allowed);
 //! - [`credentials`]: docker's own credentials for the host (config.json, helpers);
 //! - [`client`]: the registry's HTTP API, for checks with short deadlines;
 //! - [`status`]: what `dockwarm registry status` reports;
