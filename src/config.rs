@@ -177,6 +177,16 @@ pub struct Ahead {
     pub enabled: Sourced<bool>,
     /// More refs to prebuild ahead: `origin/release` or `refs/remotes/origin/release`.
     pub refs: Sourced<Vec<String>>,
+    /// Whether to install git's `reference-transaction` hook too (default off). git runs it
+    /// for every ref update, eight times for one `git checkout`, so it costs every checkout
+    /// several milliseconds; the daemon's watch on the ref files sees fetches without it.
+    /// With it, a fetch is seen even while no daemon runs.
+    #[serde(default = "hook_default")]
+    pub hook: Sourced<bool>,
+}
+
+fn hook_default() -> Sourced<bool> {
+    sourced(false, "default")
 }
 
 impl Default for Ahead {
@@ -184,6 +194,7 @@ impl Default for Ahead {
         Ahead {
             enabled: sourced(true, "default"),
             refs: sourced(Vec::new(), "default"),
+            hook: hook_default(),
         }
     }
 }
@@ -334,6 +345,7 @@ struct RawConfig {
 struct RawAhead {
     enabled: Option<bool>,
     refs: Option<Vec<String>>,
+    hook: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -673,6 +685,9 @@ fn resolve_env(
         }
         if let Some(refs) = &a.refs {
             ahead.refs = sourced(refs.clone(), format!("{FILE_NAME} [ahead] refs"));
+        }
+        if let Some(hook) = a.hook {
+            ahead.hook = sourced(hook, format!("{FILE_NAME} [ahead] hook"));
         }
     }
     let registry = resolve_registry(raw.registry.as_ref(), env, &toml_path)?;

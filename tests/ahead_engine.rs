@@ -26,6 +26,9 @@ fn files() -> Vec<(&'static str, &'static str)> {
     vec![
         ("Dockerfile", DOCKERFILE),
         ("compose.yaml", "services:\n  app:\n    build: .\n"),
+        // The hook is opt-in (it costs every checkout); the test covers it and, once it is
+        // removed, the daemon's watch on the refs.
+        ("dockwarm.toml", "[ahead]\nhook = true\n"),
         (".dockerignore", "reqs/ignored.txt\n"),
         (
             "install.sh",

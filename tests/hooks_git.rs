@@ -173,7 +173,7 @@ impl Sandbox {
     }
 
     fn install(&self, worktree: &Path) -> hooks::InstallReport {
-        hooks::install(worktree, &self.fake).unwrap()
+        hooks::install(worktree, &self.fake, true).unwrap()
     }
 }
 
@@ -227,7 +227,7 @@ fn hooks_fire_on_checkout_switch_merge_amend_and_worktree_add() {
     let loc = hooks::hooks_dir(&repo).unwrap();
     assert_eq!(canon(&loc.dir), canon(&repo.join(".git/hooks")));
     assert!(matches!(loc.source, HooksSource::CommonDir { .. }));
-    assert!(hooks::status(&repo).unwrap().installed());
+    assert!(hooks::status(&repo, true).unwrap().installed());
 
     let main = sb.rev(&repo, "HEAD");
     let out = sb.git(&repo, &["checkout", "-b", "feature"]);
@@ -388,7 +388,7 @@ fn a_previous_hook_keeps_running_and_uninstall_restores_it() {
         .iter()
         .all(|(_, a)| *a == InstallAction::Unchanged));
     assert_eq!(snapshot(&hooks_dir), installed);
-    let st = hooks::status(&repo).unwrap();
+    let st = hooks::status(&repo, true).unwrap();
     for h in st.hooks.iter().filter(|h| h.name != hooks::REFS_HOOK) {
         assert!(
             matches!(&h.state, HookState::Ours { chains: Some(p) } if p.ends_with(format!("{}.dockwarm-orig", h.name))),
@@ -621,7 +621,7 @@ fn uninstall_removes_ours_where_there_was_none() {
     assert_ne!(snapshot(&hooks_dir), before);
     hooks::uninstall(&repo).unwrap();
     assert_eq!(snapshot(&hooks_dir), before);
-    assert!(hooks::status(&repo)
+    assert!(hooks::status(&repo, true)
         .unwrap()
         .hooks
         .iter()
@@ -672,7 +672,7 @@ fn read_only_hooks_dir_is_an_error_naming_it_and_loses_nothing() {
     let before = snapshot(&hooks_dir);
     fs::set_permissions(&hooks_dir, fs::Permissions::from_mode(0o555)).unwrap();
 
-    let err = hooks::install(&repo, &sb.fake).unwrap_err();
+    let err = hooks::install(&repo, &sb.fake, true).unwrap_err();
     fs::set_permissions(&hooks_dir, fs::Permissions::from_mode(0o755)).unwrap();
     assert!(matches!(err, HooksError::ReadOnly { .. }), "{err:?}");
     let msg = err.to_string();
@@ -800,7 +800,7 @@ fn hooks_installed_from_main_fire_in_linked_worktrees() {
             "linked",
         ],
     );
-    assert!(hooks::status(&wt).unwrap().installed());
+    assert!(hooks::status(&wt, true).unwrap().installed());
     assert_eq!(
         canon(&hooks::hooks_dir(&wt).unwrap().dir),
         canon(&repo.join(".git/hooks"))
@@ -887,7 +887,7 @@ fn husky_coexistence_survives_husky_regenerating_its_dir() {
         .hooks
         .iter()
         .all(|(_, a)| *a == InstallAction::Unchanged));
-    let st = hooks::status(&repo).unwrap();
+    let st = hooks::status(&repo, true).unwrap();
     assert!(st.installed());
     assert!(st.hooks.iter().all(|h| matches!(
         h.state,
@@ -1008,7 +1008,7 @@ fn pre_commit_and_lefthook_coexist() {
         "pre-commit",
         &["install", "--hook-type", "post-checkout"],
     );
-    let st = hooks::status(&repo).unwrap();
+    let st = hooks::status(&repo, true).unwrap();
     assert!(
         matches!(&st.hooks[0].state, HookState::OursVia { manager: Manager::PreCommit, shim, .. } if shim.ends_with("post-checkout.legacy")),
         "{:?}",
@@ -1064,7 +1064,7 @@ fn pre_commit_and_lefthook_coexist() {
     let clean = snapshot(&hooks_dir);
     sb.install(&repo);
     tool(&repo, "lefthook", &["install"]);
-    let st = hooks::status(&repo).unwrap();
+    let st = hooks::status(&repo, true).unwrap();
     assert!(
         matches!(&st.hooks[0].state, HookState::Foreign { manager: Some(Manager::Lefthook), stranded: Some(p) } if p.ends_with("post-checkout.old")),
         "{:?}",
@@ -1073,11 +1073,52 @@ fn pre_commit_and_lefthook_coexist() {
     assert!(!st.installed());
     // Re-installing chains lefthook's hook.
     sb.install(&repo);
-    assert!(hooks::status(&repo).unwrap().installed());
+    assert!(hooks::status(&repo, true).unwrap().installed());
     sb.git(&repo, &["checkout", "-q", "-b", "x"]);
     assert!(repo.join("lefthook.log").exists());
     assert_eq!(sb.take_calls().len(), 1);
     hooks::uninstall(&repo).unwrap();
     tool(&repo, "lefthook", &["uninstall"]);
     assert_eq!(snapshot(&hooks_dir), clean);
+}
+
+/// git runs reference-transaction for every ref update (eight times for one `git checkout`), so
+/// dockwarm installs it only with `[ahead] hook = true`; turned off again, our shim goes and the
+/// hook it chained comes back byte for byte. Off, a checkout starts no shell for it.
+#[test]
+fn the_refs_hook_is_installed_only_when_asked_and_taken_out_again() {
+    let sb = Sandbox::new();
+    let repo = sb.repo("r");
+    let hooks_dir = repo.join(".git/hooks");
+    let old = hooks_dir.join(hooks::REFS_HOOK);
+    fs::write(&old, OLD_REFS_HOOK).unwrap();
+    fs::set_permissions(&old, fs::Permissions::from_mode(0o751)).unwrap();
+    let before = snapshot(&hooks_dir);
+
+    let off = hooks::install(&repo, &sb.fake, false).unwrap();
+    assert!(
+        !off.hooks.iter().any(|(n, _)| *n == hooks::REFS_HOOK),
+        "{off:?}"
+    );
+    assert_eq!(fs::read(&old).unwrap(), OLD_REFS_HOOK.as_bytes());
+    let st = hooks::status(&repo, false).unwrap();
+    assert!(st.installed(), "{st:?}");
+    assert!(!st.hooks.iter().any(|h| h.name == hooks::REFS_HOOK));
+
+    let on = hooks::install(&repo, &sb.fake, true).unwrap();
+    assert!(on
+        .hooks
+        .iter()
+        .any(|(n, a)| *n == hooks::REFS_HOOK && matches!(a, InstallAction::Chained { .. })));
+    assert!(hooks::status(&repo, true).unwrap().installed());
+
+    hooks::install(&repo, &sb.fake, false).unwrap();
+    let after = snapshot(&hooks_dir);
+    let refs_files = |s: &BTreeMap<String, (Vec<u8>, u32)>| {
+        s.iter()
+            .filter(|(k, _)| k.starts_with(hooks::REFS_HOOK))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(refs_files(&after), refs_files(&before));
 }

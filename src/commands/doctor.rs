@@ -452,7 +452,7 @@ fn daemon_check(r: &mut Report) {
 }
 
 fn hooks_check(c: &Config, r: &mut Report) {
-    match crate::hooks::status(&c.root) {
+    match crate::hooks::status(&c.root, c.ahead.hook.value) {
         Ok(status) if status.installed() => r.line(
             Level::Ok,
             "hooks",

@@ -21,7 +21,7 @@ pub fn run(dir: &Path, action: Action) -> anyhow::Result<bool> {
     let ws = Workspace::discover(dir)?;
     match action {
         Action::Install => {
-            let report = hooks::install(&ws.root, &std::env::current_exe()?)?;
+            let report = hooks::install(&ws.root, &std::env::current_exe()?, refs_hook(&ws))?;
             println!("hooks in {}", report.location);
             for (name, what) in &report.hooks {
                 println!("  {name}: {}", describe_install(what));
@@ -46,7 +46,7 @@ pub fn run(dir: &Path, action: Action) -> anyhow::Result<bool> {
             }
         }
         Action::Status => {
-            let status = hooks::status(&ws.root)?;
+            let status = hooks::status(&ws.root, refs_hook(&ws))?;
             println!("hooks in {}", status.location);
             for h in &status.hooks {
                 println!("  {}: {}", h.name, h.state);
@@ -81,4 +81,10 @@ pub fn describe_install(what: &InstallAction) -> String {
             )
         }
     }
+}
+
+/// `[ahead] hook`, or off when the configuration cannot be read (the other hooks are still
+/// installed: they report the broken configuration on the next checkout).
+fn refs_hook(ws: &Workspace) -> bool {
+    crate::config::resolve(ws).is_ok_and(|c| c.ahead.hook.value)
 }

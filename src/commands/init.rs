@@ -60,7 +60,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     let config = config::resolve(&ws)?;
     let state = State::open()?;
 
-    match crate::hooks::install(&ws.root, &std::env::current_exe()?) {
+    match crate::hooks::install(&ws.root, &std::env::current_exe()?, config.ahead.hook.value) {
         Ok(report) => println!("hooks: installed in {}", report.location.dir.display()),
         Err(e) => println!("hooks: not installed: {e}"),
     }

@@ -57,10 +57,12 @@ pub use state::{status, HookState, HookStatus, HooksStatus};
 pub const HOOK_NAMES: [&str; 4] = ["post-checkout", "post-merge", "post-rewrite", REFS_HOOK];
 
 /// The hook that tells dockwarm a fetch moved remote-tracking refs, so it can prebuild the
-/// new default branch before any checkout. It runs on every ref update (each commit twice), so
-/// its shim filters in the shell: only a `committed` transaction with a `refs/remotes/` line
-/// starts dockwarm. husky runs only the hooks it knows, and this is not one: under husky the
-/// daemon's look at the refs stands in for it.
+/// new default branch before any checkout. It runs on every ref update (each commit twice, a
+/// `git checkout` eight times), so its shim filters in the shell: only a `committed`
+/// transaction with a `refs/remotes/` line starts dockwarm. Even so each run is a shell git
+/// starts, which is why it is installed only with `[ahead] hook = true`: by default the
+/// daemon's watch on the ref files sees fetches at no cost to git. husky runs only the hooks it
+/// knows, and this is not one.
 pub const REFS_HOOK: &str = "reference-transaction";
 
 /// Hooks whose stdin carries data that both the previous hook and dockwarm need.
@@ -212,7 +214,14 @@ pub struct UninstallReport {
 /// worktree, unless `core.hooksPath` is per worktree). `dockwarm_exe` is recorded and run first:
 /// hooks run with the PATH of whatever started git (a GUI client, an IDE), which may lack
 /// dockwarm's or hold an older one; PATH is the fallback when the recorded binary has moved.
-pub fn install(worktree: &Path, dockwarm_exe: &Path) -> Result<InstallReport, HooksError> {
+///
+/// `refs_hook` (`[ahead] hook`) says whether [`REFS_HOOK`] is wanted; when it is not, a shim of
+/// ours left there by an earlier install is taken out again (the hook it chained put back).
+pub fn install(
+    worktree: &Path,
+    dockwarm_exe: &Path,
+    refs_hook: bool,
+) -> Result<InstallReport, HooksError> {
     let location = hooks_dir(worktree)?;
     let exe = std::path::absolute(dockwarm_exe).unwrap_or_else(|_| dockwarm_exe.to_path_buf());
     let mut hooks = Vec::new();
@@ -220,6 +229,10 @@ pub fn install(worktree: &Path, dockwarm_exe: &Path) -> Result<InstallReport, Ho
         HooksLayout::Plain => {
             ensure_writable_dir(&location.dir)?;
             for name in HOOK_NAMES {
+                if name == REFS_HOOK && !refs_hook {
+                    remove_refs_shim(&location.dir)?;
+                    continue;
+                }
                 hooks.push((name, install_plain(&location.dir, name, &exe)?));
             }
         }
@@ -554,6 +567,26 @@ fn uninstall_plain(
         }
     }
     Ok(())
+}
+
+/// Takes out our [`REFS_HOOK`] shim (putting back the hook it chained) and its list of refs,
+/// when an earlier install put them there and `[ahead] hook` is now off.
+fn remove_refs_shim(dir: &Path) -> Result<(), HooksError> {
+    let list = dir.join(format!("{REFS_HOOK}{REFS_LIST_SUFFIX}"));
+    if list.is_file() {
+        fs::remove_file(&list)
+            .map_err(|e| classify_write_error(dir, e, "remove dockwarm's list of refs"))?;
+    }
+    let path = dir.join(REFS_HOOK);
+    let Some(header) = read_hook(&path)?.and_then(|b| parse_shim(&b)) else {
+        return Ok(());
+    };
+    match header.orig.map(|o| dir.join(o)) {
+        Some(orig) if fs::symlink_metadata(&orig).is_ok() => fs::rename(&orig, &path)
+            .map_err(|e| classify_write_error(dir, e, "put the previous hook back")),
+        _ => fs::remove_file(&path)
+            .map_err(|e| classify_write_error(dir, e, "remove dockwarm's hook")),
+    }
 }
 
 fn uninstall_husky(user_dir: &Path, hook: &str) -> Result<Option<UninstallAction>, HooksError> {

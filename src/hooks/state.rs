@@ -127,11 +127,14 @@ impl HooksStatus {
 }
 
 /// Reports, per hook, whether git will run dockwarm, for `dockwarm hooks status` and `doctor`.
-pub fn status(worktree: &Path) -> Result<HooksStatus, HooksError> {
+///
+/// `refs_hook` (`[ahead] hook`): whether [`REFS_HOOK`] is wanted, and so reported.
+pub fn status(worktree: &Path, refs_hook: bool) -> Result<HooksStatus, HooksError> {
     let location = hooks_dir(worktree)?;
     let mut hooks = Vec::new();
     for name in HOOK_NAMES {
-        if name == REFS_HOOK && matches!(location.layout, HooksLayout::Husky { .. }) {
+        if name == REFS_HOOK && (!refs_hook || matches!(location.layout, HooksLayout::Husky { .. }))
+        {
             continue;
         }
         let (path, state) = match &location.layout {
