@@ -49,16 +49,23 @@ PY
   git checkout -q main
 }
 
-# Median wall time in ms of `git checkout` alternating between main and $1.
+# Median wall times in ms of `git checkout` alternating between main and $1, without and with
+# the hooks, interleaved: each round checks out both ways back to back (without: git pointed at
+# an empty hooks directory), so a drift of the machine (page cache, another process) weighs on
+# both columns alike. Prints "WITHOUT WITH".
 measure() {
-  local other=$1 times=() s e
+  local other=$1 without=() with=() s e
   for _ in $(seq 1 "$runs"); do
     for b in "$other" main; do
+      s=$(date +%s%N); git -c core.hooksPath="$work/no-hooks" checkout -q "$b" 2>/dev/null; e=$(date +%s%N)
+      without+=($(( (e - s) / 1000 )))
+      git -c core.hooksPath="$work/no-hooks" checkout -q "$([ "$b" = main ] && echo "$other" || echo main)" 2>/dev/null
       s=$(date +%s%N); git checkout -q "$b" 2>/dev/null; e=$(date +%s%N)
-      times+=($(( (e - s) / 1000 )))
+      with+=($(( (e - s) / 1000 )))
     done
   done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]/1000}'
+  median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]/1000}'; }
+  echo "$(median "${without[@]}") $(median "${with[@]}")"
 }
 
 # Median wall time in ms of the hook process alone, nothing changed.
@@ -82,10 +89,11 @@ for size in small big; do
   export DOCKWARM_STATE_DIR="$work/state-$size"
   repo="$work/repo-$size"
   make_repo "$repo" "$files"
-  without_same=$(measure same); without_deps=$(measure deps)
+  mkdir -p "$work/no-hooks"
   dockwarm hooks install >/dev/null
   dockwarm hook post-checkout 0000000000000000000000000000000000000000 HEAD 1 2>/dev/null || true
-  with_same=$(measure same); with_deps=$(measure deps)
+  read -r without_same with_same < <(measure same)
+  read -r without_deps with_deps < <(measure deps)
   hook_alone=$(measure_hook)
   dockwarm hooks uninstall >/dev/null
   dockwarm daemon stop >/dev/null 2>&1 || true
