@@ -64,6 +64,7 @@ echo "$line_status"
 echo "$line_df"
 
 if [ -n "${OUT:-}" ]; then
+    case $OUT in /*) ;; *) OUT="$repo/$OUT" ;; esac
     section=$(cat <<EOF
 <!-- bench-status:start -->
 ## \`status\` while the engine exports a layer (issue 15 point 3)
