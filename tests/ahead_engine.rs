@@ -4,10 +4,10 @@
 //! CACHED; a fetch that changes no input builds nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{self, busybox, engine, path_env, steps, wait_for, Project};
+use crate::common::{self, busybox, engine, steps, wait_for, Project};
 
 /// A dependency stage that reads a lockfile, a wildcard under a directory, an executable
 /// script, a symlink to a file in another directory, and skips what `.dockerignore` excludes.
@@ -57,27 +57,6 @@ fn project() -> Project {
     p
 }
 
-/// `git ARGS` in `dir` as a user runs it, hooks and all.
-fn git(p: &Project, dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .envs(common::git_env())
-        .env("DOCKWARM_STATE_DIR", &p.state)
-        .env("PATH", path_env())
-        .env("NO_COLOR", "1")
-        .env_remove("CONDUCTOR_DEFAULT_BRANCH")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn fingerprints(p: &Project, dir: &Path, extra: &[&str]) -> Vec<(String, String)> {
     let mut args = vec!["fingerprint", "--json"];
     args.extend(extra);
@@ -121,7 +100,7 @@ fn a_commits_fingerprint_from_git_objects_equals_its_checkouts() {
 
     // A branch never checked out here: a lockfile change, a new wildcard input, a script that
     // lost its executable bit.
-    git(&p, &p.root, &["checkout", "-q", "-b", "other"]);
+    p.user_git(&p.root, &["checkout", "-q", "-b", "other"]);
     p.write("deps.lock", &format!("requests==2.32.4\n# {}\n", p.name));
     p.write("reqs/extra.txt", "extra==2\n");
     std::fs::set_permissions(
@@ -129,14 +108,13 @@ fn a_commits_fingerprint_from_git_objects_equals_its_checkouts() {
         std::os::unix::fs::PermissionsExt::from_mode(0o644),
     )
     .unwrap();
-    git(&p, &p.root, &["add", "-A"]);
-    git(&p, &p.root, &["commit", "-qm", "bump"]);
-    git(&p, &p.root, &["checkout", "-q", "main"]);
+    p.user_git(&p.root, &["add", "-A"]);
+    p.user_git(&p.root, &["commit", "-qm", "bump"]);
+    p.user_git(&p.root, &["checkout", "-q", "main"]);
     let ahead = fingerprints(&p, &p.root, &["--rev", "other"]);
     assert_ne!(ahead, here);
     let wt = p.tmp.path().join(format!("{}-other", p.name));
-    git(
-        &p,
+    p.user_git(
         &p.root,
         &["worktree", "add", "-q", wt.to_str().unwrap(), "other"],
     );
@@ -150,14 +128,14 @@ fn a_commits_fingerprint_from_git_objects_equals_its_checkouts() {
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no-such-branch"));
     // A commit whose Dockerfile copies the source first: exit 2, the file named in the commit.
-    git(&p, &p.root, &["checkout", "-q", "-b", "broken"]);
+    p.user_git(&p.root, &["checkout", "-q", "-b", "broken"]);
     p.write(
         "Dockerfile",
         "FROM dockwarm-test/busybox:latest\nCOPY . .\nRUN true\n",
     );
-    git(&p, &p.root, &["commit", "-qam", "source first"]);
-    let broken = String::from_utf8(git(&p, &p.root, &["rev-parse", "HEAD"]).stdout).unwrap();
-    git(&p, &p.root, &["checkout", "-q", "main"]);
+    p.user_git(&p.root, &["commit", "-qam", "source first"]);
+    let broken = String::from_utf8(p.user_git(&p.root, &["rev-parse", "HEAD"]).stdout).unwrap();
+    p.user_git(&p.root, &["checkout", "-q", "main"]);
     let bad = p.dockwarm(&["fingerprint", "--rev", "broken"]);
     let said = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{said}");
@@ -208,27 +186,18 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
     let p = project();
     let origin = p.tmp.path().join("origin.git");
     let o = origin.to_str().unwrap();
-    git(
-        &p,
+    p.user_git(
         p.tmp.path(),
         &["clone", "-q", "--bare", p.root.to_str().unwrap(), o],
     );
     // The teammate's clone, and ours (named like the project, so the test's cleanup finds
     // every image by name).
     let theirs = p.tmp.path().join("teammate");
-    git(
-        &p,
-        p.tmp.path(),
-        &["clone", "-q", o, theirs.to_str().unwrap()],
-    );
+    p.user_git(p.tmp.path(), &["clone", "-q", o, theirs.to_str().unwrap()]);
     let ours_parent = p.tmp.path().join("mine");
     std::fs::create_dir_all(&ours_parent).unwrap();
     let ours = ours_parent.join(&p.name);
-    git(
-        &p,
-        p.tmp.path(),
-        &["clone", "-q", o, ours.to_str().unwrap()],
-    );
+    p.user_git(p.tmp.path(), &["clone", "-q", o, ours.to_str().unwrap()]);
     let out = p.dockwarm_in(&ours, &["init"]);
     assert!(out.status.success(), "init: {out:?}");
     wait_for("the first build", Duration::from_secs(180), || {
@@ -246,14 +215,14 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
         "deps.lock",
         &format!("requests==2.33.0\n# {}\n", p.name),
     );
-    git(&p, &theirs, &["commit", "-qam", "bump requests"]);
-    git(&p, &theirs, &["push", "-q", "origin", "main"]);
-    let pushed = String::from_utf8(git(&p, &theirs, &["rev-parse", "HEAD"]).stdout).unwrap();
+    p.user_git(&theirs, &["commit", "-qam", "bump requests"]);
+    p.user_git(&theirs, &["push", "-q", "origin", "main"]);
+    let pushed = String::from_utf8(p.user_git(&theirs, &["rev-parse", "HEAD"]).stdout).unwrap();
     let pushed = pushed.trim();
 
     // We only fetch: nothing is checked out.
-    let head_before = git(&p, &ours, &["rev-parse", "HEAD"]).stdout;
-    git(&p, &ours, &["fetch", "-q", "origin"]);
+    let head_before = p.user_git(&ours, &["rev-parse", "HEAD"]).stdout;
+    p.user_git(&ours, &["fetch", "-q", "origin"]);
     let (_, tag) = fingerprints(&p, &ours, &["--rev", "origin/main"])
         .into_iter()
         .next()
@@ -263,7 +232,10 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
         Duration::from_secs(180),
         || image_exists(&tag),
     );
-    assert_eq!(git(&p, &ours, &["rev-parse", "HEAD"]).stdout, head_before);
+    assert_eq!(
+        p.user_git(&ours, &["rev-parse", "HEAD"]).stdout,
+        head_before
+    );
     let daemon_log = std::fs::read_to_string(p.state.join("logs/daemon.log")).unwrap();
     assert!(
         daemon_log.contains("refs/remotes/origin/main moved; looking ahead"),
@@ -282,8 +254,7 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
     // dependency steps CACHED.
     let wt = p.tmp.path().join(format!("{}-new", p.name));
     let _down = Cleanup(vec![wt.clone()]);
-    git(
-        &p,
+    p.user_git(
         &ours,
         &[
             "-c",
@@ -320,10 +291,11 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
     // A fetch that changes no input builds nothing.
     let jobs_before = status(&p, &ours)["daemon"]["jobs_started"].as_u64();
     common::write_file(&theirs, "src/main.sh", "echo changed\n");
-    git(&p, &theirs, &["commit", "-qam", "source only"]);
-    git(&p, &theirs, &["push", "-q", "origin", "main"]);
-    let source_only = String::from_utf8(git(&p, &theirs, &["rev-parse", "HEAD"]).stdout).unwrap();
-    git(&p, &ours, &["fetch", "-q", "origin"]);
+    p.user_git(&theirs, &["commit", "-qam", "source only"]);
+    p.user_git(&theirs, &["push", "-q", "origin", "main"]);
+    let source_only =
+        String::from_utf8(p.user_git(&theirs, &["rev-parse", "HEAD"]).stdout).unwrap();
+    p.user_git(&ours, &["fetch", "-q", "origin"]);
     wait_for(
         "the look at the new commit",
         Duration::from_secs(60),
@@ -341,9 +313,9 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
 
     // Local commits and branches: no look, no build.
     common::write_file(&ours, "notes.txt", "local\n");
-    git(&p, &ours, &["add", "notes.txt"]);
-    git(&p, &ours, &["commit", "-qm", "local"]);
-    git(&p, &ours, &["branch", "topic"]);
+    p.user_git(&ours, &["add", "notes.txt"]);
+    p.user_git(&ours, &["commit", "-qm", "local"]);
+    p.user_git(&ours, &["branch", "topic"]);
     let s2 = status(&p, &ours);
     assert_eq!(s2["daemon"]["jobs_started"].as_u64(), jobs_before, "{s2}");
     assert_eq!(s2["ahead"], s["ahead"]);
@@ -352,10 +324,10 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
     // backstop, its rescan) finds the fetch.
     std::fs::remove_file(ours.join(".git/hooks/reference-transaction")).unwrap();
     common::write_file(&theirs, "reqs/new.txt", "new==1\n");
-    git(&p, &theirs, &["add", "-A"]);
-    git(&p, &theirs, &["commit", "-qm", "new requirement"]);
-    git(&p, &theirs, &["push", "-q", "origin", "main"]);
-    git(&p, &ours, &["fetch", "-q", "origin"]);
+    p.user_git(&theirs, &["add", "-A"]);
+    p.user_git(&theirs, &["commit", "-qm", "new requirement"]);
+    p.user_git(&theirs, &["push", "-q", "origin", "main"]);
+    p.user_git(&ours, &["fetch", "-q", "origin"]);
     let (_, tag) = fingerprints(&p, &ours, &["--rev", "origin/main"])
         .into_iter()
         .next()
@@ -395,10 +367,10 @@ fn under_umask_002(program: &str, args: &[&str]) -> Command {
 fn a_commit_prebuilt_through_bollard_under_umask_002_is_cached_for_its_checkout() {
     engine();
     let p = project();
-    git(&p, &p.root, &["checkout", "-q", "-b", "next"]);
+    p.user_git(&p.root, &["checkout", "-q", "-b", "next"]);
     p.write("deps.lock", &format!("requests==2.40.0\n# {}\n", p.name));
-    git(&p, &p.root, &["commit", "-qam", "bump"]);
-    git(&p, &p.root, &["checkout", "-q", "main"]);
+    p.user_git(&p.root, &["commit", "-qam", "bump"]);
+    p.user_git(&p.root, &["checkout", "-q", "main"]);
 
     let out = under_umask_002(
         env!("CARGO_BIN_EXE_dockwarm"),

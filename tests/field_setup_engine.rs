@@ -3,30 +3,11 @@
 //! their tag, the cost of a cold warm-up, and the demo's leftovers. Real git, real engine.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{self, engine, path_env, wait_for, Project};
 use crate::workspaces_engine::project;
-
-/// `git ARGS` in `dir` as a user would run it, hooks and all.
-fn git(p: &Project, dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .envs(common::git_env())
-        .env("DOCKWARM_STATE_DIR", &p.state)
-        .env("PATH", path_env())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn image_id(reference: &str) -> Option<String> {
     let out = Command::new("docker")
@@ -83,7 +64,7 @@ fn an_archived_worktree_stays_quiet_until_init() {
     assert!(image_id(&tag).is_none(), "archive removed the tag");
     assert_eq!(registered(&p), 0);
 
-    let out = git(&p, &p.root, &["checkout", "-q", "--detach", "HEAD"]);
+    let out = p.user_git(&p.root, &["checkout", "-q", "--detach", "HEAD"]);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!said.contains("dockwarm"), "the hook spoke: {said}");
     assert_eq!(registered(&p), 0, "the checkout registered it again");
@@ -101,7 +82,7 @@ fn an_archived_worktree_stays_quiet_until_init() {
     wait_for("the tag again", Duration::from_secs(120), || {
         image_id(&tag).is_some()
     });
-    git(&p, &p.root, &["checkout", "-q", "-b", "again"]);
+    p.user_git(&p.root, &["checkout", "-q", "-b", "again"]);
     assert_eq!(registered(&p), 1);
 }
 

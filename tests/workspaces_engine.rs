@@ -4,7 +4,7 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::{busybox, engine, path_env, wait_for, Project};
@@ -35,25 +35,6 @@ pub(crate) fn project() -> Project {
     common::git(&p.root, &["add", "-A"]);
     common::git(&p.root, &["commit", "-qm", "lock"]);
     p
-}
-
-/// `git ARGS` in `dir` as a user would run it, hooks and all.
-fn git(p: &Project, dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .envs(common::git_env())
-        .env("DOCKWARM_STATE_DIR", &p.state)
-        .env("PATH", path_env())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn inspect(reference: &str, format: &str) -> Option<String> {
@@ -132,8 +113,7 @@ fn three_worktrees_share_one_dependency_build_and_start_without_building() {
     for n in ["2", "3"] {
         // Spaces and non-ASCII in the path; compose drops them from the project name.
         let dir = p.tmp.path().join(format!("{} wö {n}", p.name));
-        git(
-            &p,
+        p.user_git(
             &p.root,
             &[
                 "worktree",
@@ -248,10 +228,10 @@ fn git_commands_that_change_dependencies_prebuild_in_the_background() {
         common::git(&p.root, &["commit", "-qam", message]);
     };
     // A branch with other dependencies; switching to it prebuilds them.
-    git(&p, &p.root, &["checkout", "-q", "-b", "newdeps"]);
+    p.user_git(&p.root, &["checkout", "-q", "-b", "newdeps"]);
     bump("2.32.4", "bump");
-    git(&p, &p.root, &["checkout", "-q", "main"]);
-    let out = git(&p, &p.root, &["checkout", "newdeps"]);
+    p.user_git(&p.root, &["checkout", "-q", "main"]);
+    let out = p.user_git(&p.root, &["checkout", "newdeps"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("dockwarm: dependencies of app changed"),
@@ -264,19 +244,19 @@ fn git_commands_that_change_dependencies_prebuild_in_the_background() {
     );
 
     // A file checkout (flag 0) is not a branch switch: nothing happens.
-    let out = git(&p, &p.root, &["checkout", "main", "--", "deps.lock"]);
+    let out = p.user_git(&p.root, &["checkout", "main", "--", "deps.lock"]);
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("dockwarm"),
         "{:?}",
         out
     );
-    git(&p, &p.root, &["checkout", "-q", "--", "deps.lock"]);
+    p.user_git(&p.root, &["checkout", "-q", "--", "deps.lock"]);
 
     // A merge that brings new dependencies.
-    git(&p, &p.root, &["checkout", "-q", "-b", "merge-me"]);
+    p.user_git(&p.root, &["checkout", "-q", "-b", "merge-me"]);
     bump("2.33.0", "bump again");
-    git(&p, &p.root, &["checkout", "-q", "newdeps"]);
-    let out = git(&p, &p.root, &["merge", "--no-edit", "merge-me"]);
+    p.user_git(&p.root, &["checkout", "-q", "newdeps"]);
+    let out = p.user_git(&p.root, &["merge", "--no-edit", "merge-me"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("dependencies of app changed"));
     wait_for("the prebuild after merge", Duration::from_secs(120), || {
         built_records(&state).len() == 3
@@ -284,14 +264,14 @@ fn git_commands_that_change_dependencies_prebuild_in_the_background() {
 
     // An amend that changes them (post-rewrite).
     p.write("deps.lock", &format!("requests==2.34.0\n# {}\n", p.name));
-    let out = git(&p, &p.root, &["commit", "-qa", "--amend", "--no-edit"]);
+    let out = p.user_git(&p.root, &["commit", "-qa", "--amend", "--no-edit"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("dependencies of app changed"));
     wait_for("the prebuild after amend", Duration::from_secs(120), || {
         built_records(&state).len() == 4
     });
 
     // Nothing changed: the hook says nothing.
-    let out = git(&p, &p.root, &["checkout", "-q", "-b", "same"]);
+    let out = p.user_git(&p.root, &["checkout", "-q", "-b", "same"]);
     assert!(
         out.stderr.is_empty(),
         "{}",
@@ -329,7 +309,7 @@ fn the_dependency_image_comes_from_the_workspace_build_cache() {
     for round in 0..2 {
         if round == 1 {
             p.write("deps.lock", &format!("requests==2.33.0\n# {}\n", p.name));
-            git(&p, &p.root, &["commit", "-qam", "bump"]);
+            p.user_git(&p.root, &["commit", "-qam", "bump"]);
         }
         wait_for(
             "the workspace and dependency images",
@@ -493,7 +473,7 @@ fn hooks_never_fail_git_on_a_broken_config_or_a_stopped_engine() {
 
     // A broken dockwarm.toml: one warning line, git succeeds.
     p.write("dockwarm.toml", "[project\nname = 1\n");
-    let out = git(&p, &p.root, &["checkout", "-q", "-b", "broken"]);
+    let out = p.user_git(&p.root, &["checkout", "-q", "-b", "broken"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("dockwarm.toml:1:"), "{stderr}");
@@ -647,8 +627,7 @@ fn a_workspace_builds_on_the_dependency_image_after_builder_prune() {
 
     common::sh(Command::new("docker").args(["builder", "prune", "-af"]));
     let dir = p.tmp.path().join(format!("{}-after-prune", p.name));
-    git(
-        &p,
+    p.user_git(
         &p.root,
         &[
             "worktree",

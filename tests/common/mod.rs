@@ -212,6 +212,29 @@ impl Project {
             .build()
     }
 
+    /// `git ARGS` in `dir` as a user runs it, hooks and all: the hooks it fires run the
+    /// dockwarm under test (first on PATH) with this project's state directory. Fails the test
+    /// unless git succeeds.
+    #[track_caller]
+    pub fn user_git(&self, dir: &Path, args: &[&str]) -> Output {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .envs(git_env())
+            .env("DOCKWARM_STATE_DIR", &self.state)
+            .env("PATH", path_env())
+            .env("NO_COLOR", "1")
+            .env_remove("CONDUCTOR_DEFAULT_BRANCH")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Runs `dockwarm ARGS` in the repository's root; check the result with [`Run`]'s methods.
     pub fn run(&self, args: &[&str]) -> Run {
         Run {
