@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::{busybox, engine, git, Project};
+use crate::common::{engine, git, Daemonized};
 use serde_json::Value;
 
 /// The seed's shape: lockfile, install step with a cache mount, then the source. `SLEEP` makes
@@ -32,60 +32,25 @@ RUN echo built > /app/done
 
 const COMPOSE: &str = "services:\n  app:\n    build:\n      context: .\n";
 
-/// A project whose daemon is stopped (and killed if need be) when the test ends.
-struct Setup {
-    p: Project,
-    envs: Vec<(String, String)>,
+/// A daemonized project (`common::Daemonized`) whose dependency stage sleeps.
+struct Setup(Daemonized);
+
+impl std::ops::Deref for Setup {
+    type Target = Daemonized;
+    fn deref(&self) -> &Daemonized {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Setup {
+    fn deref_mut(&mut self) -> &mut Daemonized {
+        &mut self.0
+    }
 }
 
 impl Setup {
     fn new(sleep: u32) -> Setup {
-        busybox();
-        let p = Project::new(&[
-            ("Dockerfile", &dockerfile(sleep)),
-            ("compose.yaml", COMPOSE),
-            ("src/main.sh", "echo hi\n"),
-        ]);
-        p.write("deps.lock", &format!("base==1\n# {}\n", p.name));
-        git(&p.root, &["add", "-A"]);
-        git(&p.root, &["commit", "-qm", "lock"]);
-        Setup {
-            p,
-            envs: vec![
-                ("DOCKWARM_DAEMON_IDLE_EXIT".into(), "30".into()),
-                ("DOCKWARM_DAEMON_RESCAN_MS".into(), "500".into()),
-            ],
-        }
-    }
-
-    fn run(&self, dir: &Path, args: &[&str]) -> std::process::Output {
-        let envs: Vec<(&str, &str)> = self
-            .envs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        self.p.dockwarm_env(dir, args, &envs)
-    }
-
-    fn ok(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.run(dir, args);
-        assert!(
-            out.status.success(),
-            "dockwarm {args:?}: {}\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn daemon(&self) -> Value {
-        let text = self.ok(&self.p.root, &["daemon", "status", "--json"]);
-        serde_json::from_str(&text).unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.p.state.join("logs/daemon.log")).unwrap_or_default()
+        Setup(Daemonized::new(&dockerfile(sleep), COMPOSE))
     }
 
     /// Dependency builds that ran (not "already built").
@@ -94,53 +59,11 @@ impl Setup {
         self.log().matches(&needle).count()
     }
 
-    /// Waits until the daemon has nothing running or queued and `done` jobs finished.
-    fn wait_idle(&self, done: usize, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let s = self.daemon();
-            let d = &s["daemon"];
-            let idle = d["running"].as_array().is_some_and(|a| a.is_empty())
-                && d["queued"].as_array().is_some_and(|a| a.is_empty());
-            let finished = d["history"].as_array().map(|a| a.len()).unwrap_or(0);
-            if idle && finished >= done {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daemon not idle after {within:?}: {s:#}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     fn tag_for(&self, dir: &Path) -> String {
         let text = self.ok(dir, &["fingerprint", "--json"]);
         let v: Value = serde_json::from_str(&text).unwrap();
         let fp = v[0]["fingerprint"].as_str().unwrap();
         format!("dockwarm/{}-app-deps:{}", self.p.name, &fp[..12])
-    }
-
-    fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.p.state.join("daemon.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = self.run(&self.p.root, &["daemon", "stop"]);
-        if let Some(pid) = self.pid() {
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
-        }
     }
 }
 
@@ -478,8 +401,7 @@ fn the_engine_restarting_under_the_daemon_delays_a_build_but_does_not_lose_it() 
     let root = s.p.root.clone();
     let sock = s.p.tmp.path().join("engine.sock");
     let mut proxy = Proxy::new(sock.clone());
-    s.envs
-        .push(("DOCKER_HOST".into(), format!("unix://{}", sock.display())));
+    s.env("DOCKER_HOST", format!("unix://{}", sock.display()));
     s.ok(&root, &["daemon", "start"]);
     s.ok(&root, &["init"]);
     s.wait_idle(1, Duration::from_secs(60));

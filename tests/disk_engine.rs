@@ -6,10 +6,10 @@
 use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{busybox, engine, Project};
+use crate::common::{engine, Daemonized, Project};
 use crate::daemon_engine::Proxy;
 use serde_json::Value;
 
@@ -24,98 +24,33 @@ RUN echo built > /app/done
 
 const COMPOSE: &str = "services:\n  app:\n    build:\n      context: .\n";
 
-struct Setup {
-    p: Project,
-    envs: Vec<(String, String)>,
+/// A daemonized project (`common::Daemonized`) with an optional `dockwarm.toml`.
+struct Setup(Daemonized);
+
+impl std::ops::Deref for Setup {
+    type Target = Daemonized;
+    fn deref(&self) -> &Daemonized {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Setup {
+    fn deref_mut(&mut self) -> &mut Daemonized {
+        &mut self.0
+    }
 }
 
 impl Setup {
     fn new(toml: Option<&str>) -> Setup {
-        busybox();
-        let mut files = vec![
-            ("Dockerfile", DOCKERFILE),
-            ("compose.yaml", COMPOSE),
-            ("src/main.sh", "echo hi\n"),
-        ];
+        let mut files = vec![("Dockerfile", DOCKERFILE), ("compose.yaml", COMPOSE)];
         if let Some(t) = toml {
             files.push(("dockwarm.toml", t));
         }
-        let p = Project::new(&files);
-        p.write("deps.lock", &format!("base==1\n# {}\n", p.name));
-        common::git(&p.root, &["add", "-A"]);
-        common::git(&p.root, &["commit", "-qm", "lock"]);
-        Setup {
-            p,
-            envs: vec![
-                ("DOCKWARM_DAEMON_IDLE_EXIT".into(), "60".into()),
-                ("DOCKWARM_DAEMON_RESCAN_MS".into(), "500".into()),
-                // No user config of the machine's user leaks in.
-                (
-                    "DOCKWARM_CONFIG".into(),
-                    "/nonexistent/dockwarm.toml".into(),
-                ),
-            ],
-        }
-    }
-
-    /// `git ARGS` as the user runs it: the hooks it fires use this test's state directory.
-    fn git(&self, dir: &Path, args: &[&str]) -> Output {
-        common::sh(
-            Command::new("git")
-                .args(args)
-                .current_dir(dir)
-                .envs(common::git_env())
-                .env("DOCKWARM_STATE_DIR", &self.p.state)
-                .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-        )
-    }
-
-    fn run(&self, dir: &Path, args: &[&str]) -> Output {
-        let envs: Vec<(&str, &str)> = self
-            .envs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        self.p.dockwarm_env(dir, args, &envs)
-    }
-
-    fn ok(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.run(dir, args);
-        assert!(
-            out.status.success(),
-            "dockwarm {args:?}: {}\n{}\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.p.state.join("logs/daemon.log")).unwrap_or_default()
-    }
-
-    /// Waits until the daemon has nothing running or queued and `done` jobs finished.
-    fn wait_idle(&self, done: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let text = self.ok(&self.p.root, &["daemon", "status", "--json"]);
-            let s: Value = serde_json::from_str(&text).unwrap();
-            let d = &s["daemon"];
-            let idle = d["running"].as_array().is_some_and(|a| a.is_empty())
-                && d["queued"].as_array().is_some_and(|a| a.is_empty());
-            let finished = d["history"].as_array().map(|a| a.len()).unwrap_or(0);
-            if idle && finished >= done {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daemon not idle: {s:#}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let mut d = Daemonized::with_files(&files);
+        d.env("DOCKWARM_DAEMON_IDLE_EXIT", "60");
+        // No user config of the machine's user leaks in.
+        d.env("DOCKWARM_CONFIG", "/nonexistent/dockwarm.toml");
+        Setup(d)
     }
 
     /// A worktree next to the main checkout, set up as Conductor's setup script does.
@@ -133,26 +68,6 @@ impl Setup {
         let v: Value = serde_json::from_str(&self.ok(dir, &["fingerprint", "--json"])).unwrap();
         let fp = v[0]["fingerprint"].as_str().unwrap();
         format!("dockwarm/{}-app-deps:{}", self.p.name, &fp[..12])
-    }
-
-    fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.p.state.join("daemon.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.envs.retain(|(k, _)| k != "DOCKER_HOST");
-        let _ = self.run(self.p.tmp.path(), &["daemon", "stop"]);
-        if let Some(pid) = self.pid() {
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
     }
 }
 
@@ -236,8 +151,7 @@ fn a_worktree_removed_while_the_engine_is_down_loses_its_tags_when_it_returns() 
     let root = s.p.root.clone();
     let sock = s.p.tmp.path().join("engine.sock");
     let mut proxy = Proxy::new(sock.clone());
-    s.envs
-        .push(("DOCKER_HOST".into(), format!("unix://{}", sock.display())));
+    s.env("DOCKER_HOST", format!("unix://{}", sock.display()));
     s.ok(&root, &["init"]);
     s.wait_idle(1, Duration::from_secs(90));
     let name = format!("{}-down", s.p.name);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{busybox, engine, git, git_env, Project};
+use crate::common::{engine, git, git_env, Daemonized};
 
 /// Lockfile, an install step (`sleep` long enough to be caught mid-build), then the source.
 fn dockerfile(sleep: u32) -> String {
@@ -25,10 +25,11 @@ fn dockerfile(sleep: u32) -> String {
 
 const COMPOSE: &str = "services:\n  app:\n    build:\n      context: .\n";
 
-/// A project whose daemon is stopped (killed if need be) when the test ends.
-struct Fx {
-    p: Project,
-    envs: Vec<(OsString, OsString)>,
+/// The fixture of these tests: a daemonized project whose dependency stage sleeps `sleep` s.
+type Fx = Daemonized;
+
+fn fx(sleep: u32) -> Fx {
+    Daemonized::new(&dockerfile(sleep), COMPOSE)
 }
 
 fn text(b: &[u8]) -> String {
@@ -42,105 +43,6 @@ fn show(out: &Output) -> String {
         text(&out.stdout),
         text(&out.stderr)
     )
-}
-
-impl Fx {
-    fn new(sleep: u32) -> Fx {
-        busybox();
-        let p = Project::new(&[
-            ("Dockerfile", &dockerfile(sleep)),
-            ("compose.yaml", COMPOSE),
-            ("src/main.sh", "echo hi\n"),
-        ]);
-        p.write("deps.lock", &format!("base==1\n# {}\n", p.name));
-        git(&p.root, &["add", "-A"]);
-        git(&p.root, &["commit", "-qm", "lock"]);
-        let mut fx = Fx {
-            p,
-            envs: Vec::new(),
-        };
-        fx.env("DOCKWARM_DAEMON_IDLE_EXIT", "30");
-        fx.env("DOCKWARM_DAEMON_RESCAN_MS", "500");
-        fx
-    }
-
-    fn env(&mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) {
-        let k = k.as_ref().to_os_string();
-        self.envs.retain(|(n, _)| *n != k);
-        self.envs.push((k, v.as_ref().to_os_string()));
-    }
-
-    fn cmd(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_dockwarm"));
-        c.args(args)
-            .current_dir(dir)
-            .env("DOCKWARM_STATE_DIR", &self.p.state)
-            .env("NO_COLOR", "1")
-            .env_remove("COMPOSE_PROJECT_NAME")
-            .envs(self.envs.iter().map(|(k, v)| (k, v)));
-        c
-    }
-
-    fn run(&self, dir: &Path, args: &[&str]) -> Output {
-        self.cmd(dir, args).output().unwrap()
-    }
-
-    fn ok(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.run(dir, args);
-        assert!(out.status.success(), "dockwarm {args:?}: {}", show(&out));
-        text(&out.stdout)
-    }
-
-    /// `daemon status --json`, bounded: a daemon that does not answer fails the test.
-    fn daemon(&self) -> Value {
-        serde_json::from_str(&self.ok(&self.p.root, &["daemon", "status", "--json"])).unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.p.state.join("logs/daemon.log")).unwrap_or_default()
-    }
-
-    /// Waits until the daemon has nothing running or queued and `done` jobs finished.
-    fn wait_idle(&self, done: usize, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let s = self.daemon();
-            let d = &s["daemon"];
-            let idle = d["running"].as_array().is_some_and(|a| a.is_empty())
-                && d["queued"].as_array().is_some_and(|a| a.is_empty());
-            let finished = d["history"].as_array().map(|a| a.len()).unwrap_or(0);
-            if idle && finished >= done {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daemon not idle after {within:?}: {s:#}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn pid(&self) -> Option<u32> {
-        std::fs::read_to_string(self.p.state.join("daemon.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
-impl Drop for Fx {
-    fn drop(&mut self) {
-        // Whatever a test did to the state dir's modes, put them back so it can be removed.
-        let _ = std::fs::set_permissions(&self.p.state, std::fs::Permissions::from_mode(0o700));
-        let _ = self.run(&self.p.root, &["daemon", "stop"]);
-        if let Some(pid) = self.pid().filter(|p| *p != std::process::id()) {
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
-    }
 }
 
 fn assert_no_panic(what: &str, out: &Output) {
@@ -175,7 +77,7 @@ fn non_utf8(prefix: &str) -> OsString {
 )]
 fn a_non_utf8_variable_panics_no_command_and_the_daemon_it_starts_builds() {
     engine();
-    let mut fx = Fx::new(0);
+    let mut fx = fx(0);
     fx.env("JUNK", non_utf8(""));
     let root = fx.p.root.clone();
     for args in [
@@ -226,7 +128,7 @@ fn a_non_utf8_variable_panics_no_command_and_the_daemon_it_starts_builds() {
 )]
 fn a_non_utf8_checkout_path_gets_one_line_from_commands_and_hooks() {
     engine();
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     fx.ok(&root, &["init"]);
     let mut name = fx.p.tmp.path().as_os_str().to_os_string();
@@ -299,7 +201,7 @@ fn loose_modes(dir: &Path) -> Vec<String> {
 )]
 fn the_state_directory_is_private_whatever_the_umask() {
     engine();
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     // Through sh, so that dockwarm, and the daemon it starts, run under a umask of 0.
     let umask0 = |args: &[&str]| {
@@ -369,7 +271,7 @@ fn the_state_directory_is_private_whatever_the_umask() {
 /// needs it, and by `doctor`.
 #[test]
 fn a_state_path_that_is_a_file_is_named_with_its_fix() {
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     std::fs::write(&fx.p.state, "not a directory\n").unwrap();
     for args in [&["status"][..], &["init"], &["daemon", "start"], &["logs"]] {
@@ -404,7 +306,7 @@ fn a_state_path_that_is_a_file_is_named_with_its_fix() {
 )]
 fn a_corrupt_build_record_is_reported_and_rewritten() {
     engine();
-    let mut fx = Fx::new(0);
+    let mut fx = fx(0);
     fx.env("DOCKWARM_DAEMON", "0");
     let root = fx.p.root.clone();
     fx.ok(&root, &["prebuild"]);
@@ -461,7 +363,7 @@ fn daemon_answers(state: &Path, within: Duration) -> Result<Value, String> {
 )]
 fn a_lockfile_that_never_ends_jams_nothing() {
     engine();
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     fx.ok(&root, &["daemon", "start"]);
     fx.ok(&root, &["init"]);
@@ -509,7 +411,7 @@ fn a_lockfile_that_never_ends_jams_nothing() {
 /// is an error naming the path, and the directory says why the COPY became a source copy.
 #[test]
 fn inputs_that_are_not_regular_files_are_named() {
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     let lock = root.join("deps.lock");
     std::fs::remove_file(&lock).unwrap();
@@ -576,7 +478,7 @@ fn chown_nobody(path: &Path) {
 /// Run as `nobody`, since root writes through any mode.
 #[test]
 fn init_says_when_the_background_prebuild_could_not_start() {
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     let home = fx.p.tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
@@ -613,7 +515,7 @@ fn init_says_when_the_background_prebuild_could_not_start() {
 )]
 fn concurrent_inits_name_the_daemon_that_runs() {
     engine();
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     let children: Vec<_> = (0..6)
         .map(|_| {
@@ -657,7 +559,7 @@ fn concurrent_inits_name_the_daemon_that_runs() {
 /// "prebuilding"; it says the daemon did not acknowledge the change. A real `git checkout`.
 #[test]
 fn a_hook_does_not_claim_prebuilding_to_a_daemon_that_does_not_answer() {
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     let mut env = fx.envs.clone();
     env.push(("DOCKWARM_STATE_DIR".into(), fx.p.state.clone().into()));
@@ -723,7 +625,7 @@ fn a_hook_does_not_claim_prebuilding_to_a_daemon_that_does_not_answer() {
 )]
 fn status_finishes_the_cleanups_an_archive_owed_while_the_engine_was_down() {
     engine();
-    let mut fx = Fx::new(0);
+    let mut fx = fx(0);
     let root = fx.p.root.clone();
     // The daemon init starts builds and tags the workspace's image; then it stops.
     fx.ok(&root, &["init"]);
@@ -758,7 +660,7 @@ fn status_finishes_the_cleanups_an_archive_owed_while_the_engine_was_down() {
 /// not `install`.
 #[test]
 fn hooks_uninstall_in_a_read_only_dir_names_uninstall() {
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     fx.ok(&root, &["hooks", "install"]);
     let hooks = root.join(".git/hooks");
@@ -800,7 +702,7 @@ fn full_prebuilds_in(dir: &Path) -> Vec<u32> {
 )]
 fn after_kill_9_a_new_daemon_never_builds_beside_the_orphan() {
     engine();
-    let fx = Fx::new(6);
+    let fx = fx(6);
     let root = fx.p.root.clone();
     fx.ok(&root, &["daemon", "start"]);
     let first = fx.pid().unwrap();
@@ -856,7 +758,7 @@ fn after_kill_9_a_new_daemon_never_builds_beside_the_orphan() {
 )]
 fn a_daemon_started_under_a_wrong_docker_host_builds_on_the_users_engine() {
     engine();
-    let fx = Fx::new(0);
+    let fx = fx(0);
     let root = fx.p.root.clone();
     let bad = format!(
         "unix://{}",

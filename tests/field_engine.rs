@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{busybox, engine, path_env, wait_for, Project};
+use crate::common::{engine, wait_for, Daemonized};
 use crate::daemon_engine::Proxy;
 
 /// A dependency stage that writes what it installed to `/app/installed` (the file a service's
@@ -29,69 +29,29 @@ CMD [\"cat\", \"/app/installed\"]
 /// Two services building the one Dockerfile, as in the field.
 const COMPOSE: &str = "services:\n  app:\n    build: .\n  worker:\n    build: .\n";
 
-struct Fx {
-    p: Project,
-    envs: Vec<(String, String)>,
+/// A daemonized project (`common::Daemonized`) with the field test's Dockerfile and compose file.
+struct Fx(Daemonized);
+
+impl std::ops::Deref for Fx {
+    type Target = Daemonized;
+    fn deref(&self) -> &Daemonized {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Fx {
+    fn deref_mut(&mut self) -> &mut Daemonized {
+        &mut self.0
+    }
 }
 
 impl Fx {
     fn new(dockerfile: &str, compose: &str) -> Fx {
-        busybox();
-        let p = Project::new(&[
-            ("Dockerfile", dockerfile),
-            ("compose.yaml", compose),
-            ("src/main.sh", "echo hi\n"),
-        ]);
-        p.write("deps.lock", &format!("base==1\n# {}\n", p.name));
-        common::git(&p.root, &["add", "-A"]);
-        common::git(&p.root, &["commit", "-qm", "lock"]);
-        Fx {
-            p,
-            envs: vec![
-                ("DOCKWARM_DAEMON_IDLE_EXIT".into(), "30".into()),
-                ("DOCKWARM_DAEMON_RESCAN_MS".into(), "500".into()),
-            ],
-        }
-    }
-
-    fn env(&mut self, k: &str, v: &str) {
-        self.envs.retain(|(n, _)| n != k);
-        self.envs.push((k.into(), v.into()));
-    }
-
-    fn run(&self, dir: &Path, args: &[&str]) -> Output {
-        let envs: Vec<(&str, &str)> = self
-            .envs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        self.p.dockwarm_env(dir, args, &envs)
-    }
-
-    fn ok(&self, dir: &Path, args: &[&str]) -> String {
-        let out = self.run(dir, args);
-        assert!(out.status.success(), "dockwarm {args:?}: {}", show(&out));
-        text(&out.stdout)
+        Fx(Daemonized::new(dockerfile, compose))
     }
 
     fn status(&self, dir: &Path) -> Value {
         serde_json::from_str(&self.ok(dir, &["status", "--json"])).unwrap()
-    }
-
-    /// `git ARGS` as the user runs it: hooks and all, on this project's state directory.
-    fn git(&self, dir: &Path, args: &[&str]) -> Output {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .envs(common::git_env())
-            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("DOCKWARM_STATE_DIR", &self.p.state)
-            .env("PATH", path_env())
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", show(&out));
-        out
     }
 
     fn log(&self) -> String {
@@ -126,20 +86,6 @@ impl Fx {
     /// No full prebuild of `dir` runs (the daemon off: the background one `init` started).
     fn settled(&self, dir: &Path) -> bool {
         !dockwarm::daemon::orphans::busy(&dockwarm::state::State::at(&self.p.state), dir)
-    }
-}
-
-impl Drop for Fx {
-    fn drop(&mut self) {
-        let _ = self.run(&self.p.root, &["daemon", "stop"]);
-        let pid = std::fs::read_to_string(self.p.state.join("daemon.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<u32>().ok());
-        if let Some(pid) = pid {
-            if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            }
-        }
     }
 }
 
@@ -318,7 +264,7 @@ fn status_answers_while_the_engine_stalls() {
     });
     let sock = fx.p.tmp.path().join("engine.sock");
     let proxy = Proxy::new(sock.clone());
-    fx.env("DOCKER_HOST", &format!("unix://{}", sock.display()));
+    fx.env("DOCKER_HOST", format!("unix://{}", sock.display()));
     // Through the proxy, unstalled: the engine's answer.
     let st = fx.status(&root);
     assert_eq!(st["engine"]["up"], true, "{st:#}");
@@ -327,7 +273,7 @@ fn status_answers_while_the_engine_stalls() {
     proxy.stall_all_but(&["/_ping"]);
     let mut child =
         fx.p.dockwarm_cmd(&root, &["status", "--json"])
-            .envs(fx.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(fx.envs.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();

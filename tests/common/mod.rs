@@ -12,6 +12,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod daemonized;
+pub use daemonized::Daemonized;
+
 pub const BUSYBOX: &str = "dockwarm-test/busybox:latest";
 
 /// Fails the test unless a Docker engine answers. Engine tests carry
