@@ -10,6 +10,9 @@
 //! - the child is the very command users run, with its per-fingerprint file lock, build record,
 //!   log and registry update, so there is one build path to trust, not two.
 //!
+//! Which process runs a job is a parameter of the loop (a `Runner`, `ChildRunner` in the
+//! daemon), so the loop's decisions are unit-tested with a runner that only records jobs.
+//!
 //! The queue is never persisted: what is owed is derived from disk each time (the inputs digest
 //! of the files now, against `built_digest` in the registry), so a crash cannot leave a stale
 //! queue behind.
@@ -20,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::future::BoxFuture;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -84,7 +88,12 @@ pub fn run(state: State, options: Options) -> Result<(), DaemonError> {
             what: "start the runtime".into(),
             source,
         })?;
-    let result = rt.block_on(serve(state, options, guard));
+    let exe = std::env::current_exe().map_err(|source| DaemonError::Io {
+        what: "find the dockwarm executable".into(),
+        source,
+    })?;
+    let runner = Arc::new(ChildRunner { exe: exe.clone() });
+    let result = rt.block_on(serve(state, options, guard, exe, runner));
     // A plan still being computed (a huge input, a slow disk) must not hold the exit: the
     // next daemon computes it again.
     rt.shutdown_background();
@@ -107,13 +116,37 @@ enum Input {
 }
 
 /// How a job ended.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 enum JobResult {
+    /// Every workspace's image was built.
     Ok,
     /// The build failed with the engine up: a real failure, kept until the next change.
     Failed(String),
     /// The engine did not answer: the workspaces not yet built go back to the queue.
     EngineDown(Vec<PathBuf>),
+}
+
+/// Runs one build job to its end. The loop decides what to build and when; a runner only
+/// builds. A parameter of the loop, as sccache's server takes its process spawner, so the
+/// loop's decisions are unit-tested with a runner that records jobs instead of starting
+/// processes.
+trait Runner: Send + Sync + 'static {
+    /// Builds `job`; the future's answer goes back to the loop as [`Input::Done`].
+    fn run(&self, job: Job) -> BoxFuture<'static, JobResult>;
+}
+
+/// The daemon's runner: child `dockwarm prebuild` processes of this executable (see the
+/// module's comment for why builds run in children).
+struct ChildRunner {
+    /// This dockwarm executable.
+    exe: PathBuf,
+}
+
+impl Runner for ChildRunner {
+    fn run(&self, job: Job) -> BoxFuture<'static, JobResult> {
+        let exe = self.exe.clone();
+        Box::pin(async move { run_job(&exe, &job).await })
+    }
 }
 
 struct Tracked {
@@ -124,7 +157,8 @@ struct Tracked {
 struct Daemon {
     state: State,
     options: Options,
-    exe: PathBuf,
+    /// Builds the jobs the loop starts.
+    runner: Arc<dyn Runner>,
     tx: mpsc::UnboundedSender<Input>,
     queue: Queue,
     workspaces: BTreeMap<PathBuf, Tracked>,
@@ -167,7 +201,58 @@ struct Daemon {
     ahead_watch: Vec<crate::ahead::RefWatch>,
 }
 
-async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), DaemonError> {
+impl Daemon {
+    /// The loop's state before its first look at the registry: nothing tracked, nothing
+    /// queued, the engine's state unknown.
+    fn new(
+        state: State,
+        options: Options,
+        runner: Arc<dyn Runner>,
+        tx: mpsc::UnboundedSender<Input>,
+        targets: Arc<RwLock<Targets>>,
+        watcher: DirWatcher,
+        maintenance: super::maintenance::Maintenance,
+    ) -> Daemon {
+        Daemon {
+            maintenance,
+            state,
+            runner,
+            tx,
+            queue: Queue::new(options.concurrency),
+            options,
+            workspaces: BTreeMap::new(),
+            targets,
+            watcher,
+            pending: HashMap::new(),
+            failed: BTreeMap::new(),
+            evaluating: HashMap::new(),
+            history: VecDeque::new(),
+            engine_up: None,
+            retry_at: None,
+            backoff: Duration::from_secs(1),
+            jobs_started: 0,
+            started_at: now_secs(),
+            next_rescan: Instant::now(),
+            registry_stamp: None,
+            empty_since: None,
+            stopping: false,
+            bases: BTreeMap::new(),
+            forced: HashMap::new(),
+            engines: HashMap::new(),
+            ahead_scanning: false,
+            ahead_again: None,
+            ahead_watch: Vec::new(),
+        }
+    }
+}
+
+async fn serve(
+    state: State,
+    options: Options,
+    _guard: LockGuard,
+    exe: PathBuf,
+    runner: Arc<dyn Runner>,
+) -> Result<(), DaemonError> {
     let socket = super::socket_path(&state);
     // We hold the lock, so any socket file left is a dead daemon's: replace it.
     let _ = std::fs::remove_file(&socket);
@@ -213,43 +298,10 @@ async fn serve(state: State, options: Options, _guard: LockGuard) -> Result<(), 
             let _ = events.send(Input::WatchError(e));
         }
     })?;
-    let exe = std::env::current_exe().map_err(|source| DaemonError::Io {
-        what: "find the dockwarm executable".into(),
-        source,
-    })?;
     tokio::spawn(accept(listener, tx.clone()));
 
     let maintenance = super::maintenance::Maintenance::new(&exe, &state);
-    let mut d = Daemon {
-        maintenance,
-        state,
-        exe,
-        tx,
-        queue: Queue::new(options.concurrency),
-        options,
-        workspaces: BTreeMap::new(),
-        targets,
-        watcher,
-        pending: HashMap::new(),
-        failed: BTreeMap::new(),
-        evaluating: HashMap::new(),
-        history: VecDeque::new(),
-        engine_up: None,
-        retry_at: None,
-        backoff: Duration::from_secs(1),
-        jobs_started: 0,
-        started_at: now_secs(),
-        next_rescan: Instant::now(),
-        registry_stamp: None,
-        empty_since: None,
-        stopping: false,
-        bases: BTreeMap::new(),
-        forced: HashMap::new(),
-        engines: HashMap::new(),
-        ahead_scanning: false,
-        ahead_again: None,
-        ahead_watch: Vec::new(),
-    };
+    let mut d = Daemon::new(state, options, runner, tx, targets, watcher, maintenance);
     log(&format!(
         "daemon {} started (pid {}, socket {}, {} build(s) at once)",
         env!("CARGO_PKG_VERSION"),
@@ -746,14 +798,33 @@ impl Daemon {
             }
         }
         self.sync_watches();
-        let all = images.contains("");
         let project = config.project.value.clone();
-        let unbuilt: BTreeMap<&str, &str> = seen
-            .unbuilt
+        self.queue_owed(
+            workspace,
+            images,
+            &project,
+            seen.plan.digests(),
+            &seen.unbuilt,
+        );
+    }
+
+    /// The decision part of [`Daemon::evaluated`]: queues a build for each of `images` ("" =
+    /// all) whose inputs `digests` (image → inputs digest) are `unbuilt` here or whose base
+    /// image moved, unless the same digest already failed here.
+    fn queue_owed(
+        &mut self,
+        workspace: &Path,
+        images: &BTreeSet<String>,
+        project: &str,
+        digests: BTreeMap<String, String>,
+        unbuilt: &[(String, String)],
+    ) {
+        let all = images.contains("");
+        let unbuilt: BTreeMap<&str, &str> = unbuilt
             .iter()
             .map(|(i, d)| (i.as_str(), d.as_str()))
             .collect();
-        for (image, digest) in seen.plan.digests() {
+        for (image, digest) in digests {
             if !all && !images.contains(&image) {
                 continue;
             }
@@ -776,7 +847,7 @@ impl Daemon {
                 None => {}
             }
             let key = Key {
-                project: project.clone(),
+                project: project.to_string(),
                 image: image.clone(),
                 digest: digest.clone(),
             };
@@ -880,10 +951,11 @@ impl Daemon {
                 job.workspaces.len()
             ));
             let tx = self.tx.clone();
-            let exe = self.exe.clone();
+            let (key, workspaces) = (job.key.clone(), job.workspaces.clone());
+            let run = self.runner.run(job);
             tokio::spawn(async move {
-                let result = run_job(&exe, &job).await;
-                let _ = tx.send(Input::Done(job.key.clone(), job.workspaces.clone(), result));
+                let result = run.await;
+                let _ = tx.send(Input::Done(key, workspaces, result));
             });
         }
     }
@@ -1167,6 +1239,184 @@ mod tests {
         });
         let (read, write) = ours.into_split();
         (BufReader::new(read), write)
+    }
+
+    /// A runner that starts nothing: it records each job and answers with the next of the
+    /// results it was given (then `Ok`).
+    #[derive(Default)]
+    struct Fake {
+        jobs: std::sync::Mutex<Vec<Job>>,
+        results: std::sync::Mutex<VecDeque<JobResult>>,
+    }
+
+    impl Fake {
+        fn answering(results: impl IntoIterator<Item = JobResult>) -> Arc<Fake> {
+            Arc::new(Fake {
+                jobs: Default::default(),
+                results: std::sync::Mutex::new(results.into_iter().collect()),
+            })
+        }
+
+        fn jobs(&self) -> Vec<Job> {
+            self.jobs.lock().unwrap().clone()
+        }
+    }
+
+    impl Runner for Fake {
+        fn run(&self, job: Job) -> BoxFuture<'static, JobResult> {
+            self.jobs.lock().unwrap().push(job);
+            let result = self.results.lock().unwrap().pop_front();
+            Box::pin(async move { result.unwrap_or(JobResult::Ok) })
+        }
+    }
+
+    /// A loop with `runner` and nothing tracked: no socket, no registry, no watched directory,
+    /// no rescan or upkeep due; the caller feeds it what its inputs would be.
+    struct Harness {
+        d: Daemon,
+        rx: mpsc::UnboundedReceiver<Input>,
+        dir: tempfile::TempDir,
+    }
+
+    impl Harness {
+        fn new(runner: Arc<Fake>) -> Harness {
+            let dir = tempfile::tempdir().unwrap();
+            let state = State::at(dir.path().join("state"));
+            let (tx, rx) = mpsc::unbounded_channel();
+            let watcher = DirWatcher::new(|_: notify::Result<notify::Event>| {}).unwrap();
+            // Never run: the upkeep child of a missing executable just fails.
+            let maintenance =
+                super::super::maintenance::Maintenance::new(&dir.path().join("no-exe"), &state);
+            let options = Options {
+                idle_exit: Duration::from_secs(600),
+                rescan: Duration::from_secs(3600),
+                concurrency: 1,
+            };
+            let mut d = Daemon::new(
+                state,
+                options,
+                runner,
+                tx,
+                Arc::new(RwLock::new(Targets::default())),
+                watcher,
+                maintenance,
+            );
+            d.next_rescan = Instant::now() + Duration::from_secs(3600);
+            Harness { d, rx, dir }
+        }
+
+        fn workspace(&self, name: &str) -> PathBuf {
+            let path = self.dir.path().join(name);
+            std::fs::create_dir_all(&path).unwrap();
+            path
+        }
+
+        /// What an evaluation would tell the loop: `image`'s inputs are `digest`, not built.
+        fn owed(&mut self, workspace: &Path, image: &str, digest: &str) {
+            self.d.queue_owed(
+                workspace,
+                &BTreeSet::from([String::new()]),
+                "proj",
+                BTreeMap::from([(image.to_string(), digest.to_string())]),
+                &[(image.to_string(), digest.to_string())],
+            );
+        }
+
+        /// Starts what the loop would start, and hands it the next finished job.
+        async fn step(&mut self) {
+            self.d.dispatch();
+            let input = self.rx.recv().await.expect("a finished job");
+            assert!(matches!(input, Input::Done(..)), "a finished job");
+            self.d.handle(input);
+        }
+    }
+
+    #[tokio::test]
+    async fn one_run_per_inputs_digest_across_workspaces() {
+        let runner = Fake::answering([]);
+        let mut h = Harness::new(runner.clone());
+        let (a, b, c) = (h.workspace("a"), h.workspace("b"), h.workspace("c"));
+        h.owed(&a, "app", "d1");
+        h.owed(&b, "app", "d1");
+        h.owed(&c, "app", "d2");
+        h.step().await;
+        h.step().await;
+        let jobs = runner.jobs();
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert_eq!(jobs[0].key.digest, "d1");
+        assert_eq!(jobs[0].workspaces, vec![a, b]);
+        assert_eq!(jobs[1].key.digest, "d2");
+        assert_eq!(jobs[1].workspaces, vec![c]);
+        assert!(h.d.queue.is_idle());
+        assert_eq!(h.d.history.len(), 2);
+        assert_eq!(h.d.engine_up, Some(true));
+    }
+
+    #[tokio::test]
+    async fn an_engine_down_requeues_the_workspaces_left_and_holds_until_the_retry() {
+        let mut h = Harness::new(Arc::new(Fake::default()));
+        let (a, b) = (h.workspace("a"), h.workspace("b"));
+        // The engine stopped after `a` was built: `b` is left.
+        let runner = Fake::answering([JobResult::EngineDown(vec![b.clone()])]);
+        h.d.runner = runner.clone();
+        h.owed(&a, "app", "d1");
+        h.owed(&b, "app", "d1");
+        h.step().await;
+        assert_eq!(h.d.engine_up, Some(false));
+        assert!(h.d.retry_at.is_some(), "a retry is set");
+        assert_eq!(h.d.backoff, Duration::from_secs(2), "the next wait doubles");
+        let queued: Vec<&Job> = h.d.queue.queued().collect();
+        assert_eq!(queued.len(), 1, "{queued:?}");
+        assert_eq!(queued[0].workspaces, vec![b.clone()]);
+        assert!(h.d.history.is_empty(), "not finished: {:?}", h.d.history);
+        // Before the retry, nothing starts.
+        h.d.dispatch();
+        assert_eq!(runner.jobs().len(), 1);
+        assert!(h.d.queue.running().is_empty());
+        // The backoff has run out: the timer lifts the hold and the rest is built.
+        h.d.retry_at = Some(Instant::now());
+        h.d.on_timer();
+        assert_eq!(h.d.retry_at, None);
+        h.step().await;
+        let jobs = runner.jobs();
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert_eq!(jobs[1].key.digest, "d1");
+        assert_eq!(jobs[1].workspaces, vec![b]);
+        assert_eq!(h.d.engine_up, Some(true));
+        assert_eq!(h.d.backoff, Duration::from_secs(1), "reset once built");
+        assert!(h.d.queue.is_idle());
+    }
+
+    #[tokio::test]
+    async fn a_failed_build_is_kept_and_not_retried_for_the_same_digest() {
+        let runner = Fake::answering([JobResult::Failed("boom".into())]);
+        let mut h = Harness::new(runner.clone());
+        let a = h.workspace("a");
+        h.owed(&a, "app", "d1");
+        h.step().await;
+        let failure =
+            h.d.failed
+                .get(&(a.clone(), "app".to_string()))
+                .expect("the failure is recorded");
+        assert_eq!(failure.digest, "d1");
+        assert_eq!(failure.error, "boom");
+        assert_eq!(h.d.engine_up, Some(true), "a failure is not the engine's");
+        assert_eq!(h.d.retry_at, None);
+        let last = h.d.history.back().expect("in the history");
+        assert_eq!(last.result.as_deref(), Some("failed"));
+        // The same inputs again: the same failure would follow, so nothing is queued.
+        h.owed(&a, "app", "d1");
+        assert!(h.d.queue.is_idle());
+        h.d.dispatch();
+        assert_eq!(runner.jobs().len(), 1);
+        // Changed inputs: the failure goes and they are built.
+        h.owed(&a, "app", "d2");
+        assert!(!h.d.failed.contains_key(&(a.clone(), "app".to_string())));
+        h.step().await;
+        let jobs = runner.jobs();
+        assert_eq!(jobs.len(), 2, "{jobs:?}");
+        assert_eq!(jobs[1].key.digest, "d2");
+        assert!(h.d.failed.is_empty());
     }
 
     #[tokio::test]
