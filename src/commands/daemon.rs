@@ -8,16 +8,22 @@ use crate::daemon::protocol::{DaemonStatus, Request};
 use crate::daemon::{self, server};
 use crate::state::State;
 
-/// What `dockwarm daemon` was asked to do; main.rs maps its clap subcommand onto this.
+/// What `dockwarm daemon` was asked to do: clap's subcommand, parsed in main.rs. The variant
+/// docs are the help text.
+#[derive(clap::Subcommand)]
 pub enum Action {
-    /// Start a daemon in the background and wait until it answers; one already running is left
-    /// alone.
+    /// Start it in the background (does nothing when one runs).
+    // Waits until the new daemon answers; one already running is left alone.
     Start,
-    /// Ask the daemon to stop and wait until it is gone; a build it started finishes on its own.
+    /// Stop it; a build in progress finishes on its own.
+    // Waits until the daemon is gone.
     Stop,
-    /// Whether a daemon answers, and what it is building, has queued or saw fail.
+    /// Whether it runs, and what it is building.
+    // Also what it has queued or saw fail.
     Status {
         /// One JSON object (running, socket, log, the daemon's own status) instead of text.
+        // No help line, as before: `help = None` keeps `--json` bare in `--help`.
+        #[arg(long, help = None)]
         json: bool,
     },
 }

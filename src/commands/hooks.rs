@@ -5,13 +5,15 @@ use std::path::Path;
 use crate::hooks::{self, InstallAction, UninstallAction};
 use crate::workspace::Workspace;
 
-/// What `dockwarm hooks` was asked to do; main.rs maps its clap subcommand onto this.
+/// What `dockwarm hooks` was asked to do: clap's subcommand, parsed in main.rs. The variant
+/// docs are the help text.
+#[derive(clap::Subcommand)]
 pub enum Action {
-    /// Install the post-checkout, post-merge and post-rewrite shims, chaining hooks already there.
+    /// Install post-checkout, post-merge and post-rewrite, chaining hooks already there.
     Install,
     /// Put every hook back as it was before dockwarm.
     Uninstall,
-    /// Report which of dockwarm's hooks are installed, and where git runs them from.
+    /// Which hooks are installed, and where (exit 1 when dockwarm's are missing).
     Status,
 }
 

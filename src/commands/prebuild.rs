@@ -8,25 +8,43 @@ use crate::prebuild::{self, Options, PrebuildError, Push, Status};
 use crate::state::State;
 use crate::workspace::Workspace;
 
-/// `dockwarm prebuild`'s options, as `main.rs` parsed them.
+/// `dockwarm prebuild`'s options, parsed by clap in main.rs. The field docs are the help text.
+#[derive(clap::Args)]
 pub struct Args {
-    /// The images to prebuild by name; empty: every configured image.
+    /// Images to build (default: all).
     pub images: Vec<String>,
-    /// Hand the prebuild to a detached child and return at once (its output goes to the
-    /// background log).
+    /// Start the build detached and return at once.
+    // Its output goes to the background log.
+    #[arg(long)]
     pub background: bool,
     /// Also build this workspace's full image and tag it with its compose names.
+    #[arg(long, conflicts_with = "rev")]
     pub full: bool,
-    /// Build this commit's dependency stages (from git's objects) instead of the checkout's.
+    /// Build the dependency stages of this commit instead, from git's objects (no
+    /// checkout): what the daemon does for a fetched default branch.
+    #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
-    /// No progress display (the log file still gets everything); the result lines still print.
+    /// No progress display (the log file still gets everything).
+    // The result lines still print.
+    #[arg(long, short)]
     pub quiet: bool,
-    /// The build client for this run, overriding the configuration's.
+    /// auto, buildx or bollard (default: from the configuration).
+    // The build client for this run, overriding the configuration's.
+    #[arg(long, value_parser = parse_backend)]
     pub backend: Option<Backend>,
-    /// Push what the team registry lacks before returning (CI).
+    /// Push each dependency image the team registry lacks before returning, and fail if
+    /// that fails (for CI; otherwise pushes run in the background).
+    #[arg(long)]
     pub push: bool,
     /// Print the results as JSON (no progress display) instead of one line per image.
+    // No help line, as before: `help = None` keeps `--json` bare in `--help`.
+    #[arg(long, help = None)]
     pub json: bool,
+}
+
+/// `--backend`'s value parser: the configuration's own spelling of a backend.
+fn parse_backend(s: &str) -> Result<Backend, String> {
+    s.parse()
 }
 
 /// Shows a failed build's log tail before its one-line error.

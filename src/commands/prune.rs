@@ -12,24 +12,43 @@ use crate::registry;
 use crate::state::{now_secs, State};
 use crate::volumes::human_size;
 
-/// The command line of `dockwarm prune`, as main.rs parsed it.
+/// The command line of `dockwarm prune`, parsed by clap in main.rs. The field docs are the
+/// help text.
+#[derive(clap::Args)]
 pub struct Args {
-    /// Unused images kept per image, newest first; None takes `[prune] keep` (3 when unset).
+    /// Unused images kept per image, newest first (default: [prune] keep).
+    // None takes `[prune] keep` (3 when unset).
+    #[arg(long)]
     pub keep: Option<u32>,
-    /// Only images older than this are removed; younger ones are kept as too recent.
+    /// Only remove images older than this: 90s, 30m, 12h, 7d, 2w.
+    // Younger ones are kept as too recent.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
     pub older_than: Option<Duration>,
-    /// Say what would be removed and remove nothing.
+    /// Show what would go, remove nothing.
+    #[arg(long)]
     pub dry_run: bool,
-    /// Every project's images on the engine, not only this checkout's; the one way to prune outside
-    /// a checkout.
+    /// Every project's images, not only this checkout's project.
+    // The one way to prune outside a checkout.
+    #[arg(long)]
     pub all_projects: bool,
-    /// `--budget` (Some("")) or `--budget SIZE`.
+    /// Enforce the disk budget instead: remove the least recently used images until
+    /// dockwarm's use is under SIZE (default: [prune] budget), as the daemon does.
+    // `--budget` gives Some(""), `--budget SIZE` Some(SIZE).
+    #[arg(long, value_name = "SIZE", num_args = 0..=1, default_missing_value = "")]
     pub budget: Option<String>,
-    /// With `--budget`, print nothing unless something was removed or failed, so the daemon's runs
-    /// (after each build and hourly) log only what they did.
+    /// Print nothing unless something was removed or failed (the daemon's runs).
+    // So the daemon's runs (after each build and hourly) log only what they did.
+    #[arg(long)]
     pub quiet: bool,
     /// One JSON object instead of text.
+    // No help line, as before: `help = None` keeps `--json` bare in `--help`.
+    #[arg(long, help = None)]
     pub json: bool,
+}
+
+/// `--older-than`'s value parser: `prune::parse_age`'s units, its error as clap's message.
+fn parse_age(s: &str) -> Result<Duration, String> {
+    prune::parse_age(s).map_err(|e| e.to_string())
 }
 
 /// Runs `dockwarm prune`: the orphan cleanup first, then the disk budget (`--budget`) or the keep

@@ -57,19 +57,52 @@ pub fn status(dir: &Path, json: bool) -> anyhow::Result<bool> {
     Ok(ok)
 }
 
-/// What a background push needs, from the prebuild that built the image.
+/// What `dockwarm registry` was asked to do: clap's subcommand, parsed in main.rs. The variant
+/// docs are the help text.
+#[derive(clap::Subcommand)]
+pub enum Action {
+    /// Reachable, authenticated, and how many fingerprints of this project it holds (exit 1
+    /// when it is unreachable or refuses).
+    Status {
+        /// The answer as one JSON object.
+        // No help line, as before: `help = None` keeps `--json` bare in `--help`.
+        #[arg(long, help = None)]
+        json: bool,
+    },
+    /// What a prebuild starts in the background after building a dependency image.
+    #[command(hide = true)]
+    PushImage(PushArgs),
+}
+
+/// Runs `dockwarm registry ACTION` for the checkout holding `dir`; false (exit 1) when
+/// `status` finds the registry unreachable or refusing.
+pub fn run(dir: &Path, action: Action) -> anyhow::Result<bool> {
+    match action {
+        Action::Status { json } => status(dir, json),
+        Action::PushImage(args) => push_image(args).map(|()| true),
+    }
+}
+
+/// What a background push needs, from the prebuild that built the image. No help text: only
+/// dockwarm itself runs `registry push-image`.
+#[derive(clap::Args)]
 pub struct PushArgs {
     /// The team registry as `HOST/PATH`, passed on the command line because the child does
     /// not resolve the configuration again.
+    #[arg(long, help = None)]
     pub to: String,
     /// Whether that registry's host may be spoken to in plain HTTP (the parent's `insecure`
     /// list said so).
+    #[arg(long, help = None)]
     pub plain_http: bool,
     /// The project the dependency image belongs to (names its repository and its tag).
+    #[arg(long, help = None)]
     pub project: String,
     /// The configured image whose dependency image is pushed.
+    #[arg(long, help = None)]
     pub image: String,
     /// The full fingerprint: which dependency image, and the tag it gets in the registry.
+    #[arg(long, help = None)]
     pub fingerprint: String,
 }
 

@@ -5,27 +5,50 @@ use std::path::Path;
 use crate::config;
 use crate::volumes::{self, human_size, Ensured};
 
-/// What `dockwarm volumes` was asked to do with the shared cache volumes of `[volumes]`.
+/// What `dockwarm volumes` was asked to do with the shared cache volumes of `[volumes]`: clap's
+/// subcommand, parsed in main.rs. The variant docs are the help text.
+#[derive(clap::Subcommand)]
 pub enum Action {
-    /// Create the configured volumes that are missing; a same-named one dockwarm did not create
-    /// is left as it is.
-    Ensure,
-    /// List the configured volumes: size, state (ok, missing, foreign) and where they are mounted.
-    Ls,
-    /// Remove these volumes (none named: all of this project's); `volumes::remove` refuses any
-    /// dockwarm did not create or a container uses, before removing anything.
-    Rm(Vec<String>),
+    /// Create the shared volumes that are missing.
+    // A same-named one dockwarm did not create is left as it is.
+    Ensure {
+        /// What was done to each volume, as JSON.
+        // No help line, as before: `help = None` keeps `--json` bare in `--help`.
+        #[arg(long, help = None)]
+        json: bool,
+    },
+    /// List the shared volumes and their sizes.
+    // Size, state (ok, missing, foreign) and where they are mounted.
+    Ls {
+        /// The rows as JSON.
+        #[arg(long, help = None)]
+        json: bool,
+    },
+    /// Remove shared volumes (default: this project's); never one dockwarm did not create.
+    // `volumes::remove` refuses any dockwarm did not create or a container uses, before
+    // removing anything.
+    Rm {
+        /// The volumes to remove; none: all of this project's.
+        #[arg(help = None)]
+        names: Vec<String>,
+        /// What was removed, as JSON.
+        #[arg(long, help = None)]
+        json: bool,
+    },
 }
 
 /// Runs `dockwarm volumes ACTION` on the engine for the project holding `dir`, printing text or,
-/// with `json`, what the library answered.
-pub fn run(dir: &Path, action: Action, json: bool) -> anyhow::Result<()> {
+/// with `--json`, what the library answered.
+pub fn run(dir: &Path, action: Action) -> anyhow::Result<()> {
+    let json = match action {
+        Action::Ensure { json } | Action::Ls { json } | Action::Rm { json, .. } => json,
+    };
     let config = config::load(dir)?;
     let rt = super::runtime()?;
     rt.block_on(async {
         let engine = super::connect(&crate::state::State::open()?).await?;
         match action {
-            Action::Ensure => {
+            Action::Ensure { .. } => {
                 let done = volumes::ensure(&engine, &config).await?;
                 if json {
                     return super::print_json(&done);
@@ -44,7 +67,7 @@ pub fn run(dir: &Path, action: Action, json: bool) -> anyhow::Result<()> {
                     println!("{name}: {what}");
                 }
             }
-            Action::Ls => {
+            Action::Ls { .. } => {
                 let rows = volumes::list(&engine, &config).await?;
                 if json {
                     return super::print_json(&rows);
@@ -64,7 +87,7 @@ pub fn run(dir: &Path, action: Action, json: bool) -> anyhow::Result<()> {
                     );
                 }
             }
-            Action::Rm(names) => {
+            Action::Rm { names, .. } => {
                 let names = if names.is_empty() {
                     config.volumes.iter().map(|v| v.name.clone()).collect()
                 } else {
