@@ -275,7 +275,7 @@ fn project_settings(
             Ok(c) => {
                 return Ok(Settings {
                     bytes: c.prune_budget.value,
-                    from: c.prune_budget.from,
+                    from: c.prune_budget.from.to_string(),
                     builder: c.builder_budget.value,
                     keep: c.prune_keep.value as usize,
                 })
@@ -288,7 +288,7 @@ fn project_settings(
     let user = crate::config::user_prune()?;
     Ok(Settings {
         bytes: user.budget.value,
-        from: user.budget.from,
+        from: user.budget.from.to_string(),
         builder: user.builder_budget.value,
         keep: 3,
     })

@@ -78,15 +78,123 @@ pub enum ConfigError {
 pub struct Sourced<T> {
     /// The resolved value dockwarm acts on.
     pub value: T,
-    /// Where it came from, in words `dockwarm config` prints ("default", a file and key, an
-    /// environment variable).
-    pub from: String,
+    /// Where it came from; `dockwarm config` prints it in words.
+    pub from: Origin,
 }
 
-fn sourced<T>(value: T, from: impl Into<String>) -> Sourced<T> {
-    Sourced {
-        value,
-        from: from.into(),
+fn sourced<T>(value: T, from: Origin) -> Sourced<T> {
+    Sourced { value, from }
+}
+
+/// Where a configured value came from, so code can ask (is this the default? which
+/// variable?) and `dockwarm config` can say it. Shown, and serialized, as the words
+/// `dockwarm config` prints ("default", "dockwarm.toml [ahead] enabled", ...); a stored plan
+/// reads them back with [`Origin::parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// dockwarm's own default: "default".
+    Default,
+    /// dockwarm's own default, with what it amounts to: "default (never pruned)".
+    DefaultNoted(String),
+    /// A key of the workspace's [`FILE_NAME`]: "dockwarm.toml [ahead] enabled".
+    Toml(String),
+    /// A key of the user's own config file ([`user_config_path`]).
+    UserConfig {
+        /// The file, as found.
+        path: PathBuf,
+        /// The table and key: "[prune] budget".
+        key: String,
+    },
+    /// An environment variable, by name: "DOCKWARM_BACKEND".
+    Env(String),
+    /// The project name dockwarm derives from the main worktree's directory.
+    MainWorktreeName,
+    /// The compose project name derived from the workspace's directory (no compose file).
+    WorkspaceDirName,
+    /// A dependency stage found in the Dockerfile, not named by the user.
+    Dockerfile,
+    /// The image dockwarm builds from a Dockerfile at the workspace root (no compose file).
+    RootDockerfile,
+    /// What the compose model recorded for a key: a compose file and key, or the reader
+    /// that answered ("compose.yaml services.web.build.context").
+    Compose(String),
+}
+
+impl Origin {
+    /// The origin `text` describes: the inverse of [`Display`](std::fmt::Display), for stored
+    /// plans and the compose model's recorded origins. Text of no other form is compose's.
+    pub fn parse(text: &str) -> Origin {
+        const USER_KEYS: [&str; 3] = [
+            " [prune] budget",
+            " [prune] builder_budget",
+            " [registry] url",
+        ];
+        match text {
+            "default" => return Origin::Default,
+            "the main worktree's directory name" => return Origin::MainWorktreeName,
+            "the workspace's directory name" => return Origin::WorkspaceDirName,
+            "derived from the Dockerfile" => return Origin::Dockerfile,
+            "the Dockerfile at the workspace root" => return Origin::RootDockerfile,
+            _ => {}
+        }
+        if let Some(note) = text
+            .strip_prefix("default (")
+            .and_then(|t| t.strip_suffix(')'))
+        {
+            return Origin::DefaultNoted(note.to_string());
+        }
+        if let Some(key) = text
+            .strip_prefix(FILE_NAME)
+            .and_then(|t| t.strip_prefix(' '))
+        {
+            return Origin::Toml(key.to_string());
+        }
+        if !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Origin::Env(text.to_string());
+        }
+        for key in USER_KEYS {
+            if let Some(path) = text.strip_suffix(key).filter(|p| p.ends_with(".toml")) {
+                return Origin::UserConfig {
+                    path: PathBuf::from(path),
+                    key: key[1..].to_string(),
+                };
+            }
+        }
+        Origin::Compose(text.to_string())
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::DefaultNoted(note) => write!(f, "default ({note})"),
+            Origin::Toml(key) => write!(f, "{FILE_NAME} {key}"),
+            Origin::UserConfig { path, key } => write!(f, "{} {key}", path.display()),
+            Origin::Env(name) => f.write_str(name),
+            Origin::MainWorktreeName => f.write_str("the main worktree's directory name"),
+            Origin::WorkspaceDirName => f.write_str("the workspace's directory name"),
+            Origin::Dockerfile => f.write_str("derived from the Dockerfile"),
+            Origin::RootDockerfile => f.write_str("the Dockerfile at the workspace root"),
+            Origin::Compose(text) => f.write_str(text),
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Origin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Origin, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Origin::parse(&text))
     }
 }
 
@@ -186,14 +294,14 @@ pub struct Ahead {
 }
 
 fn hook_default() -> Sourced<bool> {
-    sourced(false, "default")
+    sourced(false, Origin::Default)
 }
 
 impl Default for Ahead {
     fn default() -> Ahead {
         Ahead {
-            enabled: sourced(true, "default"),
-            refs: sourced(Vec::new(), "default"),
+            enabled: sourced(true, Origin::Default),
+            refs: sourced(Vec::new(), Origin::Default),
             hook: hook_default(),
         }
     }
@@ -231,7 +339,7 @@ pub struct VolumeSpec {
     /// Where services mount it, when known.
     pub target: Option<String>,
     /// Where it was configured (`dockwarm.toml [volumes] KEY`, or the compose volume).
-    pub from: String,
+    pub from: Origin,
 }
 
 /// One image dockwarm prebuilds: how compose (or the `[[image]]` table) builds it, so the
@@ -242,7 +350,7 @@ pub struct ImageSpec {
     /// first compose service that builds it.
     pub name: String,
     /// Where it was configured (the `[[image]]` entry or the compose service's `build:`).
-    pub from: String,
+    pub from: Origin,
     /// Relative to the workspace root.
     pub context: Sourced<PathBuf>,
     /// Relative to the workspace root (unused when `dockerfile_inline` is set).
@@ -456,9 +564,9 @@ pub fn user_prune() -> Result<UserPrune, ConfigError> {
     let mut out = UserPrune {
         budget: sourced(
             crate::disk::DEFAULT_BUDGET,
-            format!("default ({})", crate::disk::DEFAULT_BUDGET_TEXT),
+            Origin::DefaultNoted(crate::disk::DEFAULT_BUDGET_TEXT.into()),
         ),
-        builder_budget: sourced(None, "default (never pruned)"),
+        builder_budget: sourced(None, Origin::DefaultNoted("never pruned".into())),
     };
     let Some(path) = user_config_path() else {
         return Ok(out);
@@ -474,18 +582,23 @@ pub fn user_prune() -> Result<UserPrune, ConfigError> {
         }
     };
     let raw: RawUserConfig = toml::from_str(&text).map_err(|e| toml_error(&text, &path, &e))?;
-    let shown = path.display().to_string();
     if let Some(p) = raw.prune {
         if let Some(b) = &p.budget {
             out.budget = sourced(
                 size(b, &text, &path, "budget")?,
-                format!("{shown} [prune] budget"),
+                Origin::UserConfig {
+                    path: path.clone(),
+                    key: "[prune] budget".into(),
+                },
             );
         }
         if let Some(b) = &p.builder_budget {
             out.builder_budget = sourced(
                 Some(size(b, &text, &path, "builder_budget")?),
-                format!("{shown} [prune] builder_budget"),
+                Origin::UserConfig {
+                    path: path.clone(),
+                    key: "[prune] builder_budget".into(),
+                },
             );
         }
     }
@@ -574,19 +687,19 @@ fn resolve_env(
                     message: format!("project.name `{name}` must be lower case letters, digits, `_` or `-` (e.g. `{normal}`)"),
                 });
             }
-            sourced(name, format!("{FILE_NAME} [project] name"))
+            sourced(name, Origin::Toml("[project] name".into()))
         }
         None => sourced(
             compose::normalize_project_name(&ws.main_dir_name()),
-            "the main worktree's directory name",
+            Origin::MainWorktreeName,
         ),
     };
 
     let compose_project = match &compose {
-        Some(m) => sourced(m.name.clone(), m.name_from.clone()),
+        Some(m) => sourced(m.name.clone(), Origin::parse(&m.name_from)),
         None => match env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()) {
             Some(name) if compose::is_valid_project_name(name) => {
-                sourced(name.clone(), "COMPOSE_PROJECT_NAME")
+                sourced(name.clone(), Origin::Env("COMPOSE_PROJECT_NAME".into()))
             }
             Some(name) => {
                 return Err(ConfigError::Invalid {
@@ -596,7 +709,7 @@ fn resolve_env(
             }
             None => sourced(
                 compose::normalize_project_name(&ws.dir_name()),
-                "the workspace's directory name",
+                Origin::WorkspaceDirName,
             ),
         },
     };
@@ -622,20 +735,20 @@ fn resolve_env(
                 path: "DOCKWARM_BACKEND".into(),
                 message: m,
             })?,
-            "DOCKWARM_BACKEND",
+            Origin::Env("DOCKWARM_BACKEND".into()),
         ),
         None => match raw.build.as_ref().and_then(|b| b.backend) {
-            Some(b) => sourced(b, format!("{FILE_NAME} [build] backend")),
-            None => sourced(Backend::Auto, "default"),
+            Some(b) => sourced(b, Origin::Toml("[build] backend".into())),
+            None => sourced(Backend::Auto, Origin::Default),
         },
     };
     let debounce_ms = match raw.watch.as_ref().and_then(|w| w.debounce_ms) {
-        Some(ms) => sourced(ms, format!("{FILE_NAME} [watch] debounce_ms")),
-        None => sourced(500, "default"),
+        Some(ms) => sourced(ms, Origin::Toml("[watch] debounce_ms".into())),
+        None => sourced(500, Origin::Default),
     };
     let prune_keep = match raw.prune.as_ref().and_then(|p| p.keep) {
-        Some(k) => sourced(k, format!("{FILE_NAME} [prune] keep")),
-        None => sourced(3, "default"),
+        Some(k) => sourced(k, Origin::Toml("[prune] keep".into())),
+        None => sourced(3, Origin::Default),
     };
     let mut read = ConfigInputs::default();
     read.files.push(toml_path.clone());
@@ -667,27 +780,27 @@ fn resolve_env(
     let prune_budget = match raw_prune.and_then(|p| p.budget.as_ref()) {
         Some(b) => sourced(
             size(b, &text, &toml_path, "budget")?,
-            format!("{FILE_NAME} [prune] budget"),
+            Origin::Toml("[prune] budget".into()),
         ),
         None => user.budget,
     };
     let builder_budget = match raw_prune.and_then(|p| p.builder_budget.as_ref()) {
         Some(b) => sourced(
             Some(size(b, &text, &toml_path, "builder_budget")?),
-            format!("{FILE_NAME} [prune] builder_budget"),
+            Origin::Toml("[prune] builder_budget".into()),
         ),
         None => user.builder_budget,
     };
     let mut ahead = Ahead::default();
     if let Some(a) = raw.ahead.as_ref() {
         if let Some(enabled) = a.enabled {
-            ahead.enabled = sourced(enabled, format!("{FILE_NAME} [ahead] enabled"));
+            ahead.enabled = sourced(enabled, Origin::Toml("[ahead] enabled".into()));
         }
         if let Some(refs) = &a.refs {
-            ahead.refs = sourced(refs.clone(), format!("{FILE_NAME} [ahead] refs"));
+            ahead.refs = sourced(refs.clone(), Origin::Toml("[ahead] refs".into()));
         }
         if let Some(hook) = a.hook {
-            ahead.hook = sourced(hook, format!("{FILE_NAME} [ahead] hook"));
+            ahead.hook = sourced(hook, Origin::Toml("[ahead] hook".into()));
         }
     }
     let registry = resolve_registry(raw.registry.as_ref(), env, &toml_path)?;
@@ -743,17 +856,24 @@ fn resolve_registry(
         Some(v) if v.trim() == "off" => return Ok(None),
         Some(v) => (
             v.clone(),
-            "DOCKWARM_REGISTRY".to_string(),
+            Origin::Env("DOCKWARM_REGISTRY".into()),
             "DOCKWARM_REGISTRY".to_string(),
         ),
         None => match raw.and_then(|r| r.url.clone()) {
             Some(u) => (
                 u,
-                format!("{FILE_NAME} [registry] url"),
+                Origin::Toml("[registry] url".into()),
                 toml_path.display().to_string(),
             ),
             None => match user.and_then(|(u, path)| u.url.map(|url| (url, path))) {
-                Some((url, path)) => (url, format!("{path} [registry] url"), path),
+                Some((url, path)) => (
+                    url,
+                    Origin::UserConfig {
+                        path: PathBuf::from(&path),
+                        key: "[registry] url".into(),
+                    },
+                    path,
+                ),
                 None => return Ok(None),
             },
         },
@@ -821,7 +941,7 @@ fn resolve_volumes(
                 key: key.clone(),
                 name: format!("{project}_{key}"),
                 target: Some(target.clone()),
-                from: format!("{FILE_NAME} [volumes] {key}"),
+                from: Origin::Toml(format!("[volumes] {key}")),
             })
             .collect();
     }
@@ -836,7 +956,10 @@ fn resolve_volumes(
                     key: v.key.clone(),
                     name: v.name.clone().unwrap_or_else(|| v.key.clone()),
                     target: None,
-                    from: format!("{} (external)", c.origin(&format!("volumes.{}", v.key))),
+                    from: Origin::Compose(format!(
+                        "{} (external)",
+                        c.origin(&format!("volumes.{}", v.key))
+                    )),
                 })
                 .collect()
         })
@@ -892,11 +1015,11 @@ fn from_compose(root: &Path, b: &compose::Build) -> Result<FromCompose, String> 
     })
 }
 
-/// The origin of an optional value: "default" when nothing set it.
-fn unset_default(value: &Option<String>, origin: String) -> String {
+/// The origin of an optional value: the default when nothing set it.
+fn unset_default(value: &Option<String>, origin: Origin) -> Origin {
     match value {
         Some(_) => origin,
-        None => "default".into(),
+        None => Origin::Default,
     }
 }
 
@@ -933,13 +1056,13 @@ fn resolve_images(
 ) -> Result<Vec<ImageSpec>, ConfigError> {
     let origin = |key: String| {
         compose
-            .map(|c| c.origin(&key))
-            .unwrap_or_else(|| "default".into())
+            .map(|c| Origin::parse(&c.origin(&key)))
+            .unwrap_or(Origin::Default)
     };
     if let Some(raws) = &raw.images {
         let mut images = Vec::new();
         for (i, r) in raws.iter().enumerate() {
-            let here = format!("{FILE_NAME} image[{i}]");
+            let here = format!("image[{i}]");
             if r.name.is_empty() || images.iter().any(|x: &ImageSpec| x.name == r.name) {
                 return Err(ConfigError::Invalid {
                     path: toml_path.display().to_string(),
@@ -954,10 +1077,10 @@ fn resolve_images(
             let svc_from = |field: &str| {
                 svc.as_ref()
                     .map(|(s, _, _)| origin(format!("services.{s}.build{field}")))
-                    .unwrap_or_else(|| "default".into())
+                    .unwrap_or(Origin::Default)
             };
             let context = match &r.context {
-                Some(c) => sourced(clean(Path::new(c)), format!("{here} context")),
+                Some(c) => sourced(clean(Path::new(c)), Origin::Toml(format!("{here} context"))),
                 None => sourced(
                     svc.as_ref()
                         .map(|(_, _, f)| f.context.clone())
@@ -967,7 +1090,10 @@ fn resolve_images(
             };
             let mut dockerfile_inline = None;
             let dockerfile = match &r.dockerfile {
-                Some(d) => sourced(clean(&context.value.join(d)), format!("{here} dockerfile")),
+                Some(d) => sourced(
+                    clean(&context.value.join(d)),
+                    Origin::Toml(format!("{here} dockerfile")),
+                ),
                 None => match &svc {
                     Some((_, _, f)) if r.context.is_none() => {
                         dockerfile_inline = f
@@ -976,7 +1102,7 @@ fn resolve_images(
                             .map(|t| sourced(t, svc_from(".dockerfile_inline")));
                         sourced(f.dockerfile.clone(), svc_from(".dockerfile"))
                     }
-                    _ => sourced(clean(&context.value.join("Dockerfile")), "default"),
+                    _ => sourced(clean(&context.value.join("Dockerfile")), Origin::Default),
                 },
             };
             // A value compose does not set is the default, not that compose key's.
@@ -985,7 +1111,7 @@ fn resolve_images(
                 sourced(value, from)
             };
             let target = match &r.target {
-                Some(t) => sourced(Some(t.clone()), format!("{here} target")),
+                Some(t) => sourced(Some(t.clone()), Origin::Toml(format!("{here} target"))),
                 None => from_svc(
                     svc.as_ref().and_then(|(_, b, _)| b.target.clone()),
                     ".target",
@@ -1006,10 +1132,13 @@ fn resolve_images(
                 })
                 .unwrap_or_default();
             for (k, v) in &r.args {
-                args.insert(k.clone(), sourced(v.clone(), format!("{here} args")));
+                args.insert(
+                    k.clone(),
+                    sourced(v.clone(), Origin::Toml(format!("{here} args"))),
+                );
             }
             let network = match &r.network {
-                Some(n) => sourced(Some(n.clone()), format!("{here} network")),
+                Some(n) => sourced(Some(n.clone()), Origin::Toml(format!("{here} network"))),
                 None => from_svc(
                     svc.as_ref().and_then(|(_, b, _)| b.network.clone()),
                     ".network",
@@ -1031,7 +1160,7 @@ fn resolve_images(
                 .unwrap_or_default();
             images.push(ImageSpec {
                 name: r.name.clone(),
-                from: here.clone(),
+                from: Origin::Toml(here.clone()),
                 context,
                 dockerfile,
                 dockerfile_inline,
@@ -1041,26 +1170,26 @@ fn resolve_images(
                 deps_target: sourced(
                     r.deps_target.clone(),
                     if r.deps_target.is_some() {
-                        format!("{here} deps_target")
+                        Origin::Toml(format!("{here} deps_target"))
                     } else {
-                        "derived from the Dockerfile".into()
+                        Origin::Dockerfile
                     },
                 ),
                 args,
                 inputs: sourced(
                     r.inputs.clone(),
                     if r.inputs.is_empty() {
-                        "default".into()
+                        Origin::Default
                     } else {
-                        format!("{here} inputs")
+                        Origin::Toml(format!("{here} inputs"))
                     },
                 ),
                 services: sourced(
                     r.services.clone(),
                     if r.services.is_empty() {
-                        "default".into()
+                        Origin::Default
                     } else {
-                        format!("{here} services")
+                        Origin::Toml(format!("{here} services"))
                     },
                 ),
                 compose_tags: Vec::new(),
@@ -1118,13 +1247,13 @@ fn resolve_images(
                 build.network.clone(),
                 unset_default(&build.network, at(".network")),
             ),
-            deps_target: sourced(None, "derived from the Dockerfile"),
+            deps_target: sourced(None, Origin::Dockerfile),
             args: build
                 .args
                 .iter()
                 .map(|(k, v)| (k.clone(), sourced(v.clone(), at(&format!(".args.{k}")))))
                 .collect(),
-            inputs: sourced(Vec::new(), "default"),
+            inputs: sourced(Vec::new(), Origin::Default),
             services: sourced(
                 vec![svc.name.clone()],
                 origin(format!("services.{}", svc.name)),
@@ -1135,17 +1264,17 @@ fn resolve_images(
     if images.is_empty() && compose.is_none() && ws.root.join("Dockerfile").is_file() {
         images.push(ImageSpec {
             name: "app".into(),
-            from: "the Dockerfile at the workspace root".into(),
-            context: sourced(PathBuf::new(), "default"),
-            dockerfile: sourced(PathBuf::from("Dockerfile"), "default"),
+            from: Origin::RootDockerfile,
+            context: sourced(PathBuf::new(), Origin::Default),
+            dockerfile: sourced(PathBuf::from("Dockerfile"), Origin::Default),
             dockerfile_inline: None,
             additional_contexts: BTreeMap::new(),
-            target: sourced(None, "default"),
-            network: sourced(None, "default"),
-            deps_target: sourced(None, "derived from the Dockerfile"),
+            target: sourced(None, Origin::Default),
+            network: sourced(None, Origin::Default),
+            deps_target: sourced(None, Origin::Dockerfile),
             args: BTreeMap::new(),
-            inputs: sourced(Vec::new(), "default"),
-            services: sourced(Vec::new(), "default"),
+            inputs: sourced(Vec::new(), Origin::Default),
+            services: sourced(Vec::new(), Origin::Default),
             compose_tags: Vec::new(),
         });
     }
@@ -1223,7 +1352,7 @@ mod tests {
         assert_eq!(c.images[0].args["PY"].value, "3.12");
         assert_eq!(
             c.images[0].args["PY"].from,
-            "compose.yaml services.api.build.args.PY"
+            Origin::Compose("compose.yaml services.api.build.args.PY".into())
         );
     }
 
@@ -1241,7 +1370,7 @@ mod tests {
         assert_eq!(app.target.value.as_deref(), Some("runtime"));
         assert_eq!(app.deps_target.value.as_deref(), Some("deps"));
         assert_eq!(c.debounce_ms.value, 200);
-        assert!(c.ahead.enabled.value && c.ahead.enabled.from == "default");
+        assert!(c.ahead.enabled.value && c.ahead.enabled.from == Origin::Default);
     }
 
     #[test]
@@ -1255,7 +1384,11 @@ mod tests {
         ]);
         let c = resolve(&ws).unwrap();
         assert!(!c.ahead.enabled.value);
-        assert_eq!(c.ahead.enabled.from, "dockwarm.toml [ahead] enabled");
+        assert_eq!(c.ahead.enabled.from, Origin::Toml("[ahead] enabled".into()));
+        assert_eq!(
+            c.ahead.enabled.from.to_string(),
+            "dockwarm.toml [ahead] enabled"
+        );
         assert_eq!(c.ahead.refs.value, vec!["origin/release".to_string()]);
     }
 
@@ -1299,13 +1432,13 @@ mod tests {
         let r = c.registry.unwrap();
         assert_eq!(r.value.host, "cache.lan:5000");
         assert!(r.value.plain_http);
-        assert_eq!(r.from, "dockwarm.toml [registry] url");
+        assert_eq!(r.from, Origin::Toml("[registry] url".into()));
         let mut env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);
         env.insert("DOCKWARM_REGISTRY".into(), "ghcr.io/org/cache".into());
         let r = resolve_env(&ws, &env, false).unwrap().registry.unwrap();
         assert_eq!(
-            (r.value.host.as_str(), r.from.as_str()),
-            ("ghcr.io", "DOCKWARM_REGISTRY")
+            (r.value.host.as_str(), r.from),
+            ("ghcr.io", Origin::Env("DOCKWARM_REGISTRY".into()))
         );
         env.insert("DOCKWARM_REGISTRY".into(), "off".into());
         assert!(resolve_env(&ws, &env, false).unwrap().registry.is_none());
@@ -1321,5 +1454,72 @@ mod tests {
     fn nothing_to_build_is_explained() {
         let (_d, ws) = make_ws(&[("compose.yaml", "services:\n  db:\n    image: postgres\n")]);
         assert!(matches!(resolve(&ws), Err(ConfigError::NoImages { .. })));
+    }
+
+    #[test]
+    fn an_origin_reads_back_from_the_words_it_prints() {
+        let all = [
+            (Origin::Default, "default"),
+            (Origin::DefaultNoted("20GB".into()), "default (20GB)"),
+            (
+                Origin::Toml("image[0] context".into()),
+                "dockwarm.toml image[0] context",
+            ),
+            (
+                Origin::UserConfig {
+                    path: PathBuf::from("/home/u/.config/dockwarm/config.toml"),
+                    key: "[prune] budget".into(),
+                },
+                "/home/u/.config/dockwarm/config.toml [prune] budget",
+            ),
+            (Origin::Env("DOCKWARM_BACKEND".into()), "DOCKWARM_BACKEND"),
+            (
+                Origin::MainWorktreeName,
+                "the main worktree's directory name",
+            ),
+            (Origin::WorkspaceDirName, "the workspace's directory name"),
+            (Origin::Dockerfile, "derived from the Dockerfile"),
+            (
+                Origin::RootDockerfile,
+                "the Dockerfile at the workspace root",
+            ),
+            (
+                Origin::Compose("compose.yaml services.web.build.target".into()),
+                "compose.yaml services.web.build.target",
+            ),
+            (
+                Origin::Compose("COMPOSE_PROJECT_NAME in .env".into()),
+                "COMPOSE_PROJECT_NAME in .env",
+            ),
+        ];
+        for (origin, text) in all {
+            assert_eq!(origin.to_string(), text);
+            assert_eq!(Origin::parse(text), origin);
+            let json = serde_json::to_string(&origin).unwrap();
+            assert_eq!(json, serde_json::to_string(text).unwrap());
+            assert_eq!(serde_json::from_str::<Origin>(&json).unwrap(), origin);
+        }
+    }
+
+    #[test]
+    fn a_stored_config_reads_back_with_the_same_origins() {
+        let (_d, ws) = make_ws(&[
+            ("Dockerfile", "FROM scratch\n"),
+            ("dockwarm.toml", "[ahead]\nenabled = false\n"),
+        ]);
+        let env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);
+        let c = resolve_env(&ws, &env, false).unwrap();
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            json["ahead"]["enabled"]["from"],
+            "dockwarm.toml [ahead] enabled"
+        );
+        let back: Config = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(
+            back.ahead.enabled.from,
+            Origin::Toml("[ahead] enabled".into())
+        );
+        assert_eq!(back.images[0].from, Origin::RootDockerfile);
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
     }
 }

@@ -649,14 +649,14 @@ pub fn view(state: &State, here: Option<&std::path::Path>) -> View {
                 v.measured_at = Some(snap.measured_at);
             }
             v.budget = Some(c.prune_budget.value);
-            v.budget_from = Some(c.prune_budget.from);
+            v.budget_from = Some(c.prune_budget.from.to_string());
             v.builder_budget = c.builder_budget.value;
             v.project = Some(p);
         }
         None => {
             if let Ok(u) = crate::config::user_prune() {
                 v.budget = Some(u.budget.value);
-                v.budget_from = Some(u.budget.from);
+                v.budget_from = Some(u.budget.from.to_string());
                 v.builder_budget = u.builder_budget.value;
             }
             if !snap.projects.is_empty() {

@@ -221,7 +221,7 @@ pub fn plan(
             FingerprintError::MissingDockerfile {
                 path: dockerfile_path.display().to_string(),
                 image: image.name.clone(),
-                from: image.dockerfile.from.clone(),
+                from: image.dockerfile.from.to_string(),
             }
         } else {
             FingerprintError::Unreadable {

@@ -11,7 +11,7 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
     if json {
         return super::print_json(&c);
     }
-    let from = |s: &str| super::paint(&format!("({s})"), "2");
+    let from = |s: &dyn std::fmt::Display| super::paint(&format!("({s})"), "2");
     let show =
         |label: &str, v: &Sourced<String>| println!("{label:<16}{:<28} {}", v.value, from(&v.from));
     println!("{:<16}{}", "workspace", c.root.display());
@@ -28,7 +28,12 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
     }
     for f in &c.compose_files {
         let reader = c.compose_reader.map(|r| r.describe()).unwrap_or_default();
-        println!("{:<16}{:<28} {}", "compose file", f.display(), from(reader));
+        println!(
+            "{:<16}{:<28} {}",
+            "compose file",
+            f.display(),
+            from(&reader)
+        );
     }
     show("project", &c.project);
     show("compose project", &c.compose_project);
@@ -118,7 +123,9 @@ pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
     }
     for i in &c.images {
         println!("image {:<10}{:<28} {}", i.name, "", from(&i.from));
-        let row = |k: &str, v: String, f: &str| println!("  {k:<14}{v:<28} {}", from(f));
+        let row = |k: &str, v: String, f: &dyn std::fmt::Display| {
+            println!("  {k:<14}{v:<28} {}", from(f))
+        };
         row("context", display_path(&i.context.value), &i.context.from);
         match &i.dockerfile_inline {
             Some(inline) => row(

@@ -311,7 +311,7 @@ async fn team_registry_check(c: &Config, r: &mut Report) {
         return;
     };
     let registry = &team.value;
-    if c.project.from != format!("{} [project] name", config::FILE_NAME) {
+    if c.project.from != config::Origin::Toml("[project] name".into()) {
         r.line(
             Level::Warn,
             "team registry names",

@@ -66,7 +66,7 @@ pub async fn collect(state: &State, plan: &WorkspacePlan) -> Report {
         return report;
     };
     report.registry = Some(team.value.to_string());
-    report.from = Some(team.from.clone());
+    report.from = Some(team.from.to_string());
     report.plain_http = team.value.plain_http;
     let client = match Team::new(&team.value) {
         Ok(c) => c,
