@@ -1097,7 +1097,6 @@ async fn run_job(exe: &Path, job: &Job) -> JobResult {
 }
 
 async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), String> {
-    use std::process::Stdio;
     // A build an earlier daemon left running (killed mid-build) holds the workspace: wait for
     // it rather than start a second build beside it.
     if let Ok(state) = State::open() {
@@ -1110,16 +1109,31 @@ async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), Stri
         }
     }
     log(&format!("prebuild {image} in {}", workspace.display()));
-    let mut cmd = tokio::process::Command::new(exe);
-    // The workspace user's engine, not whichever the daemon's starter had.
-    if let Ok(state) = State::open() {
-        super::engine_env::apply(
-            &super::engine_env::for_workspace(&state, workspace),
-            &mut cmd,
-        );
+    let status = run_prebuild(exe, workspace, &["prebuild", "--full", "--quiet", image]).await?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`dockwarm prebuild --full {image}` failed ({status}); its output is in the daemon log, the build's in `dockwarm logs {image}`"
+        ))
     }
-    cmd.args(["prebuild", "--full", "--quiet", image])
-        .current_dir(workspace)
+}
+
+/// Runs a child `dockwarm ARGS` in `dir` as the daemon's builds run: on the engine of `dir`'s
+/// user (not whichever the daemon's starter had), outside any git hook's environment, its
+/// output in the daemon's own log, in a process group of its own.
+async fn run_prebuild(
+    exe: &Path,
+    dir: &Path,
+    args: &[&str],
+) -> Result<std::process::ExitStatus, String> {
+    use std::process::Stdio;
+    let mut cmd = tokio::process::Command::new(exe);
+    if let Ok(state) = State::open() {
+        super::engine_env::apply(&super::engine_env::for_workspace(&state, dir), &mut cmd);
+    }
+    cmd.args(args)
+        .current_dir(dir)
         .env("DOCKWARM_BACKGROUND", "1")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
@@ -1131,17 +1145,9 @@ async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), Stri
         .stderr(Stdio::inherit())
         // Its own group: a signal meant for the daemon leaves a running build to finish.
         .process_group(0);
-    let status = cmd
-        .status()
+    cmd.status()
         .await
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`dockwarm prebuild --full {image}` failed ({status}); its output is in the daemon log, the build's in `dockwarm logs {image}`"
-        ))
-    }
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))
 }
 
 /// Builds a fetched commit's dependency stage: a child `dockwarm prebuild --rev COMMIT`, run
@@ -1151,7 +1157,6 @@ async fn run_ahead_child(
     target: &super::queue::AheadTarget,
     image: &str,
 ) -> Result<(), String> {
-    use std::process::Stdio;
     log(&format!(
         "prebuild {image} ahead at {}@{}",
         target.refname,
@@ -1160,28 +1165,8 @@ async fn run_ahead_child(
     if !target.anchor.is_dir() {
         return Err(format!("{} is gone", target.anchor.display()));
     }
-    let mut cmd = tokio::process::Command::new(exe);
-    if let Ok(state) = State::open() {
-        super::engine_env::apply(
-            &super::engine_env::for_workspace(&state, &target.anchor),
-            &mut cmd,
-        );
-    }
     let rev = format!("--rev={}", target.commit);
-    cmd.args(["prebuild", &rev, "--quiet", image])
-        .current_dir(&target.anchor)
-        .env("DOCKWARM_BACKGROUND", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
-        .process_group(0);
-    let status = cmd
-        .status()
-        .await
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    let status = run_prebuild(exe, &target.anchor, &["prebuild", &rev, "--quiet", image]).await?;
     if status.success() {
         Ok(())
     } else {
