@@ -139,6 +139,13 @@ impl Team {
             .collect())
     }
 
+    /// docker's credentials for the registry, as the engine takes them with a pull or push.
+    fn engine_auth(&self) -> Option<bollard::auth::DockerCredentials> {
+        self.credentials
+            .as_ref()
+            .map(|c| c.for_engine(&self.registry.host))
+    }
+
     fn engine_error(
         &self,
         action: &'static str,
@@ -165,20 +172,13 @@ impl Team {
         local_tag: &str,
     ) -> Result<(), RemoteError> {
         let reference = self.registry.image_ref(project, image, fp);
-        let repository = format!(
-            "{}/{}",
-            self.registry.host,
-            self.registry.repository(project, image)
-        );
+        let repository = self.registry.engine_repository(project, image);
         let options = bollard::query_parameters::CreateImageOptions {
             from_image: Some(repository.clone()),
             tag: Some(fp.to_string()),
             ..Default::default()
         };
-        let auth = self
-            .credentials
-            .as_ref()
-            .map(|c| c.for_engine(&self.registry.host));
+        let auth = self.engine_auth();
         let mut stream = engine.docker.create_image(Some(options), None, auth);
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| self.engine_error("pull", &reference, e))?;
@@ -230,11 +230,7 @@ impl Team {
         local_tag: &str,
     ) -> Result<(), RemoteError> {
         let reference = self.registry.image_ref(project, image, fp);
-        let repository = format!(
-            "{}/{}",
-            self.registry.host,
-            self.registry.repository(project, image)
-        );
+        let repository = self.registry.engine_repository(project, image);
         engine
             .docker
             .tag_image(
@@ -246,10 +242,7 @@ impl Team {
             )
             .await
             .map_err(|e| self.engine_error("tag", local_tag, e))?;
-        let auth = self
-            .credentials
-            .as_ref()
-            .map(|c| c.for_engine(&self.registry.host));
+        let auth = self.engine_auth();
         let options = bollard::query_parameters::PushImageOptions {
             tag: Some(fp.to_string()),
             ..Default::default()

@@ -74,11 +74,12 @@ impl TeamRegistry {
 
     /// The full reference of a fingerprint's dependency image in the registry.
     pub fn image_ref(&self, project: &str, image: &str, fingerprint: &str) -> String {
-        format!(
-            "{}/{}:{fingerprint}",
-            self.host,
-            self.repository(project, image)
-        )
+        format!("{}:{fingerprint}", self.engine_repository(project, image))
+    }
+
+    /// The repository as the engine names it for a pull or push: `host/repository`.
+    pub fn engine_repository(&self, project: &str, image: &str) -> String {
+        format!("{}/{}", self.host, self.repository(project, image))
     }
 
     /// The host the registry's HTTP API answers on (Docker Hub's differs from its name).
