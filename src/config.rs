@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compose::{self, ComposeError, Model as ComposeModel};
+use crate::compose::{self, clean, ComposeError, Model as ComposeModel};
 use crate::state::State;
 use crate::workspace::{Workspace, WorkspaceError};
 
@@ -88,7 +88,7 @@ fn sourced<T>(value: T, from: Origin) -> Sourced<T> {
 
 /// Where a configured value came from, so code can ask (is this the default? which
 /// variable?) and `dockwarm config` can say it. Shown, and serialized, as the words
-/// `dockwarm config` prints ("default", "dockwarm.toml [ahead] enabled", ...); a stored plan
+/// `dockwarm config` prints ("default", `dockwarm.toml [ahead] enabled`, ...); a stored plan
 /// reads them back with [`Origin::parse`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -96,13 +96,13 @@ pub enum Origin {
     Default,
     /// dockwarm's own default, with what it amounts to: "default (never pruned)".
     DefaultNoted(String),
-    /// A key of the workspace's [`FILE_NAME`]: "dockwarm.toml [ahead] enabled".
+    /// A key of the workspace's [`FILE_NAME`]: `dockwarm.toml [ahead] enabled`.
     Toml(String),
     /// A key of the user's own config file ([`user_config_path`]).
     UserConfig {
         /// The file, as found.
         path: PathBuf,
-        /// The table and key: "[prune] budget".
+        /// The table and key: `[prune] budget`.
         key: String,
     },
     /// An environment variable, by name: "DOCKWARM_BACKEND".
@@ -1284,24 +1284,6 @@ fn resolve_images(
         });
     }
     Ok(images)
-}
-
-/// Lexically normalises a relative path (`./a/../b` → `b`), so that equal builds compare equal
-/// and paths print the way users wrote them.
-fn clean(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

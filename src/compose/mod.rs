@@ -22,6 +22,8 @@ use crate::state::State;
 mod dotenv;
 mod interpolate;
 mod reader;
+
+pub use reader::clean;
 mod v2;
 mod yaml;
 
