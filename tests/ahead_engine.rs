@@ -3,11 +3,11 @@
 //! and the user's `docker compose build` in a new worktree of it finds the dependency steps
 //! CACHED; a fetch that changes no input builds nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{self, busybox, engine, steps, wait_for, Project};
+use crate::common::{self, busybox, compose_build, engine, steps, wait_for, ComposeDown, Project};
 
 /// A dependency stage that reads a lockfile, a wildcard under a directory, an executable
 /// script, a symlink to a file in another directory, and skips what `.dockerignore` excludes.
@@ -163,19 +163,6 @@ fn idle(s: &serde_json::Value) -> bool {
         && d["planning"].as_array().is_none_or(|a| a.is_empty())
 }
 
-struct Cleanup(Vec<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for dir in &self.0 {
-            let _ = Command::new("docker")
-                .args(["compose", "down", "--remove-orphans"])
-                .current_dir(dir)
-                .output();
-        }
-    }
-}
-
 #[test]
 #[cfg_attr(
     dockwarm_no_engine,
@@ -253,7 +240,7 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
     // A new workspace on it, without dockwarm's hooks: the user's own build finds the
     // dependency steps CACHED.
     let wt = p.tmp.path().join(format!("{}-new", p.name));
-    let _down = Cleanup(vec![wt.clone()]);
+    let _down = ComposeDown(vec![wt.clone()]);
     p.user_git(
         &ours,
         &[
@@ -267,15 +254,7 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
             "origin/main",
         ],
     );
-    let build = Command::new("docker")
-        .args(["compose", "--progress", "plain", "build"])
-        .current_dir(&wt)
-        .env_remove("COMPOSE_PROJECT_NAME")
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&build.stderr).into_owned()
-        + &String::from_utf8_lossy(&build.stdout);
-    assert!(build.status.success(), "docker compose build:\n{log}");
+    let log = compose_build(&wt);
     let deps: Vec<(String, bool)> = steps(&log)
         .into_iter()
         .filter(|(name, _)| {
@@ -398,7 +377,7 @@ fn a_commit_prebuilt_through_bollard_under_umask_002_is_cached_for_its_checkout(
     assert_eq!(results[0]["backend"], "bollard", "{results}");
 
     let wt = p.tmp.path().join(format!("{}-next", p.name));
-    let _down = Cleanup(vec![wt.clone()]);
+    let _down = ComposeDown(vec![wt.clone()]);
     let add = under_umask_002(
         "git",
         &["worktree", "add", "-q", wt.to_str().unwrap(), "next"],
@@ -414,15 +393,7 @@ fn a_commit_prebuilt_through_bollard_under_umask_002_is_cached_for_its_checkout(
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o664, "the checkout follows the umask");
-    let build = Command::new("docker")
-        .args(["compose", "--progress", "plain", "build"])
-        .current_dir(&wt)
-        .env_remove("COMPOSE_PROJECT_NAME")
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&build.stderr).into_owned()
-        + &String::from_utf8_lossy(&build.stdout);
-    assert!(build.status.success(), "docker compose build:\n{log}");
+    let log = compose_build(&wt);
     let deps: Vec<(String, bool)> = steps(&log)
         .into_iter()
         .filter(|(name, _)| {

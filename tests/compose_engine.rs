@@ -9,7 +9,7 @@ use std::process::Command;
 use dockwarm::compose::{self, Options, Reader};
 use dockwarm::state::State;
 
-use crate::common::{busybox, engine, steps, Project};
+use crate::common::{busybox, compose_build, engine, steps, Project};
 
 /// Two targets with different dependency stages: `prod` installs deps.lock, `dev`
 /// installs deps-dev.lock. Only the override file says `dev`.
@@ -67,18 +67,7 @@ fn override_target_prebuild_is_cached_for_the_user() {
     let out = p.json(&["prebuild"]);
     assert_eq!(out[0]["status"], "built", "{out}");
 
-    let build = Command::new("docker")
-        .args(["compose", "--progress", "plain", "build"])
-        .current_dir(&p.root)
-        .env_remove("COMPOSE_PROJECT_NAME")
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&build.stderr).into_owned()
-        + &String::from_utf8_lossy(&build.stdout);
-    assert!(
-        build.status.success(),
-        "docker compose build failed:\n{log}"
-    );
+    let log = compose_build(&p.root);
     let deps: Vec<(String, bool)> = steps(&log)
         .into_iter()
         .filter(|(name, _)| name.contains("deps-dev.lock") || name.contains("/cache/devdeps"))
@@ -296,18 +285,7 @@ fn an_inline_dockerfile_is_prebuilt_and_cached_for_the_user() {
     );
     let out = p.json(&["prebuild", "--backend", "buildx"]);
     assert_eq!(out[0]["status"], "built", "{out}");
-    let build = Command::new("docker")
-        .args(["compose", "--progress", "plain", "build"])
-        .current_dir(&p.root)
-        .env_remove("COMPOSE_PROJECT_NAME")
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&build.stderr).into_owned()
-        + &String::from_utf8_lossy(&build.stdout);
-    assert!(
-        build.status.success(),
-        "docker compose build failed:\n{log}"
-    );
+    let log = compose_build(&p.root);
     let deps: Vec<(String, bool)> = steps(&log)
         .into_iter()
         .filter(|(name, _)| name.contains("deps.lock") || name.contains("/cache/inline"))

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::process::Command;
 
-use crate::common::{busybox, engine, sh, steps, Project};
+use crate::common::{busybox, compose_build, engine, sh, steps, Project};
 
 /// A single-stage Dockerfile in the seed's style: lockfile, install with a cache mount, source.
 const SINGLE: &str = r#"ARG BASE=dockwarm-test/busybox:latest
@@ -127,19 +127,6 @@ fn image_id(reference: &str) -> String {
     let out =
         sh(Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", reference]));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// `docker compose build` (v2) in `dir`; its plain progress log.
-fn compose_build(dir: &std::path::Path) -> String {
-    let out = Command::new("docker")
-        .args(["compose", "--progress", "plain", "build"])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let log =
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "docker compose build failed:\n{log}");
-    log
 }
 
 /// The dependency stage's COPY and RUN are both in the user's build log, and both CACHED.

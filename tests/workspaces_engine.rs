@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{busybox, engine, path_env, wait_for, Project};
+use crate::common::{busybox, engine, path_env, wait_for, ComposeDown, Project};
 
 pub(crate) const DOCKERFILE: &str = r#"ARG BASE=dockwarm-test/busybox:latest
 FROM ${BASE} AS base
@@ -79,19 +79,6 @@ fn daemon_idle_after(p: &Project, jobs: usize) -> bool {
 
 fn compose_project(dir: &Path) -> String {
     dockwarm::compose::normalize_project_name(&dir.file_name().unwrap().to_string_lossy())
-}
-
-struct ComposeDown(Vec<PathBuf>);
-
-impl Drop for ComposeDown {
-    fn drop(&mut self) {
-        for dir in &self.0 {
-            let _ = Command::new("docker")
-                .args(["compose", "down", "--remove-orphans"])
-                .current_dir(dir)
-                .output();
-        }
-    }
 }
 
 #[test]

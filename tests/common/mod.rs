@@ -466,6 +466,36 @@ impl Run {
     }
 }
 
+/// The user's own `docker compose build` (v2) in `dir`, as they run it; its plain progress
+/// log. Fails the test when the build fails.
+#[track_caller]
+pub fn compose_build(dir: &Path) -> String {
+    let out = Command::new("docker")
+        .args(["compose", "--progress", "plain", "build"])
+        .current_dir(dir)
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .output()
+        .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "docker compose build failed:\n{log}");
+    log
+}
+
+/// `docker compose down --remove-orphans` in each directory when the test ends.
+pub struct ComposeDown(pub Vec<PathBuf>);
+
+impl Drop for ComposeDown {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = Command::new("docker")
+                .args(["compose", "down", "--remove-orphans"])
+                .current_dir(dir)
+                .output();
+        }
+    }
+}
+
 /// Steps of a BuildKit plain-progress log: (step name, cached?).
 pub fn steps(log: &str) -> Vec<(String, bool)> {
     let mut names: Vec<(String, String)> = Vec::new();
