@@ -52,9 +52,13 @@ pub fn sh(cmd: &mut Command) -> Output {
     out
 }
 
+/// `git ARGS` in `dir` to set a fixture up: the repository's hooks do not run. A hook fired
+/// from here would reach dockwarm without the test's state directory, that is the user's own
+/// (a stray daemon there was seen). [`Project::user_git`] runs git as a user does, hooks and all.
 #[track_caller]
 pub fn git(dir: &Path, args: &[&str]) -> Output {
     sh(Command::new("git")
+        .args(["-c", "core.hooksPath=/dev/null"])
         .args(args)
         .current_dir(dir)
         .envs(git_env()))
