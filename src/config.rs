@@ -291,10 +291,20 @@ pub struct Ahead {
     /// With it, a fetch is seen even while no daemon runs.
     #[serde(default = "hook_default")]
     pub hook: Sourced<bool>,
+    /// Whether the default branch's new commits get their whole image built ahead, not only
+    /// the dependency stage (default on): agents start new workspaces from the newest main,
+    /// and such a workspace then only tags that image. Costs one image build per commit the
+    /// default branch moves to.
+    #[serde(default = "full_default")]
+    pub full: Sourced<bool>,
 }
 
 fn hook_default() -> Sourced<bool> {
     sourced(false, Origin::Default)
+}
+
+fn full_default() -> Sourced<bool> {
+    sourced(true, Origin::Default)
 }
 
 impl Default for Ahead {
@@ -303,6 +313,7 @@ impl Default for Ahead {
             enabled: sourced(true, Origin::Default),
             refs: sourced(Vec::new(), Origin::Default),
             hook: hook_default(),
+            full: full_default(),
         }
     }
 }
@@ -454,6 +465,7 @@ struct RawAhead {
     enabled: Option<bool>,
     refs: Option<Vec<String>>,
     hook: Option<bool>,
+    full: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -801,6 +813,9 @@ fn resolve_env(
         }
         if let Some(hook) = a.hook {
             ahead.hook = sourced(hook, Origin::Toml("[ahead] hook".into()));
+        }
+        if let Some(full) = a.full {
+            ahead.full = sourced(full, Origin::Toml("[ahead] full".into()));
         }
     }
     let registry = resolve_registry(raw.registry.as_ref(), env, &toml_path)?;

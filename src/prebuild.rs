@@ -750,7 +750,6 @@ async fn build_workspace_image(
     options: &Options,
 ) -> Result<WorkspaceImage, PrebuildError> {
     let started = Instant::now();
-    let project = config.project.value.as_str();
     let workspace = config.root.display().to_string();
     let mut tags = Vec::new();
     let mut skipped = Vec::new();
@@ -780,25 +779,189 @@ async fn build_workspace_image(
             duration_ms: 0,
         });
     }
-    let _guard = {
-        let name = format!(
-            "workspace-image-{}-{}",
-            crate::registry::id(&config.root),
-            image.name
-        );
-        lock_blocking(state.clone(), name).await?
+    let lock = format!(
+        "workspace-image-{}-{}",
+        crate::registry::id(&config.root),
+        image.name
+    );
+    let target = Target {
+        tags: &tags,
+        workspace: Some(&workspace),
+        lock,
     };
+    let (reused, _) = build_tagged(
+        engine,
+        state,
+        config,
+        image,
+        image_plan,
+        fingerprint,
+        target,
+        builder,
+        options,
+    )
+    .await?;
+    Ok(WorkspaceImage {
+        image: image.name.clone(),
+        tags,
+        skipped,
+        reused,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// What [`build_commit_image`] did.
+#[derive(Debug, Clone)]
+pub struct CommitImage {
+    /// The tag it holds: `dockwarm/<project>-<image>-ahead:<ref>`.
+    pub tag: String,
+    /// An image of identical sources was there already (a workspace of that commit built it).
+    pub reused: bool,
+    /// The sources' digest (the image's `dev.dockwarm.source` label).
+    pub source: String,
+}
+
+/// Builds the full image of a commit planned from git's objects (see `crate::ahead`): the
+/// image a new workspace on that commit would build, under one dockwarm tag per ref (`slot`)
+/// instead of compose names. Such a workspace then finds it by its sources' label and only
+/// tags it: a new workspace on the newest main is as fast as one on a commit built before.
+/// The image the tag held before is removed when nothing else names it. `fingerprint`: the
+/// dependency stage's, which [`run`] built or found first.
+pub async fn build_commit_image(
+    engine: &Engine,
+    state: &State,
+    plan: &WorkspacePlan,
+    name: &str,
+    fingerprint: &str,
+    slot: &str,
+    options: &Options,
+) -> Result<CommitImage, PrebuildError> {
+    let config = &plan.config;
+    let selected = config
+        .select(&[name.to_string()])
+        .map_err(|e| PrebuildError::Plan {
+            message: e.to_string(),
+            usage: true,
+        })?;
+    let image = selected.first().ok_or_else(|| PrebuildError::Plan {
+        message: format!("no image `{name}`"),
+        usage: true,
+    })?;
+    let image_plan = plan.image(name).ok_or_else(|| PrebuildError::Plan {
+        message: format!("image `{name}` has no plan"),
+        usage: false,
+    })?;
+    let project = config.project.value.as_str();
+    let repo = fingerprint::repository(project, name);
+    let tag = format!(
+        "{}-ahead:{}",
+        repo.trim_end_matches("-deps"),
+        crate::compose::normalize_project_name(slot)
+    );
+    let before = ahead_image_id(engine, &tag).await;
+    let lock = format!("ahead-image-{project}-{name}");
+    let tags = [tag.clone()];
+    let target = Target {
+        tags: &tags,
+        workspace: None,
+        lock,
+    };
+    let mut builder = None;
+    let (reused, source) = build_tagged(
+        engine,
+        state,
+        config,
+        image,
+        image_plan,
+        fingerprint,
+        target,
+        &mut builder,
+        options,
+    )
+    .await?;
+    if let Some(old) = before {
+        let now = ahead_image_id(engine, &tag).await;
+        if now.as_deref() != Some(old.as_str()) {
+            remove_if_unnamed(engine, &old).await;
+        }
+    }
+    Ok(CommitImage {
+        tag,
+        reused,
+        source,
+    })
+}
+
+/// The ID of the image `tag` names, when dockwarm built it for a commit (managed, no
+/// workspace): only such an image is ever removed by [`build_commit_image`].
+async fn ahead_image_id(engine: &Engine, tag: &str) -> Option<String> {
+    let image = engine.docker.inspect_image(tag).await.ok()?;
+    let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
+    let ours = labels.get(labels::MANAGED).map(String::as_str) == Some("true")
+        && !labels.contains_key(labels::WORKSPACE);
+    if ours {
+        image.id
+    } else {
+        None
+    }
+}
+
+/// Removes image `id` when no name is left on it (a workspace that tagged it keeps it).
+async fn remove_if_unnamed(engine: &Engine, id: &str) {
+    let Ok(image) = engine.docker.inspect_image(id).await else {
+        return;
+    };
+    if image.repo_tags.as_ref().is_some_and(|t| !t.is_empty()) {
+        return;
+    }
+    let _ = engine
+        .docker
+        .remove_image(
+            id,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await;
+}
+
+/// Where [`build_tagged`] puts the image it builds or finds.
+struct Target<'a> {
+    /// The names it gets.
+    tags: &'a [String],
+    /// The workspace it is built for (its label); `None` for a commit's image built ahead.
+    workspace: Option<&'a str>,
+    /// The state lock held while building, so one image is not built twice side by side.
+    lock: String,
+}
+
+/// Builds the full image of `image` (or finds one built from identical sources) and gives it
+/// `target`'s names: whether it was found rather than built, and its source digest.
+#[allow(clippy::too_many_arguments)]
+async fn build_tagged(
+    engine: &Engine,
+    state: &State,
+    config: &Config,
+    image: &ImageSpec,
+    image_plan: &ImagePlan,
+    fingerprint: &str,
+    target: Target<'_>,
+    builder: &mut Option<Builder>,
+    options: &Options,
+) -> Result<(bool, String), PrebuildError> {
+    let project = config.project.value.as_str();
+    let tags = target.tags;
+    let _guard = lock_blocking(state.clone(), target.lock.clone()).await?;
     let context_dir = config.root.join(&image.context.value);
     let dockerfile_path = config.root.join(&image.dockerfile.value);
     let args = image.arg_values();
-    let mut build_labels = managed_labels(project, &image.name, fingerprint, Some(&workspace));
+    let mut build_labels = managed_labels(project, &image.name, fingerprint, target.workspace);
 
     // Workspaces of one repository mostly hold the same files (a fresh `git worktree add`
     // does): an image already built from identical sources only needs this workspace's names.
     let source = source_digest(image, image_plan, fingerprint, &dockerfile_path)?;
     build_labels.insert(labels::SOURCE.to_string(), source.clone());
     if let Some(id) = image_with_label(engine, labels::SOURCE, &source).await? {
-        for tag in &tags {
+        for tag in tags {
             let (repo, tag_part) = split_tag(tag);
             engine
                 .docker
@@ -811,13 +974,7 @@ async fn build_workspace_image(
                 )
                 .await?;
         }
-        return Ok(WorkspaceImage {
-            image: image.name.clone(),
-            tags,
-            skipped,
-            reused: true,
-            duration_ms: started.elapsed().as_millis() as u64,
-        });
+        return Ok((true, source));
     }
 
     let builder = choose_builder(engine, options, image, builder).await?;
@@ -858,7 +1015,7 @@ async fn build_workspace_image(
         args: &args,
         named_contexts: &named_contexts,
         labels: &build_labels,
-        tags: &tags,
+        tags,
         scratch_dir: &scratch,
     };
     let result = builder.build(&request, &mut log).await;
@@ -868,13 +1025,7 @@ async fn build_workspace_image(
         failure,
         log: log_path.display().to_string(),
     })?;
-    Ok(WorkspaceImage {
-        image: image.name.clone(),
-        tags,
-        skipped,
-        reused: false,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+    Ok((false, source))
 }
 
 /// sha256 over everything the workspace image is built from: the dependency fingerprint, the

@@ -101,6 +101,9 @@ pub struct AheadImage {
     pub state: String,
     /// The dependency image's tag, once built.
     pub tag: Option<String>,
+    /// The commit's whole image, when it is prebuilt ahead too (the default branch): queued,
+    /// building, built, warm (an image of these sources was there) or failed.
+    pub workspace: Option<String>,
 }
 
 /// The refs warmed ahead, from the records, with "building" for what the daemon runs now.
@@ -122,12 +125,16 @@ fn ahead_reports(state: &State, daemon: Option<&DaemonStatus>) -> Vec<AheadRepor
                 .into_iter()
                 .map(|(image, i)| {
                     let building = running.iter().any(|(a, im)| *a == at && *im == image);
-                    AheadImage {
-                        state: if building && i.status == "queued" {
-                            "building".into()
+                    let now = |s: String| {
+                        if building && s == "queued" {
+                            "building".to_string()
                         } else {
-                            i.status
-                        },
+                            s
+                        }
+                    };
+                    AheadImage {
+                        state: now(i.status),
+                        workspace: i.workspace.map(now),
                         image,
                         digest: i.digest,
                         tag: i.tag,

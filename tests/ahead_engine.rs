@@ -28,7 +28,8 @@ fn files() -> Vec<(&'static str, &'static str)> {
         ("compose.yaml", "services:\n  app:\n    build: .\n"),
         // The hook is opt-in (it costs every checkout); the test covers it and, once it is
         // removed, the daemon's watch on the refs.
-        ("dockwarm.toml", "[ahead]\nhook = true\n"),
+        // Only the dependency stages ahead here; the commit's whole image has its own test.
+        ("dockwarm.toml", "[ahead]\nhook = true\nfull = false\n"),
         (".dockerignore", "reqs/ignored.txt\n"),
         (
             "install.sh",
@@ -322,6 +323,115 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
         "the daemon's watch on the refs did not fire:\n{daemon_log}"
     );
     let _ = p.dockwarm_in(&ours, &["daemon", "stop"]);
+}
+
+fn image_id(reference: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+#[cfg_attr(
+    dockwarm_no_engine,
+    ignore = "needs a Docker engine (none answered when this was built)"
+)]
+fn a_new_commit_on_main_is_built_whole_and_a_new_workspace_on_it_only_tags_it() {
+    engine();
+    let p = project();
+    // No remote: the default branch is the main worktree's. `.git` stays out of the context
+    // (each worktree's differs), as real projects do.
+    p.write("dockwarm.toml", "");
+    p.write(".dockerignore", "reqs/ignored.txt\n.git\n");
+    common::git(&p.root, &["commit", "-qam", "defaults"]);
+    let out = p.dockwarm_in(&p.root, &["init"]);
+    assert!(out.status.success(), "init: {out:?}");
+    wait_for("the first build", Duration::from_secs(180), || {
+        let s = status(&p, &p.root);
+        idle(&s) && ahead_of(&s, "refs/heads/main").is_some()
+    });
+
+    // A source change lands on main (the user's hooks are dockwarm's): the daemon builds the
+    // commit's whole image from git's objects, under its own tag.
+    p.write("src/main.sh", "echo changed on main\n");
+    p.user_git(&p.root, &["commit", "-qam", "a source change"]);
+    let head = String::from_utf8(p.user_git(&p.root, &["rev-parse", "HEAD"]).stdout).unwrap();
+    let head = head.trim().to_string();
+    wait_for("the commit's whole image", Duration::from_secs(180), || {
+        let s = status(&p, &p.root);
+        ahead_of(&s, "refs/heads/main")
+            .is_some_and(|a| a["commit"] == head.as_str() && a["images"][0]["workspace"] == "built")
+    });
+    let ahead_tag = format!("dockwarm/{}-app-ahead:heads-main", p.name);
+    let ahead_id = image_id(&ahead_tag).expect("the ahead image");
+
+    // A new workspace on that commit: its compose name is that very image (tagged, not built).
+    let wt = p.tmp.path().join(format!("{}-new", p.name));
+    let _down = ComposeDown(vec![wt.clone()]);
+    p.user_git(
+        &p.root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "agent",
+            wt.to_str().unwrap(),
+            "main",
+        ],
+    );
+    let out = p.dockwarm_in(&wt, &["init"]);
+    assert!(out.status.success(), "init: {out:?}");
+    let compose_name = format!("{}-new-app", p.name);
+    wait_for(&compose_name, Duration::from_secs(120), || {
+        image_id(&compose_name).is_some()
+    });
+    let labels = |r: &str| {
+        String::from_utf8_lossy(
+            &Command::new("docker")
+                .args(["image", "inspect", "--format", "{{json .Config.Labels}}", r])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .to_string()
+    };
+    assert_eq!(
+        image_id(&compose_name),
+        Some(ahead_id.clone()),
+        "\nahead: {}\nworkspace: {}",
+        labels(&ahead_tag),
+        labels(&compose_name)
+    );
+
+    // The next commit on main replaces the tag; the workspace's names keep the old image.
+    p.write("src/main.sh", "echo changed again\n");
+    p.user_git(&p.root, &["commit", "-qam", "another change"]);
+    let head2 = String::from_utf8(p.user_git(&p.root, &["rev-parse", "HEAD"]).stdout).unwrap();
+    wait_for("the next commit's image", Duration::from_secs(180), || {
+        let s = status(&p, &p.root);
+        ahead_of(&s, "refs/heads/main")
+            .is_some_and(|a| a["commit"] == head2.trim() && a["images"][0]["workspace"] == "built")
+    });
+    let next_id = image_id(&ahead_tag).expect("the next ahead image");
+    assert_ne!(next_id, ahead_id);
+    assert_eq!(image_id(&compose_name), Some(ahead_id));
+
+    // A third commit: the second image, which nothing else names, is removed.
+    p.write("src/main.sh", "echo third\n");
+    p.user_git(&p.root, &["commit", "-qam", "a third change"]);
+    let head3 = String::from_utf8(p.user_git(&p.root, &["rev-parse", "HEAD"]).stdout).unwrap();
+    wait_for("the third commit's image", Duration::from_secs(180), || {
+        let s = status(&p, &p.root);
+        ahead_of(&s, "refs/heads/main")
+            .is_some_and(|a| a["commit"] == head3.trim() && a["images"][0]["workspace"] == "built")
+    });
+    assert_eq!(image_id(&next_id), None, "the replaced ahead image stayed");
+    let _ = p.dockwarm_in(&p.root, &["daemon", "stop"]);
 }
 
 /// `cmd` run by `sh` under `umask 002` (group-writable files, as on distributions with user

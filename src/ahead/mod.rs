@@ -166,6 +166,18 @@ pub fn plan_at(
     rev: &str,
     dialect: Dialect,
 ) -> Result<RevPlan, AheadError> {
+    plan_tree_at(state, ws, rev, dialect, false)
+}
+
+/// [`plan_at`], and with `full` every file of each image's build context written too (not only
+/// what the dependency stage reads): what building the commit's workspace image needs.
+fn plan_tree_at(
+    state: &State,
+    ws: &Workspace,
+    rev: &str,
+    dialect: Dialect,
+    full: bool,
+) -> Result<RevPlan, AheadError> {
     let repo = open(&ws.root)?;
     let commit = peel(&repo, rev)?;
     let id = commit.id().to_string();
@@ -211,6 +223,23 @@ pub fn plan_at(
             Err(_) => false,
         };
         if !more {
+            let plan = match plan {
+                // The workspace image's context is every file of the commit under it: write
+                // them all, and plan once more so the context digest sees them.
+                Ok(plan) if full => {
+                    for image in &plan.config.images {
+                        let mut dirs = vec![plan.config.root.join(&image.context.value)];
+                        dirs.extend(image.named_context_dirs(&plan.config.root).into_values());
+                        for dir in dirs {
+                            if let Some(rel) = sparse.relative(&dir) {
+                                sparse.want_all(&rel)?;
+                            }
+                        }
+                    }
+                    WorkspacePlan::compute_unstored(&at, dialect)
+                }
+                other => other,
+            };
             std::mem::forget(made);
             return match plan {
                 Ok(plan) => Ok(RevPlan {
@@ -353,7 +382,10 @@ pub fn watched_refs(workspaces: &[PathBuf], extra: &[String]) -> Vec<Watched> {
             repo.find_reference("refs/remotes/origin/HEAD")
                 .ok()
                 .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_string))
-        });
+        })
+        // No remote says which: the branch of the main worktree (where `main` lives when
+        // workspaces are worktrees beside it).
+        .or_else(|| main_branch(&repo));
     if let Some(d) = default {
         out.insert(d, "default branch".into());
     }
@@ -391,6 +423,17 @@ pub fn watched_refs(workspaces: &[PathBuf], extra: &[String]) -> Vec<Watched> {
     out.into_iter()
         .map(|(name, why)| Watched { name, why })
         .collect()
+}
+
+/// The branch checked out in the main worktree of `repo`'s repository, as a full ref name.
+fn main_branch(repo: &git2::Repository) -> Option<String> {
+    let main = repo.commondir().parent()?;
+    let main = git2::Repository::open(main).ok()?;
+    let head = main.head().ok()?;
+    if !head.is_branch() {
+        return None;
+    }
+    head.name().ok().map(str::to_string)
 }
 
 /// The commit each ref points at now (refs that do not resolve are left out).
@@ -439,6 +482,12 @@ pub struct ImageAhead {
     /// The dependency image's tag, once `dockwarm prebuild --rev` built or found it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The commit's whole image (default branch only, `[ahead] full`): "queued", "built",
+    /// "warm" (an image of these very sources was there), "failed", or "skipped" (the build
+    /// context sends `.git`, which differs in every workspace, so none could reuse it);
+    /// `None` when only the dependency stage is prebuilt ahead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
 }
 
 /// The refs of one repository looked at ahead, by full ref name; one file per repository,
@@ -519,9 +568,24 @@ pub fn set_status(
     });
 }
 
+/// Sets the status of the whole image of `image` at `commit`, on every ref that points there.
+fn set_workspace_status(state: &State, main_root: &Path, commit: &str, image: &str, status: &str) {
+    let _ = Records::update(state, main_root, |r| {
+        for rec in r.refs.values_mut().filter(|rec| rec.commit == commit) {
+            if let Some(i) = rec.images.get_mut(image) {
+                i.workspace = Some(status.to_string());
+            }
+        }
+    });
+}
+
 /// Prebuilds the dependency stages of commit `rev` (the named images, all when empty) with
 /// its files as the build context, and records the outcome on every ref looked at ahead that
-/// points there. Only dependency stages: a commit has no workspace to tag.
+/// points there. With `full`, each image's whole image too, from every file of the commit,
+/// under a dockwarm tag per ref ([`crate::prebuild::build_commit_image`]): a commit has no
+/// workspace whose compose names it could take, but a new workspace on it finds the image by
+/// its sources and only tags it.
+#[allow(clippy::too_many_arguments)]
 pub async fn prebuild(
     engine: &crate::engine::Engine,
     state: &State,
@@ -530,8 +594,17 @@ pub async fn prebuild(
     images: &[String],
     backend: Option<crate::config::Backend>,
     quiet: bool,
+    full: bool,
 ) -> Result<(String, Vec<crate::prebuild::ImageResult>), AheadPrebuildError> {
-    let at = plan_at(state, ws, rev, engine.ignore_dialect())?;
+    let at = plan_tree_at(state, ws, rev, engine.ignore_dialect(), full)?;
+    // The tag a commit's whole image gets: one per watched ref, so the next commit's image
+    // replaces it rather than piling up.
+    let slot = Records::load(state, &ws.main_root)
+        .refs
+        .iter()
+        .find(|(_, r)| r.commit == at.commit)
+        .map(|(name, _)| name.trim_start_matches("refs/").replace('/', "-"))
+        .unwrap_or_else(|| "rev".into());
     let options = crate::prebuild::Options {
         backend: backend.unwrap_or(at.plan.config.backend.value),
         quiet,
@@ -562,24 +635,74 @@ pub async fn prebuild(
                         Some(&r.outcome.tag),
                     );
                 }
+                if full && sends_git(&at.plan, name) {
+                    // Each workspace's `.git` differs: no workspace could reuse the image.
+                    set_workspace_status(state, &ws.main_root, &at.commit, name, "skipped");
+                } else if full {
+                    for r in &r {
+                        let fingerprint = &r.outcome.fingerprint;
+                        let built = crate::prebuild::build_commit_image(
+                            engine,
+                            state,
+                            &at.plan,
+                            name,
+                            fingerprint,
+                            &slot,
+                            &options,
+                        )
+                        .await;
+                        let status = match &built {
+                            Ok(b) if b.reused => "warm",
+                            Ok(_) => "built",
+                            Err(_) => "failed",
+                        };
+                        set_workspace_status(state, &ws.main_root, &at.commit, name, status);
+                        if let Err(e) = built {
+                            return Err(relabel_error(&at, e).into());
+                        }
+                    }
+                }
                 results.extend(r);
             }
             Err(e) => {
                 set_status(state, &ws.main_root, &at.commit, name, "failed", None);
-                return Err(match e {
-                    crate::prebuild::PrebuildError::Plan { message, usage } => {
-                        crate::prebuild::PrebuildError::Plan {
-                            message: at.relabel(&message),
-                            usage,
-                        }
-                    }
-                    other => other,
+                if full {
+                    set_workspace_status(state, &ws.main_root, &at.commit, name, "failed");
                 }
-                .into());
+                return Err(relabel_error(&at, e).into());
             }
         }
     }
     Ok((at.commit.clone(), results))
+}
+
+/// Whether image `name`'s build context takes `.git` along (its `.dockerignore` does not
+/// exclude it): then every workspace's context differs from the commit's, and from every
+/// other workspace's.
+fn sends_git(plan: &WorkspacePlan, name: &str) -> bool {
+    let Some(Ok(deps)) = plan.image(name).map(|i| i.deps.as_ref()) else {
+        return true;
+    };
+    match crate::ignore::IgnoreRules::load(&deps.context_dir, &deps.dockerfile_path) {
+        Ok(rules) => !rules.is_excluded(".git", true) || !rules.is_excluded(".git", false),
+        Err(_) => true,
+    }
+}
+
+/// A build error at a commit, its scratch paths shown as `<commit>:path`.
+fn relabel_error(
+    at: &RevPlan,
+    e: crate::prebuild::PrebuildError,
+) -> crate::prebuild::PrebuildError {
+    match e {
+        crate::prebuild::PrebuildError::Plan { message, usage } => {
+            crate::prebuild::PrebuildError::Plan {
+                message: at.relabel(&message),
+                usage,
+            }
+        }
+        other => other,
+    }
 }
 
 /// Why [`prebuild`] failed.
@@ -610,6 +733,8 @@ pub struct Wanted {
     pub image: String,
     /// Its inputs digest at the commit, which no workspace and no earlier commit built.
     pub digest: String,
+    /// The commit's whole image is wanted too (the default branch, `[ahead] full`).
+    pub full: bool,
 }
 
 /// Where a watched ref is written: a directory and the entry names in it.
@@ -735,6 +860,7 @@ fn scan_repo(
             at: state::now_secs(),
             ..Default::default()
         };
+        let full = config.ahead.full.value && w.why == "default branch";
         match plan_at(state, &anchor_ws, commit, dialect) {
             Ok(at) => {
                 for (image, digest) in at.plan.digests() {
@@ -749,7 +875,7 @@ fn scan_repo(
                         })
                     });
                     let status = if built { "warm" } else { "queued" };
-                    if !built {
+                    if !built || full {
                         wanted.push(Wanted {
                             anchor: anchor.clone(),
                             repo: repo.to_path_buf(),
@@ -758,6 +884,7 @@ fn scan_repo(
                             project: at.plan.config.project.value.clone(),
                             image: image.clone(),
                             digest: digest.clone(),
+                            full,
                         });
                     }
                     record.images.insert(
@@ -766,6 +893,7 @@ fn scan_repo(
                             digest,
                             status: status.into(),
                             tag: None,
+                            workspace: full.then(|| "queued".into()),
                         },
                     );
                 }

@@ -179,6 +179,61 @@ impl<'r> Sparse<'r> {
         Ok(())
     }
 
+    /// Everything under `rel` (`""`: the whole commit) in full: the build context of the
+    /// commit's workspace image, which holds every file a checkout would, not only the inputs.
+    /// Placeholders an earlier round left empty are filled.
+    pub(super) fn want_all(&mut self, rel: &str) -> Result<(), AheadError> {
+        let Some(rel) = clean(rel) else {
+            return Ok(());
+        };
+        let mut files = Vec::new();
+        let mut walk = |dir: &str, entry: &git2::TreeEntry<'_>| {
+            if let Ok(name) = entry.name() {
+                match entry.filemode() {
+                    MODE_TREE => files.push((format!("{dir}{name}"), true)),
+                    MODE_GITLINK => {}
+                    _ => files.push((format!("{dir}{name}"), false)),
+                }
+            }
+            git2::TreeWalkResult::Ok
+        };
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        if rel.is_empty() {
+            self.tree.walk(git2::TreeWalkMode::PreOrder, &mut walk)
+        } else {
+            let sub = match self.tree.get_path(Path::new(&rel)) {
+                Ok(e) if e.filemode() == MODE_TREE => e
+                    .to_object(self.repo)
+                    .and_then(|o| o.peel_to_tree())
+                    .map_err(|e| AheadError::git(&rel, e))?,
+                Ok(_) => return self.want(&rel).map(|_| ()),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(()),
+                Err(e) => return Err(AheadError::git(&rel, e)),
+            };
+            sub.walk(git2::TreeWalkMode::PreOrder, &mut walk)
+        }
+        .map_err(|e| AheadError::git(&rel, e))?;
+        self.list(&rel)?;
+        for (path, is_dir) in files {
+            let path = format!("{prefix}{path}");
+            if is_dir {
+                self.list(&path)?;
+            } else if !self.full.contains(&path) {
+                // A placeholder from a listing: replaced by the blob.
+                let entry = self
+                    .tree
+                    .get_path(Path::new(&path))
+                    .map_err(|e| AheadError::git(&path, e))?;
+                self.file(&path, &entry)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Every blob whose name ends with one of `suffixes`, in full (a compose file named by an
     /// `include` the first round could not resolve): small files, bounded count.
     pub(super) fn want_named(&mut self, suffixes: &[&str]) -> Result<bool, AheadError> {

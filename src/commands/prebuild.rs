@@ -17,8 +17,9 @@ pub struct Args {
     // Its output goes to the background log.
     #[arg(long)]
     pub background: bool,
-    /// Also build this workspace's full image and tag it with its compose names.
-    #[arg(long, conflicts_with = "rev")]
+    /// Also build this workspace's full image and tag it with its compose names (with
+    /// `--rev`: the commit's full image, under a dockwarm tag).
+    #[arg(long)]
     pub full: bool,
     /// Build the dependency stages of this commit instead, from git's objects (no
     /// checkout): what the daemon does for a fetched default branch.
@@ -90,7 +91,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
     }
     // One full build of a workspace at a time, whoever started it (a daemon killed mid-build
     // leaves its child running; the next daemon waits on this lock instead of racing it).
-    let _building = if args.full {
+    let _building = if args.full && args.rev.is_none() {
         Some(crate::daemon::orphans::hold(
             &state,
             &ws.root,
@@ -112,6 +113,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
                 &args.images,
                 args.backend,
                 quiet,
+                args.full,
             )
             .await
             .map_err(|e| match e {

@@ -133,6 +133,9 @@ fn print(report: &Report) {
                 i.image,
                 i.tag.as_deref().unwrap_or("")
             );
+            if let Some(w) = &i.workspace {
+                println!("  {:<12} {w:<8} (the commit's whole image)", "");
+            }
         }
         if let Some(e) = &a.error {
             println!("  {}", super::paint(&format!("error: {e}"), "31"));

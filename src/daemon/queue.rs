@@ -60,6 +60,8 @@ pub struct AheadTarget {
     pub refname: String,
     /// The full commit id the child `dockwarm prebuild --rev` builds.
     pub commit: String,
+    /// Its whole image too, not only the dependency stage (`prebuild --rev --full`).
+    pub full: bool,
 }
 
 impl Job {
@@ -356,6 +358,7 @@ mod tests {
             repo: "/repo".into(),
             refname: refname.into(),
             commit: commit.into(),
+            full: false,
         }
     }
 

@@ -910,16 +910,24 @@ impl Daemon {
         self.targets_mut().set_ahead(&all);
         self.sync_watches();
         for w in scan.wanted {
+            // A commit's whole image is its own job: its dependency stage may be built, and
+            // its sources are the commit's alone.
+            let digest = if w.full {
+                format!("{}+{}", w.digest, &w.commit[..12.min(w.commit.len())])
+            } else {
+                w.digest.clone()
+            };
             let key = Key {
                 project: w.project,
                 image: w.image.clone(),
-                digest: w.digest.clone(),
+                digest,
             };
             let target = super::queue::AheadTarget {
                 anchor: w.anchor,
                 repo: w.repo,
                 refname: w.refname.clone(),
                 commit: w.commit.clone(),
+                full: w.full,
             };
             let pushed = self.queue.push_ahead(key, target, now_ms());
             log(&format!(
@@ -1166,7 +1174,12 @@ async fn run_ahead_child(
         return Err(format!("{} is gone", target.anchor.display()));
     }
     let rev = format!("--rev={}", target.commit);
-    let status = run_prebuild(exe, &target.anchor, &["prebuild", &rev, "--quiet", image]).await?;
+    let mut args = vec!["prebuild", &rev, "--quiet"];
+    if target.full {
+        args.push("--full");
+    }
+    args.push(image);
+    let status = run_prebuild(exe, &target.anchor, &args).await?;
     if status.success() {
         Ok(())
     } else {
