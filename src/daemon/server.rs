@@ -496,6 +496,7 @@ impl Daemon {
                     return Response::error(format!("{} is not registered", path.display()));
                 }
                 self.evaluate(&path, &BTreeSet::from([String::new()]));
+                self.look_ahead(Some(path));
                 Response::ok()
             }
             Request::Changed { path, images } => {
@@ -512,6 +513,10 @@ impl Daemon {
                 };
                 // git has finished writing: no debounce.
                 self.evaluate(&path, &images);
+                // A checkout may have switched the main worktree's branch (the default branch
+                // where no remote names one) or a branch's upstream: the refs watched ahead
+                // follow. A look that finds nothing moved costs a few ref reads, off the loop.
+                self.look_ahead(Some(path));
                 Response::ok()
             }
             Request::RefsMoved { path, refs } => {
