@@ -115,14 +115,15 @@ pub enum Origin {
     Dockerfile,
     /// The image dockwarm builds from a Dockerfile at the workspace root (no compose file).
     RootDockerfile,
-    /// What the compose model recorded for a key: a compose file and key, or the reader
-    /// that answered ("compose.yaml services.web.build.context").
+    /// What the compose model recorded for a key ([`compose::Origin`], as it shows): a
+    /// compose file and key, or the reader that answered ("compose.yaml
+    /// services.web.build.context").
     Compose(String),
 }
 
 impl Origin {
     /// The origin `text` describes: the inverse of [`Display`](std::fmt::Display), for stored
-    /// plans and the compose model's recorded origins. Text of no other form is compose's.
+    /// plans and the compose project name's origin. Text of no other form is compose's.
     pub fn parse(text: &str) -> Origin {
         const USER_KEYS: [&str; 3] = [
             " [prune] budget",
@@ -1073,9 +1074,13 @@ fn resolve_images(
 }
 
 /// What the compose model says set `key`, as a config origin: `dockwarm config` shows the
-/// compose file and key behind each value it took from compose.
+/// compose file and key behind each value it took from compose, and compose's defaults as
+/// dockwarm's ("default").
 fn compose_origin(compose: &ComposeModel, key: &str) -> Origin {
-    Origin::parse(&compose.origin(key))
+    match compose.origin(key) {
+        compose::Origin::Default => Origin::Default,
+        origin => Origin::Compose(origin.to_string()),
+    }
 }
 
 /// The images the user lists as `[[image]]`: they exist so that a project can say what to
