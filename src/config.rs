@@ -1139,6 +1139,49 @@ impl<'a> LikeService<'a> {
     fn origin(&self, field: &str) -> Origin {
         compose_origin(self.model, &format!("services.{}.build{field}", self.name))
     }
+
+    /// Where `build{field}`, taken from `svc`, came from: the default without a service.
+    fn origin_in(svc: Option<&Self>, field: &str) -> Origin {
+        svc.map_or(Origin::Default, |s| s.origin(field))
+    }
+
+    /// An optional setting (`target`, `network`: `build{field}`) from `svc`: what compose
+    /// does not set is the default, not that compose key's.
+    fn optional(
+        svc: Option<&Self>,
+        field: &str,
+        value: impl Fn(&compose::Build) -> Option<String>,
+    ) -> Sourced<Option<String>> {
+        let value = svc.and_then(|s| value(s.build));
+        let from = unset_default(&value, Self::origin_in(svc, field));
+        sourced(value, from)
+    }
+
+    /// The service's build args, each with its origin.
+    fn args(&self) -> BTreeMap<String, Sourced<String>> {
+        self.build
+            .args
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    sourced(v.clone(), self.origin(&format!(".args.{k}"))),
+                )
+            })
+            .collect()
+    }
+
+    /// The service's local named contexts, each with its origin.
+    fn additional_contexts(&self) -> BTreeMap<String, Sourced<PathBuf>> {
+        self.local
+            .additional_contexts
+            .iter()
+            .map(|(k, p)| {
+                let from = self.origin(&format!(".additional_contexts.{k}"));
+                (k.clone(), sourced(p.clone(), from))
+            })
+            .collect()
+    }
 }
 
 /// One `[[image]]` entry (`here`: `image[0]`, for origins): the toml's own values, the
@@ -1149,82 +1192,14 @@ fn toml_image(
     compose: Option<&ComposeModel>,
     ws: &Workspace,
 ) -> ImageSpec {
-    let svc = LikeService::of(r, compose, ws);
+    let like = LikeService::of(r, compose, ws);
+    let svc = like.as_ref();
     let toml = |field: &str| Origin::Toml(format!("{here} {field}"));
-    let svc_from = |field: &str| {
-        svc.as_ref()
-            .map(|s| s.origin(field))
-            .unwrap_or(Origin::Default)
-    };
-    // A value compose does not set is the default, not that compose key's.
-    let from_svc = |value: Option<String>, field: &str| {
-        let from = unset_default(&value, svc_from(field));
-        sourced(value, from)
-    };
-    let context = match &r.context {
-        Some(c) => sourced(clean(Path::new(c)), toml("context")),
-        None => sourced(
-            svc.as_ref()
-                .map(|s| s.local.context.clone())
-                .unwrap_or_default(),
-            svc_from(".context"),
-        ),
-    };
-    let mut dockerfile_inline = None;
-    let dockerfile = match &r.dockerfile {
-        Some(d) => sourced(clean(&context.value.join(d)), toml("dockerfile")),
-        None => match &svc {
-            Some(s) if r.context.is_none() => {
-                dockerfile_inline = s
-                    .local
-                    .inline
-                    .clone()
-                    .map(|t| sourced(t, svc_from(".dockerfile_inline")));
-                sourced(s.local.dockerfile.clone(), svc_from(".dockerfile"))
-            }
-            _ => sourced(clean(&context.value.join("Dockerfile")), Origin::Default),
-        },
-    };
-    let target = match &r.target {
-        Some(t) => sourced(Some(t.clone()), toml("target")),
-        None => from_svc(svc.as_ref().and_then(|s| s.build.target.clone()), ".target"),
-    };
-    let mut args: BTreeMap<String, Sourced<String>> = svc
-        .as_ref()
-        .map(|s| {
-            s.build
-                .args
-                .iter()
-                .map(|(k, v)| {
-                    let from = svc_from(&format!(".args.{k}"));
-                    (k.clone(), sourced(v.clone(), from))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let (context, dockerfile, dockerfile_inline) = toml_dockerfile(here, r, svc);
+    let mut args = svc.map(LikeService::args).unwrap_or_default();
     for (k, v) in &r.args {
         args.insert(k.clone(), sourced(v.clone(), toml("args")));
     }
-    let network = match &r.network {
-        Some(n) => sourced(Some(n.clone()), toml("network")),
-        None => from_svc(
-            svc.as_ref().and_then(|s| s.build.network.clone()),
-            ".network",
-        ),
-    };
-    let additional_contexts = svc
-        .as_ref()
-        .map(|s| {
-            s.local
-                .additional_contexts
-                .iter()
-                .map(|(k, p)| {
-                    let from = svc_from(&format!(".additional_contexts.{k}"));
-                    (k.clone(), sourced(p.clone(), from))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     // A value the toml leaves unset (or an empty list) is not the toml's.
     let toml_or = |set: bool, field: &str, otherwise: Origin| {
         if set {
@@ -1239,9 +1214,17 @@ fn toml_image(
         context,
         dockerfile,
         dockerfile_inline,
-        additional_contexts,
-        target,
-        network,
+        additional_contexts: svc
+            .map(LikeService::additional_contexts)
+            .unwrap_or_default(),
+        target: match &r.target {
+            Some(t) => sourced(Some(t.clone()), toml("target")),
+            None => LikeService::optional(svc, ".target", |b| b.target.clone()),
+        },
+        network: match &r.network {
+            Some(n) => sourced(Some(n.clone()), toml("network")),
+            None => LikeService::optional(svc, ".network", |b| b.network.clone()),
+        },
         deps_target: sourced(
             r.deps_target.clone(),
             toml_or(r.deps_target.is_some(), "deps_target", Origin::Dockerfile),
@@ -1257,6 +1240,39 @@ fn toml_image(
         ),
         compose_tags: Vec::new(),
     }
+}
+
+/// The context, Dockerfile and inline Dockerfile of `[[image]]` `r` (`here`, for origins):
+/// the toml's, else its service's. The service's Dockerfile (inline or not) is taken only
+/// while the toml names no context of its own, as it is relative to the service's context;
+/// otherwise it is `Dockerfile` in the context, as `docker build` has it.
+fn toml_dockerfile(
+    here: &str,
+    r: &RawImage,
+    svc: Option<&LikeService>,
+) -> (Sourced<PathBuf>, Sourced<PathBuf>, Option<Sourced<String>>) {
+    let toml = |field: &str| Origin::Toml(format!("{here} {field}"));
+    let context = match &r.context {
+        Some(c) => sourced(clean(Path::new(c)), toml("context")),
+        None => sourced(
+            svc.map(|s| s.local.context.clone()).unwrap_or_default(),
+            LikeService::origin_in(svc, ".context"),
+        ),
+    };
+    let mut inline = None;
+    let dockerfile = match (&r.dockerfile, svc) {
+        (Some(d), _) => sourced(clean(&context.value.join(d)), toml("dockerfile")),
+        (None, Some(s)) if r.context.is_none() => {
+            inline = s
+                .local
+                .inline
+                .clone()
+                .map(|t| sourced(t, s.origin(".dockerfile_inline")));
+            sourced(s.local.dockerfile.clone(), s.origin(".dockerfile"))
+        }
+        (None, _) => sourced(clean(&context.value.join("Dockerfile")), Origin::Default),
+    };
+    (context, dockerfile, inline)
 }
 
 /// One image per distinct compose `build:`, named after the first service that uses it:
