@@ -115,14 +115,15 @@ pub enum Origin {
     Dockerfile,
     /// The image dockwarm builds from a Dockerfile at the workspace root (no compose file).
     RootDockerfile,
-    /// What the compose model recorded for a key: a compose file and key, or the reader
-    /// that answered ("compose.yaml services.web.build.context").
+    /// What the compose model recorded for a key ([`compose::Origin`], as it shows): a
+    /// compose file and key, or the reader that answered ("compose.yaml
+    /// services.web.build.context").
     Compose(String),
 }
 
 impl Origin {
     /// The origin `text` describes: the inverse of [`Display`](std::fmt::Display), for stored
-    /// plans and the compose model's recorded origins. Text of no other form is compose's.
+    /// plans and the compose project name's origin. Text of no other form is compose's.
     pub fn parse(text: &str) -> Origin {
         const USER_KEYS: [&str; 3] = [
             " [prune] budget",
@@ -1062,6 +1063,9 @@ fn relative_to(root: &Path, path: &Path) -> PathBuf {
     out
 }
 
+/// The images to prebuild, and where each setting came from. The `[[image]]` entries win
+/// when the toml has any; otherwise compose's services say what to build; a project with
+/// neither falls back on its root Dockerfile. No image at all is an error.
 fn resolve_images(
     raw: &RawConfig,
     compose: Option<&ComposeModel>,
@@ -1069,154 +1073,236 @@ fn resolve_images(
     toml_path: &Path,
     skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<ImageSpec>, ConfigError> {
-    let origin = |key: String| {
-        compose
-            .map(|c| Origin::parse(&c.origin(&key)))
-            .unwrap_or(Origin::Default)
-    };
     if let Some(raws) = &raw.images {
-        let mut images = Vec::new();
-        for (i, r) in raws.iter().enumerate() {
-            let here = format!("image[{i}]");
-            if r.name.is_empty() || images.iter().any(|x: &ImageSpec| x.name == r.name) {
-                return Err(ConfigError::Invalid {
-                    path: toml_path.display().to_string(),
-                    message: format!("[[image]] #{} needs a unique, non-empty `name`", i + 1),
-                });
-            }
-            // Fields the toml leaves out come from the first listed service's `build:`.
-            let svc = r.services.first().and_then(|s| {
-                let b = compose?.service(s)?.build.as_ref()?;
-                Some((s, b, from_compose(&ws.root, b).ok()?))
-            });
-            let svc_from = |field: &str| {
-                svc.as_ref()
-                    .map(|(s, _, _)| origin(format!("services.{s}.build{field}")))
-                    .unwrap_or(Origin::Default)
-            };
-            let context = match &r.context {
-                Some(c) => sourced(clean(Path::new(c)), Origin::Toml(format!("{here} context"))),
-                None => sourced(
-                    svc.as_ref()
-                        .map(|(_, _, f)| f.context.clone())
-                        .unwrap_or_default(),
-                    svc_from(".context"),
-                ),
-            };
-            let mut dockerfile_inline = None;
-            let dockerfile = match &r.dockerfile {
-                Some(d) => sourced(
-                    clean(&context.value.join(d)),
-                    Origin::Toml(format!("{here} dockerfile")),
-                ),
-                None => match &svc {
-                    Some((_, _, f)) if r.context.is_none() => {
-                        dockerfile_inline = f
-                            .inline
-                            .clone()
-                            .map(|t| sourced(t, svc_from(".dockerfile_inline")));
-                        sourced(f.dockerfile.clone(), svc_from(".dockerfile"))
-                    }
-                    _ => sourced(clean(&context.value.join("Dockerfile")), Origin::Default),
-                },
-            };
-            // A value compose does not set is the default, not that compose key's.
-            let from_svc = |value: Option<String>, field: &str| {
-                let from = unset_default(&value, svc_from(field));
-                sourced(value, from)
-            };
-            let target = match &r.target {
-                Some(t) => sourced(Some(t.clone()), Origin::Toml(format!("{here} target"))),
-                None => from_svc(
-                    svc.as_ref().and_then(|(_, b, _)| b.target.clone()),
-                    ".target",
-                ),
-            };
-            let mut args: BTreeMap<String, Sourced<String>> = svc
-                .as_ref()
-                .map(|(_, b, _)| {
-                    b.args
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                sourced(v.clone(), svc_from(&format!(".args.{k}"))),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            for (k, v) in &r.args {
-                args.insert(
-                    k.clone(),
-                    sourced(v.clone(), Origin::Toml(format!("{here} args"))),
-                );
-            }
-            let network = match &r.network {
-                Some(n) => sourced(Some(n.clone()), Origin::Toml(format!("{here} network"))),
-                None => from_svc(
-                    svc.as_ref().and_then(|(_, b, _)| b.network.clone()),
-                    ".network",
-                ),
-            };
-            let additional_contexts = svc
-                .as_ref()
-                .map(|(_, _, f)| {
-                    f.additional_contexts
-                        .iter()
-                        .map(|(k, p)| {
-                            (
-                                k.clone(),
-                                sourced(p.clone(), svc_from(&format!(".additional_contexts.{k}"))),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            images.push(ImageSpec {
-                name: r.name.clone(),
-                from: Origin::Toml(here.clone()),
-                context,
-                dockerfile,
-                dockerfile_inline,
-                additional_contexts,
-                target,
-                network,
-                deps_target: sourced(
-                    r.deps_target.clone(),
-                    if r.deps_target.is_some() {
-                        Origin::Toml(format!("{here} deps_target"))
-                    } else {
-                        Origin::Dockerfile
-                    },
-                ),
-                args,
-                inputs: sourced(
-                    r.inputs.clone(),
-                    if r.inputs.is_empty() {
-                        Origin::Default
-                    } else {
-                        Origin::Toml(format!("{here} inputs"))
-                    },
-                ),
-                services: sourced(
-                    r.services.clone(),
-                    if r.services.is_empty() {
-                        Origin::Default
-                    } else {
-                        Origin::Toml(format!("{here} services"))
-                    },
-                ),
-                compose_tags: Vec::new(),
+        return images_from_toml(raws, compose, ws, toml_path);
+    }
+    let mut images = compose.map_or_else(Vec::new, |c| images_from_compose(c, ws, skipped));
+    if images.is_empty() && compose.is_none() && ws.root.join("Dockerfile").is_file() {
+        images.push(root_dockerfile_image());
+    }
+    if images.is_empty() {
+        return Err(ConfigError::NoImages {
+            root: ws.root.display().to_string(),
+        });
+    }
+    Ok(images)
+}
+
+/// What the compose model says set `key`, as a config origin: `dockwarm config` shows the
+/// compose file and key behind each value it took from compose, and compose's defaults as
+/// dockwarm's ("default").
+fn compose_origin(compose: &ComposeModel, key: &str) -> Origin {
+    match compose.origin(key) {
+        compose::Origin::Default => Origin::Default,
+        origin => Origin::Compose(origin.to_string()),
+    }
+}
+
+/// The images the user lists as `[[image]]`: they exist so that a project can say what to
+/// prebuild itself (images compose does not describe, or several services' images tuned by
+/// hand). Each needs its own name, the one `dockwarm` commands and tags use.
+fn images_from_toml(
+    raws: &[RawImage],
+    compose: Option<&ComposeModel>,
+    ws: &Workspace,
+    toml_path: &Path,
+) -> Result<Vec<ImageSpec>, ConfigError> {
+    let mut images: Vec<ImageSpec> = Vec::new();
+    for (i, r) in raws.iter().enumerate() {
+        if r.name.is_empty() || images.iter().any(|x| x.name == r.name) {
+            return Err(ConfigError::Invalid {
+                path: toml_path.display().to_string(),
+                message: format!("[[image]] #{} needs a unique, non-empty `name`", i + 1),
             });
         }
-        return Ok(images);
+        images.push(toml_image(&format!("image[{i}]"), r, compose, ws));
+    }
+    Ok(images)
+}
+
+/// The compose build an `[[image]]` is like: its first listed service's `build:`, which
+/// fills in the fields the toml leaves out, so that an entry naming a service need not
+/// repeat what compose already says.
+struct LikeService<'a> {
+    /// The service, under `services:`.
+    name: &'a str,
+    /// Its `build:`, as compose reads it.
+    build: &'a compose::Build,
+    /// The build's local parts, relative to the workspace root.
+    local: FromCompose,
+    /// The model, for the origin of each value taken from it.
+    model: &'a ComposeModel,
+}
+
+impl<'a> LikeService<'a> {
+    /// The build of `r`'s first service; `None` when it lists none, or that service has no
+    /// `build:` that can be prebuilt.
+    fn of(r: &'a RawImage, compose: Option<&'a ComposeModel>, ws: &Workspace) -> Option<Self> {
+        let name = r.services.first()?;
+        let model = compose?;
+        let build = model.service(name)?.build.as_ref()?;
+        let local = from_compose(&ws.root, build).ok()?;
+        Some(LikeService {
+            name,
+            build,
+            local,
+            model,
+        })
     }
 
-    // One image per distinct `build:`, named after the first service that uses it.
+    /// Where the service's `build{field}` came from.
+    fn origin(&self, field: &str) -> Origin {
+        compose_origin(self.model, &format!("services.{}.build{field}", self.name))
+    }
+
+    /// Where `build{field}`, taken from `svc`, came from: the default without a service.
+    fn origin_in(svc: Option<&Self>, field: &str) -> Origin {
+        svc.map_or(Origin::Default, |s| s.origin(field))
+    }
+
+    /// An optional setting (`target`, `network`: `build{field}`) from `svc`: what compose
+    /// does not set is the default, not that compose key's.
+    fn optional(
+        svc: Option<&Self>,
+        field: &str,
+        value: impl Fn(&compose::Build) -> Option<String>,
+    ) -> Sourced<Option<String>> {
+        let value = svc.and_then(|s| value(s.build));
+        let from = unset_default(&value, Self::origin_in(svc, field));
+        sourced(value, from)
+    }
+
+    /// The service's build args, each with its origin.
+    fn args(&self) -> BTreeMap<String, Sourced<String>> {
+        self.build
+            .args
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    sourced(v.clone(), self.origin(&format!(".args.{k}"))),
+                )
+            })
+            .collect()
+    }
+
+    /// The service's local named contexts, each with its origin.
+    fn additional_contexts(&self) -> BTreeMap<String, Sourced<PathBuf>> {
+        self.local
+            .additional_contexts
+            .iter()
+            .map(|(k, p)| {
+                let from = self.origin(&format!(".additional_contexts.{k}"));
+                (k.clone(), sourced(p.clone(), from))
+            })
+            .collect()
+    }
+}
+
+/// One `[[image]]` entry (`here`: `image[0]`, for origins): the toml's own values, the
+/// rest from the first listed service's `build:` ([`LikeService`]), or defaults.
+fn toml_image(
+    here: &str,
+    r: &RawImage,
+    compose: Option<&ComposeModel>,
+    ws: &Workspace,
+) -> ImageSpec {
+    let like = LikeService::of(r, compose, ws);
+    let svc = like.as_ref();
+    let toml = |field: &str| Origin::Toml(format!("{here} {field}"));
+    let (context, dockerfile, dockerfile_inline) = toml_dockerfile(here, r, svc);
+    let mut args = svc.map(LikeService::args).unwrap_or_default();
+    for (k, v) in &r.args {
+        args.insert(k.clone(), sourced(v.clone(), toml("args")));
+    }
+    // A value the toml leaves unset (or an empty list) is not the toml's.
+    let toml_or = |set: bool, field: &str, otherwise: Origin| {
+        if set {
+            toml(field)
+        } else {
+            otherwise
+        }
+    };
+    ImageSpec {
+        name: r.name.clone(),
+        from: Origin::Toml(here.to_string()),
+        context,
+        dockerfile,
+        dockerfile_inline,
+        additional_contexts: svc
+            .map(LikeService::additional_contexts)
+            .unwrap_or_default(),
+        target: match &r.target {
+            Some(t) => sourced(Some(t.clone()), toml("target")),
+            None => LikeService::optional(svc, ".target", |b| b.target.clone()),
+        },
+        network: match &r.network {
+            Some(n) => sourced(Some(n.clone()), toml("network")),
+            None => LikeService::optional(svc, ".network", |b| b.network.clone()),
+        },
+        deps_target: sourced(
+            r.deps_target.clone(),
+            toml_or(r.deps_target.is_some(), "deps_target", Origin::Dockerfile),
+        ),
+        args,
+        inputs: sourced(
+            r.inputs.clone(),
+            toml_or(!r.inputs.is_empty(), "inputs", Origin::Default),
+        ),
+        services: sourced(
+            r.services.clone(),
+            toml_or(!r.services.is_empty(), "services", Origin::Default),
+        ),
+        compose_tags: Vec::new(),
+    }
+}
+
+/// The context, Dockerfile and inline Dockerfile of `[[image]]` `r` (`here`, for origins):
+/// the toml's, else its service's. The service's Dockerfile (inline or not) is taken only
+/// while the toml names no context of its own, as it is relative to the service's context;
+/// otherwise it is `Dockerfile` in the context, as `docker build` has it.
+fn toml_dockerfile(
+    here: &str,
+    r: &RawImage,
+    svc: Option<&LikeService>,
+) -> (Sourced<PathBuf>, Sourced<PathBuf>, Option<Sourced<String>>) {
+    let toml = |field: &str| Origin::Toml(format!("{here} {field}"));
+    let context = match &r.context {
+        Some(c) => sourced(clean(Path::new(c)), toml("context")),
+        None => sourced(
+            svc.map(|s| s.local.context.clone()).unwrap_or_default(),
+            LikeService::origin_in(svc, ".context"),
+        ),
+    };
+    let mut inline = None;
+    let dockerfile = match (&r.dockerfile, svc) {
+        (Some(d), _) => sourced(clean(&context.value.join(d)), toml("dockerfile")),
+        (None, Some(s)) if r.context.is_none() => {
+            inline = s
+                .local
+                .inline
+                .clone()
+                .map(|t| sourced(t, s.origin(".dockerfile_inline")));
+            sourced(s.local.dockerfile.clone(), s.origin(".dockerfile"))
+        }
+        (None, _) => sourced(clean(&context.value.join("Dockerfile")), Origin::Default),
+    };
+    (context, dockerfile, inline)
+}
+
+/// One image per distinct compose `build:`, named after the first service that uses it:
+/// without `[[image]]`, the compose file is the description of what the user builds, and
+/// services sharing a `build:` share its image. A service whose build cannot be prebuilt
+/// (a remote context), or only in part (a remote named context), goes to `skipped` so
+/// `dockwarm config` can say why, rather than failing the whole configuration.
+fn images_from_compose(
+    model: &ComposeModel,
+    ws: &Workspace,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<ImageSpec> {
     let mut images: Vec<ImageSpec> = Vec::new();
     let mut seen: Vec<compose::Build> = Vec::new();
-    for svc in compose.map(|c| c.services.as_slice()).unwrap_or_default() {
+    for svc in &model.services {
         let Some(build) = &svc.build else { continue };
         if let Some(i) = seen.iter().position(|b| b == build) {
             images[i].services.value.push(svc.name.clone());
@@ -1239,66 +1325,75 @@ fn resolve_images(
                 reason: format!("additional context `{name}` ({url}) is remote: not fingerprinted and not given to the dependency build, so a dependency stage reading it is not prebuilt as the user builds it"),
             });
         }
-        let at = |field: &str| origin(format!("services.{}.build{field}", svc.name));
-        images.push(ImageSpec {
-            name: svc.name.clone(),
-            from: at(""),
-            context: sourced(f.context, at(".context")),
-            dockerfile: sourced(f.dockerfile, at(".dockerfile")),
-            dockerfile_inline: f.inline.map(|t| sourced(t, at(".dockerfile_inline"))),
-            additional_contexts: f
-                .additional_contexts
-                .into_iter()
-                .map(|(k, p)| {
-                    let from = at(&format!(".additional_contexts.{k}"));
-                    (k, sourced(p, from))
-                })
-                .collect(),
-            target: sourced(
-                build.target.clone(),
-                unset_default(&build.target, at(".target")),
-            ),
-            network: sourced(
-                build.network.clone(),
-                unset_default(&build.network, at(".network")),
-            ),
-            deps_target: sourced(None, Origin::Dockerfile),
-            args: build
-                .args
-                .iter()
-                .map(|(k, v)| (k.clone(), sourced(v.clone(), at(&format!(".args.{k}")))))
-                .collect(),
-            inputs: sourced(Vec::new(), Origin::Default),
-            services: sourced(
-                vec![svc.name.clone()],
-                origin(format!("services.{}", svc.name)),
-            ),
-            compose_tags: Vec::new(),
-        });
+        images.push(compose_image(model, svc, build, f));
     }
-    if images.is_empty() && compose.is_none() && ws.root.join("Dockerfile").is_file() {
-        images.push(ImageSpec {
-            name: "app".into(),
-            from: Origin::RootDockerfile,
-            context: sourced(PathBuf::new(), Origin::Default),
-            dockerfile: sourced(PathBuf::from("Dockerfile"), Origin::Default),
-            dockerfile_inline: None,
-            additional_contexts: BTreeMap::new(),
-            target: sourced(None, Origin::Default),
-            network: sourced(None, Origin::Default),
-            deps_target: sourced(None, Origin::Dockerfile),
-            args: BTreeMap::new(),
-            inputs: sourced(Vec::new(), Origin::Default),
-            services: sourced(Vec::new(), Origin::Default),
-            compose_tags: Vec::new(),
-        });
+    images
+}
+
+/// The image of compose service `svc`'s `build:` (`f`: its local parts), each value with
+/// the compose file and key that set it.
+fn compose_image(
+    model: &ComposeModel,
+    svc: &compose::Service,
+    build: &compose::Build,
+    f: FromCompose,
+) -> ImageSpec {
+    let at = |field: &str| compose_origin(model, &format!("services.{}.build{field}", svc.name));
+    ImageSpec {
+        name: svc.name.clone(),
+        from: at(""),
+        context: sourced(f.context, at(".context")),
+        dockerfile: sourced(f.dockerfile, at(".dockerfile")),
+        dockerfile_inline: f.inline.map(|t| sourced(t, at(".dockerfile_inline"))),
+        additional_contexts: f
+            .additional_contexts
+            .into_iter()
+            .map(|(k, p)| {
+                let from = at(&format!(".additional_contexts.{k}"));
+                (k, sourced(p, from))
+            })
+            .collect(),
+        target: sourced(
+            build.target.clone(),
+            unset_default(&build.target, at(".target")),
+        ),
+        network: sourced(
+            build.network.clone(),
+            unset_default(&build.network, at(".network")),
+        ),
+        deps_target: sourced(None, Origin::Dockerfile),
+        args: build
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), sourced(v.clone(), at(&format!(".args.{k}")))))
+            .collect(),
+        inputs: sourced(Vec::new(), Origin::Default),
+        services: sourced(
+            vec![svc.name.clone()],
+            compose_origin(model, &format!("services.{}", svc.name)),
+        ),
+        compose_tags: Vec::new(),
     }
-    if images.is_empty() {
-        return Err(ConfigError::NoImages {
-            root: ws.root.display().to_string(),
-        });
+}
+
+/// The fallback for a project with neither `[[image]]` nor a compose file: a Dockerfile at
+/// the workspace root is what `docker build .` builds, so dockwarm prebuilds it as `app`.
+fn root_dockerfile_image() -> ImageSpec {
+    ImageSpec {
+        name: "app".into(),
+        from: Origin::RootDockerfile,
+        context: sourced(PathBuf::new(), Origin::Default),
+        dockerfile: sourced(PathBuf::from("Dockerfile"), Origin::Default),
+        dockerfile_inline: None,
+        additional_contexts: BTreeMap::new(),
+        target: sourced(None, Origin::Default),
+        network: sourced(None, Origin::Default),
+        deps_target: sourced(None, Origin::Dockerfile),
+        args: BTreeMap::new(),
+        inputs: sourced(Vec::new(), Origin::Default),
+        services: sourced(Vec::new(), Origin::Default),
+        compose_tags: Vec::new(),
     }
-    Ok(images)
 }
 
 #[cfg(test)]

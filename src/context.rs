@@ -391,6 +391,27 @@ pub fn write_tar<W: Write>(
     out: W,
 ) -> Result<ContextStats, ContextError> {
     let (mut tree, skipped_special) = collect(context_dir, rules)?;
+    add_extra(&mut tree, extra)?;
+    let mut stats = ContextStats {
+        skipped_special,
+        ..ContextStats::default()
+    };
+    let mut builder = tar::Builder::new(out);
+    for (key, node) in &tree {
+        append_node(&mut builder, &key.join("/"), node, extra, &mut stats)?;
+    }
+    builder
+        .into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(ContextError::Write)?;
+    Ok(stats)
+}
+
+/// Puts the generated files (`extra`) into the walked `tree`, whatever the ignore rules say:
+/// a generated file replaces the context's own, and its missing parent directories are
+/// made (mode 0755). A path that needs a file to be a directory, or names a directory, is an
+/// error: the build would not see what the caller meant.
+fn add_extra(tree: &mut Tree, extra: &[(String, Vec<u8>)]) -> Result<(), ContextError> {
     for (index, (path, _)) in extra.iter().enumerate() {
         let key = split_extra_path(path)?;
         for depth in 1..key.len() {
@@ -416,79 +437,94 @@ pub fn write_tar<W: Write>(
         }
         tree.insert(key, Node::Extra { index });
     }
+    Ok(())
+}
 
-    let mut stats = ContextStats {
-        skipped_special,
-        ..ContextStats::default()
-    };
-    let mut builder = tar::Builder::new(out);
-    for (key, node) in &tree {
-        let name = key.join("/");
-        let mut header = tar::Header::new_gnu();
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(FIXED_MTIME);
-        match node {
-            Node::Dir { mode } => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_mode(*mode);
-                header.set_size(0);
-                builder
-                    .append_data(&mut header, &name, io::empty())
-                    .map_err(ContextError::Write)?;
-                stats.dirs += 1;
-            }
-            Node::File { abs, mode } => {
-                let io_err = |source| ContextError::Io {
-                    path: abs.clone(),
-                    source,
-                };
-                let file = File::open(abs).map_err(io_err)?;
-                let size = file.metadata().map_err(io_err)?.len();
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(*mode);
-                header.set_size(size);
-                let mut reader = CountingReader {
-                    inner: file.take(size),
-                    count: 0,
-                };
-                builder
-                    .append_data(&mut header, &name, &mut reader)
-                    .map_err(ContextError::Write)?;
-                if reader.count != size {
-                    return Err(ContextError::FileChanged { path: abs.clone() });
-                }
-                stats.files += 1;
-                stats.content_bytes += size;
-            }
-            Node::Extra { index } => {
-                let data = &extra[*index].1;
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_mode(0o644);
-                header.set_size(data.len() as u64);
-                builder
-                    .append_data(&mut header, &name, data.as_slice())
-                    .map_err(ContextError::Write)?;
-                stats.files += 1;
-                stats.content_bytes += data.len() as u64;
-            }
-            Node::Symlink { target, mode } => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_mode(*mode);
-                header.set_size(0);
-                set_link_target(&mut builder, &mut header, target)?;
-                builder
-                    .append_data(&mut header, &name, io::empty())
-                    .map_err(ContextError::Write)?;
-                stats.symlinks += 1;
-            }
+/// The header of one entry, with nothing of the machine or the moment in it (uid/gid 0, no
+/// names, mtime [`FIXED_MTIME`]): the same context gives the same bytes in every worktree,
+/// which is what keeps the builder's cache keys equal.
+fn entry_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(FIXED_MTIME);
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(size);
+    header
+}
+
+/// Appends `node` at `name` (its path in the context), counting it in `stats`.
+fn append_node<W: Write>(
+    builder: &mut tar::Builder<W>,
+    name: &str,
+    node: &Node,
+    extra: &[(String, Vec<u8>)],
+    stats: &mut ContextStats,
+) -> Result<(), ContextError> {
+    match node {
+        Node::Dir { mode } => {
+            let mut header = entry_header(tar::EntryType::Directory, *mode, 0);
+            builder
+                .append_data(&mut header, name, io::empty())
+                .map_err(ContextError::Write)?;
+            stats.dirs += 1;
+        }
+        Node::File { abs, mode } => {
+            let size = append_file(builder, name, abs, *mode)?;
+            stats.files += 1;
+            stats.content_bytes += size;
+        }
+        Node::Extra { index } => {
+            let data = &extra[*index].1;
+            let mut header = entry_header(tar::EntryType::Regular, 0o644, data.len() as u64);
+            builder
+                .append_data(&mut header, name, data.as_slice())
+                .map_err(ContextError::Write)?;
+            stats.files += 1;
+            stats.content_bytes += data.len() as u64;
+        }
+        Node::Symlink { target, mode } => {
+            let mut header = entry_header(tar::EntryType::Symlink, *mode, 0);
+            set_link_target(builder, &mut header, target)?;
+            builder
+                .append_data(&mut header, name, io::empty())
+                .map_err(ContextError::Write)?;
+            stats.symlinks += 1;
         }
     }
+    Ok(())
+}
+
+/// Appends the context file `abs` at `name` and returns its size. The size goes into the
+/// header before the content is read, so a file that changes meanwhile is an error
+/// ([`ContextError::FileChanged`]) rather than an archive that lies about it.
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    name: &str,
+    abs: &Path,
+    mode: u32,
+) -> Result<u64, ContextError> {
+    let io_err = |source| ContextError::Io {
+        path: abs.to_path_buf(),
+        source,
+    };
+    let file = File::open(abs).map_err(io_err)?;
+    let size = file.metadata().map_err(io_err)?.len();
+    let mut header = entry_header(tar::EntryType::Regular, mode, size);
+    let mut reader = CountingReader {
+        inner: file.take(size),
+        count: 0,
+    };
     builder
-        .into_inner()
-        .and_then(|mut w| w.flush())
+        .append_data(&mut header, name, &mut reader)
         .map_err(ContextError::Write)?;
-    Ok(stats)
+    if reader.count != size {
+        return Err(ContextError::FileChanged {
+            path: abs.to_path_buf(),
+        });
+    }
+    Ok(size)
 }
 
 /// Writes the symlink target byte for byte: the tar crate's own setter re-joins path

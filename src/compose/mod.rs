@@ -134,9 +134,43 @@ pub struct Model {
     pub read_files: Vec<PathBuf>,
     /// Every variable looked up, with the value it had.
     pub read_env: BTreeMap<String, Option<String>>,
-    /// `services.web.build.target` → `compose.override.yaml`: the file that set each value.
+    /// `services.web.build.target` → `compose.override.yaml`: what set each value.
     #[serde(skip)]
-    origins: BTreeMap<String, String>,
+    origins: BTreeMap<String, Origin>,
+}
+
+/// Where the compose model says a value came from, kept typed so that code can ask (did
+/// compose default it? which file set it?) and only what prints it formats it: as
+/// [`Display`](std::fmt::Display) shows it, `compose.override.yaml services.web.build.target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A compose file set the key (the last to set a value; the first to write a mapping).
+    File {
+        /// The file, relative to the project directory when it lies inside it.
+        file: PathBuf,
+        /// The key, dotted from the top: `services.web.build.target`.
+        key: String,
+    },
+    /// compose's own default (a build's context `.`, its `Dockerfile`): "default".
+    Default,
+    /// The reader answered without saying which file set the key: compose v2, where the own
+    /// reader (which knows the files) does not agree with it.
+    Reader {
+        /// Who answered.
+        reader: Reader,
+        /// The key, dotted from the top.
+        key: String,
+    },
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File { file, key } => write!(f, "{} {key}", file.display()),
+            Origin::Default => f.write_str("default"),
+            Origin::Reader { reader, key } => write!(f, "{} {key}", reader.describe()),
+        }
+    }
 }
 
 /// One active service, as far as prebuilding and volumes care.
@@ -218,14 +252,16 @@ impl Volume {
 }
 
 impl Model {
-    /// Where a value came from, for `dockwarm config`: `compose.override.yaml
-    /// services.web.build.target`, or the reader when it cannot say.
-    pub fn origin(&self, key: &str) -> String {
-        match self.origins.get(key) {
-            Some(file) if file == reader::DEFAULT => file.clone(),
-            Some(file) => format!("{file} {key}"),
-            None => format!("{} {key}", self.reader.describe()),
-        }
+    /// Where the value at `key` (`services.web.build.target`) came from, for `dockwarm
+    /// config`: the file that set it, compose's default, or the reader when it cannot say.
+    pub fn origin(&self, key: &str) -> Origin {
+        self.origins
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| Origin::Reader {
+                reader: self.reader,
+                key: key.to_string(),
+            })
     }
 
     /// The active service called `name`, if there is one (inactive profiles are left out).

@@ -11,11 +11,9 @@ use sha2::{Digest, Sha256};
 
 use super::yaml::{self, Mapping, Value};
 use super::{
-    dotenv, interpolate::interpolate, ComposeError, Model, Reader, FILE_NAMES, OVERRIDE_NAMES,
+    dotenv, interpolate::interpolate, ComposeError, Model, Origin, Reader, FILE_NAMES,
+    OVERRIDE_NAMES,
 };
-
-/// The origin of a value compose defaults.
-pub const DEFAULT: &str = "default";
 
 /// What reading the project looked at: every file (read, or probed and missing) and every
 /// variable looked up. Equal traces mean compose would read the same project.
@@ -213,7 +211,7 @@ struct Project {
     services: Mapping,
     volumes: Mapping,
     name: Option<(String, String)>,
-    origins: BTreeMap<String, String>,
+    origins: BTreeMap<String, Origin>,
 }
 
 struct Loader<'t> {
@@ -373,13 +371,13 @@ impl Loader<'_> {
                     build.insert("context".into(), dir.display().to_string().into());
                     project
                         .origins
-                        .insert(format!("{at}.context"), DEFAULT.into());
+                        .insert(format!("{at}.context"), Origin::Default);
                 }
                 if !build.contains_key("dockerfile") && !build.contains_key("dockerfile_inline") {
                     build.insert("dockerfile".into(), "Dockerfile".into());
                     project
                         .origins
-                        .insert(format!("{at}.dockerfile"), DEFAULT.into());
+                        .insert(format!("{at}.dockerfile"), Origin::Default);
                 }
             }
         }
@@ -398,7 +396,7 @@ impl Loader<'_> {
         file: &Path,
         dir: &Path,
         env: &Env,
-        origins: &mut BTreeMap<String, String>,
+        origins: &mut BTreeMap<String, Origin>,
         label: &str,
         depth: usize,
     ) -> Result<Value, ComposeError> {
@@ -721,14 +719,17 @@ fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
-/// Records, for every leaf under `prefix`, the file that set it.
-fn walk_origins(prefix: &str, v: &Value, label: &str, out: &mut BTreeMap<String, String>) {
+/// Records, for every leaf under `prefix`, the file (`label`) that set it.
+fn walk_origins(prefix: &str, v: &Value, label: &str, out: &mut BTreeMap<String, Origin>) {
+    let origin = || Origin::File {
+        file: PathBuf::from(label),
+        key: prefix.to_string(),
+    };
     // A mapping belongs to the file that first wrote it; a value to the last.
     if v.is_mapping() {
-        out.entry(prefix.to_string())
-            .or_insert_with(|| label.to_string());
+        out.entry(prefix.to_string()).or_insert_with(origin);
     } else {
-        out.insert(prefix.to_string(), label.to_string());
+        out.insert(prefix.to_string(), origin());
     }
     // Through `!override`: what it sets is this file's.
     if let Value::Mapping(m) = v.untag() {
@@ -1111,8 +1112,16 @@ mod tests {
                 ("B".to_string(), "3".to_string())
             ])
         );
+        let origin = model.origin("services.one.build.args.C");
         assert_eq!(
-            model.origin("services.one.build.args.C"),
+            origin,
+            Origin::File {
+                file: PathBuf::from("compose.override.yaml"),
+                key: "services.one.build.args.C".to_string(),
+            }
+        );
+        assert_eq!(
+            origin.to_string(),
             "compose.override.yaml services.one.build.args.C"
         );
     }
