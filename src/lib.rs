@@ -16,6 +16,7 @@ pub mod context;
 pub mod daemon;
 pub mod disk;
 pub mod dockerfile;
+pub mod doctor;
 pub mod engine;
 pub mod fingerprint;
 pub mod hooks;
