@@ -47,6 +47,10 @@ pub fn is_usage(cause: &(dyn Error + 'static)) -> bool {
 mod registered {
     /// Implemented only by `classified!`: makes forgetting to list a [`super::Classify`]
     /// type a compile error rather than a wrong exit code.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` implements `Classify` but is not listed in `classified!`",
+        label = "add `{Self}` to the `classified!` line at the bottom of src/error.rs"
+    )]
     pub trait Registered {}
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::doctor::{self, Environment, Finding, Level};
+use crate::doctor::{self, Finding, Level};
 
 /// Indentation of a fix's snippet lines: under the advice, past `     fix: `'s label.
 const SNIPPET_INDENT: &str = "       ";
@@ -12,11 +12,11 @@ const SNIPPET_INDENT: &str = "       ";
 /// configuration, dependency stages, hooks, volumes, disk), one line each, printed as each is
 /// known; false (exit 1) when any failed, so scripts can gate on it.
 pub fn run(dir: &Path) -> anyhow::Result<bool> {
-    let env = Environment {
+    let options = doctor::Options {
         buildkit_disabled: std::env::var("DOCKER_BUILDKIT").as_deref() == Ok("0"),
     };
     let rt = super::runtime()?;
-    let findings = rt.block_on(doctor::diagnose(dir, &env, &mut |f| {
+    let findings = rt.block_on(doctor::diagnose(dir, &options, &mut |f| {
         print!("{}", render(f))
     }));
     Ok(!doctor::any_failed(&findings))

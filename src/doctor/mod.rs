@@ -181,10 +181,10 @@ pub fn any_failed(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.level == Level::Fail)
 }
 
-/// What the checks read from the process's environment, read by the caller so this module
-/// reads none itself.
+/// What the checks would otherwise read from the process's environment: the caller reads it
+/// (once, at the command's edge), so the checks are pure over their inputs and testable.
 #[derive(Debug, Clone, Default)]
-pub struct Environment {
+pub struct Options {
     /// `DOCKER_BUILDKIT=0`: the user's own builds use the legacy builder.
     pub buildkit_disabled: bool,
 }
@@ -214,7 +214,7 @@ impl Findings<'_> {
 /// be checked is itself a finding.
 pub async fn diagnose(
     dir: &Path,
-    env: &Environment,
+    options: &Options,
     sink: &mut dyn FnMut(&Finding),
 ) -> Vec<Finding> {
     let mut r = Findings {
@@ -238,7 +238,7 @@ pub async fn diagnose(
         },
     };
     if let Some(engine) = &engine {
-        engine_checks(engine, env, &mut r).await;
+        engine_checks(engine, options, &mut r).await;
     }
     r.push(state_check());
     match config::load(dir) {
@@ -323,7 +323,7 @@ fn api_version_check(api: &str, engine_version: &str) -> Finding {
 /// Whether BuildKit builds work: through buildx (`buildx` its version), or through the
 /// engine's session endpoint, which API 1.53 deprecates; and whether the user's own builds
 /// turned BuildKit off.
-fn buildkit_checks(api: &str, buildx: Option<&str>, env: &Environment) -> Vec<Finding> {
+fn buildkit_checks(api: &str, buildx: Option<&str>, options: &Options) -> Vec<Finding> {
     const INSTALL_BUILDX: &str =
         "install the buildx plugin (Docker Desktop ships it; Debian: docker-buildx)";
     let mut out = vec![match buildx {
@@ -342,7 +342,7 @@ fn buildkit_checks(api: &str, buildx: Option<&str>, env: &Environment) -> Vec<Fi
         )
         .fix(INSTALL_BUILDX),
     }];
-    if env.buildkit_disabled {
+    if options.buildkit_disabled {
         out.push(
             Finding::warn(
                 Check::BuildKit,
@@ -354,7 +354,7 @@ fn buildkit_checks(api: &str, buildx: Option<&str>, env: &Environment) -> Vec<Fi
     out
 }
 
-async fn engine_checks(engine: &Engine, env: &Environment, r: &mut Findings<'_>) {
+async fn engine_checks(engine: &Engine, options: &Options, r: &mut Findings<'_>) {
     let api = engine.api_version();
     let server = engine.docker.version().await.ok();
     let engine_version = server
@@ -363,7 +363,7 @@ async fn engine_checks(engine: &Engine, env: &Environment, r: &mut Findings<'_>)
         .unwrap_or_else(|| "?".into());
     r.push(api_version_check(&api, &engine_version));
     let buildx = crate::build::buildx_version().await;
-    r.extend(buildkit_checks(&api, buildx.as_deref(), env));
+    r.extend(buildkit_checks(&api, buildx.as_deref(), options));
 }
 
 async fn volume_checks(engine: &Engine, c: &Config, r: &mut Findings<'_>) {
@@ -716,9 +716,9 @@ mod tests {
 
     #[test]
     fn without_buildx_only_a_new_api_fails() {
-        let env = Environment::default();
+        let options = Options::default();
         let levels = |api, buildx| -> Vec<Level> {
-            buildkit_checks(api, buildx, &env)
+            buildkit_checks(api, buildx, &options)
                 .iter()
                 .map(|f| f.level)
                 .collect()
@@ -726,16 +726,16 @@ mod tests {
         assert_eq!(levels("1.53", Some("v0.17.1")), [Level::Ok]);
         assert_eq!(levels("1.47", None), [Level::Warn]);
         assert_eq!(levels("1.53", None), [Level::Fail]);
-        let f = &buildkit_checks("1.53", None, &env)[0];
+        let f = &buildkit_checks("1.53", None, &options)[0];
         assert!(f.fix.as_ref().unwrap().advice.contains("docker-buildx"));
     }
 
     #[test]
     fn docker_buildkit_0_is_one_more_warning() {
-        let env = Environment {
+        let options = Options {
             buildkit_disabled: true,
         };
-        let found = buildkit_checks("1.47", Some("v0.17.1"), &env);
+        let found = buildkit_checks("1.47", Some("v0.17.1"), &options);
         assert_eq!(found.len(), 2);
         assert_eq!(found[1].level, Level::Warn);
         assert_eq!(found[1].check, Check::BuildKit);
