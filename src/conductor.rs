@@ -41,6 +41,13 @@ pub enum ConductorError {
     },
 }
 
+impl crate::error::Classify for ConductorError {
+    /// A settings file to fix; one that cannot be read is not a matter of editing it.
+    fn is_usage(&self) -> bool {
+        matches!(self, ConductorError::Invalid { .. })
+    }
+}
+
 /// Which settings file, and its text with dockwarm's lines merged in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merged {

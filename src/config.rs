@@ -73,6 +73,14 @@ pub enum ConfigError {
     },
 }
 
+impl crate::error::Classify for ConfigError {
+    /// Always: each variant names the file, variable or argument the user must change (or
+    /// make readable) before dockwarm can know what to build.
+    fn is_usage(&self) -> bool {
+        true
+    }
+}
+
 /// A value and where it came from ("dockwarm.toml", "compose.yaml services.web.build", ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sourced<T> {

@@ -20,7 +20,7 @@ use crate::ignore::{Dialect, IgnoreError, IgnoreRules};
 const VERSION: &str = "dockwarm-fingerprint-v1";
 
 /// Why an image's dependency plan could not be made; each names the file and what to change,
-/// and [`FingerprintError::is_usage`] tells an edit from a retry.
+/// and its [`crate::error::Classify`] answer tells an edit from a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum FingerprintError {
     /// The configured Dockerfile does not exist; the configuration that named it must change.
@@ -100,9 +100,10 @@ pub enum FingerprintError {
     },
 }
 
-impl FingerprintError {
-    /// Whether the user must edit a file to fix it (exit code 2), rather than retry.
-    pub fn is_usage(&self) -> bool {
+impl crate::error::Classify for FingerprintError {
+    /// A Dockerfile, `.dockerignore` or input to fix; not a read that failed or timed out,
+    /// which a retry may get past.
+    fn is_usage(&self) -> bool {
         !matches!(
             self,
             FingerprintError::Unreadable { .. } | FingerprintError::TooSlow { .. }

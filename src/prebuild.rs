@@ -9,13 +9,14 @@ use futures_util::StreamExt;
 use crate::build::{BuildFailure, Builder, Request};
 use crate::config::{Backend, Config, ImageSpec};
 use crate::engine::{labels, Engine, EngineError};
+use crate::error::Classify;
 use crate::fingerprint::{self, BaseImage, Fingerprint, FingerprintError, Plan};
 use crate::plan::{ImagePlan, WorkspacePlan};
 use crate::progress::BuildLog;
 use crate::registry;
 use crate::state::{now_secs, BuildRecord, Phase, StageRecord, State, StateError};
 
-/// Why a prebuild stopped; [`PrebuildError::is_usage`] tells a file to fix from a retry.
+/// Why a prebuild stopped; its [`crate::error::Classify`] answer tells a file to fix from a retry.
 #[derive(Debug, thiserror::Error)]
 pub enum PrebuildError {
     /// The dependency stage's inputs could not be read or fingerprinted.
@@ -54,9 +55,11 @@ pub enum PrebuildError {
     },
 }
 
-impl PrebuildError {
-    /// Whether the user must edit a file to fix it (exit code 2), rather than retry.
-    pub fn is_usage(&self) -> bool {
+impl crate::error::Classify for PrebuildError {
+    /// The plan's answer: a file to fix only when the fingerprint or plan says so (it wraps
+    /// [`FingerprintError`] transparently, so that error is not in the chain to ask itself);
+    /// an engine, state or build failure is not the user's to edit.
+    fn is_usage(&self) -> bool {
         match self {
             PrebuildError::Fingerprint(f) => f.is_usage(),
             PrebuildError::Plan { usage, .. } => *usage,

@@ -96,9 +96,12 @@ impl AheadError {
             source,
         }
     }
+}
 
-    /// Whether the user must change something (a bad revision, a configuration error).
-    pub fn is_usage(&self) -> bool {
+impl crate::error::Classify for AheadError {
+    /// A revision that does not resolve, or a commit whose configuration does not plan: the
+    /// user names another revision or fixes the file; git or disk trouble is not theirs.
+    fn is_usage(&self) -> bool {
         matches!(self, AheadError::Rev { .. } | AheadError::Plan { .. })
     }
 }

@@ -64,25 +64,10 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 }
 
 /// 2 for usage and configuration errors (the user must edit something), 1 for failures.
+/// Each error in the chain answers for itself ([`crate::error`] explains why it is not a list
+/// of types here): one usage error anywhere in it, behind any context, makes it 2.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    let is_usage = |cause: &(dyn std::error::Error + 'static)| {
-        cause.is::<crate::config::ConfigError>()
-            || cause.is::<crate::compose::ComposeError>()
-            || matches!(
-                cause.downcast_ref::<crate::conductor::ConductorError>(),
-                Some(crate::conductor::ConductorError::Invalid { .. })
-            )
-            || cause
-                .downcast_ref::<crate::fingerprint::FingerprintError>()
-                .is_some_and(|f| f.is_usage())
-            || cause
-                .downcast_ref::<crate::prebuild::PrebuildError>()
-                .is_some_and(|p| p.is_usage())
-            || cause
-                .downcast_ref::<crate::ahead::AheadError>()
-                .is_some_and(|a| a.is_usage())
-    };
-    if e.chain().any(is_usage) {
+    if e.chain().any(crate::error::is_usage) {
         2
     } else {
         1

@@ -87,6 +87,14 @@ pub enum ComposeError {
     NoComposeV2(String),
 }
 
+impl crate::error::Classify for ComposeError {
+    /// Always: a compose file to fix (or make readable), or a setting (`DOCKWARM_COMPOSE`)
+    /// to change, before there is a model to read.
+    fn is_usage(&self) -> bool {
+        true
+    }
+}
+
 /// Who answered the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
