@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod disk;
 pub mod dockerfile;
 pub mod engine;
+pub mod env;
 pub mod fingerprint;
 pub mod hooks;
 pub mod ignore;

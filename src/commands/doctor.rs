@@ -37,11 +37,11 @@ impl Report {
 /// Checks the engine, BuildKit, the state directory and the checkout containing `dir` (its
 /// configuration, dependency stages, hooks, volumes, disk), one line each; false (exit 1) when
 /// any failed, so scripts can gate on it.
-pub fn run(dir: &Path) -> anyhow::Result<bool> {
+pub fn run(env: &crate::env::Env, dir: &Path) -> anyhow::Result<bool> {
     let mut r = Report { failed: false };
     let rt = super::runtime()?;
     let engine = rt.block_on(async {
-        match engine::resolve_endpoint() {
+        match engine::resolve_endpoint(env) {
             Err(e) => {
                 r.line(Level::Fail, "engine reachable", &e.to_string(), None);
                 None
@@ -59,10 +59,10 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
         }
     });
     if let Some(engine) = &engine {
-        rt.block_on(engine_checks(engine, &mut r));
+        rt.block_on(engine_checks(env, engine, &mut r));
     }
-    state_check(&mut r);
-    match config::load(dir) {
+    state_check(env, &mut r);
+    match config::load(dir, env) {
         Err(e) => r.line(Level::Fail, "configuration", &e.to_string(), None),
         Ok(c) => {
             let from = c
@@ -104,12 +104,12 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
             let mut on_engine = None;
             if let Some(engine) = &engine {
                 rt.block_on(volume_checks(engine, &c, &mut r));
-                rt.block_on(disk_check(engine, &c, &mut r));
+                rt.block_on(disk_check(env, engine, &c, &mut r));
                 on_engine = rt.block_on(engine_volumes(engine));
             }
             rt.block_on(team_registry_check(&c, &mut r));
             hooks_check(&c, &mut r);
-            daemon_check(&mut r);
+            daemon_check(env, &mut r);
             compose_sharing(&c, on_engine.as_deref(), &mut r);
             let dialect = match &engine {
                 Some(e) => e.ignore_dialect(),
@@ -121,7 +121,7 @@ pub fn run(dir: &Path) -> anyhow::Result<bool> {
     Ok(!r.failed)
 }
 
-async fn engine_checks(engine: &Engine, r: &mut Report) {
+async fn engine_checks(env: &crate::env::Env, engine: &Engine, r: &mut Report) {
     let api = engine.api_version();
     let server = engine.docker.version().await.ok();
     let engine_version = server
@@ -163,7 +163,7 @@ async fn engine_checks(engine: &Engine, r: &mut Report) {
             Some("install the buildx plugin (Docker Desktop ships it; Debian: docker-buildx)"),
         ),
     }
-    if std::env::var("DOCKER_BUILDKIT").as_deref() == Ok("0") {
+    if env.docker_buildkit_off() {
         r.line(Level::Warn, "BuildKit usable", "DOCKER_BUILDKIT=0 makes your own builds use the legacy builder, which never reuses dockwarm's BuildKit cache", Some("unset DOCKER_BUILDKIT"));
     }
 }
@@ -211,8 +211,8 @@ async fn volume_checks(engine: &Engine, c: &Config, r: &mut Report) {
 
 /// dockwarm's images against the budget, measured now (and saved for `status`), and the
 /// BuildKit cache's size; nothing is removed.
-async fn disk_check(engine: &Engine, c: &Config, r: &mut Report) {
-    let Ok(state) = crate::state::State::open() else {
+async fn disk_check(env: &crate::env::Env, engine: &Engine, c: &Config, r: &mut Report) {
+    let Ok(state) = crate::state::State::open(env) else {
         return;
     };
     let options = crate::cleanup::Options {
@@ -360,8 +360,8 @@ async fn team_registry_check(c: &Config, r: &mut Report) {
     }
 }
 
-fn state_check(r: &mut Report) {
-    let state = match crate::state::State::open() {
+fn state_check(env: &crate::env::Env, r: &mut Report) {
+    let state = match crate::state::State::open(env) {
         Ok(s) => s,
         Err(e) => return r.line(Level::Fail, "state directory", &e.to_string(), None),
     };
@@ -410,8 +410,8 @@ fn state_check(r: &mut Report) {
     }
 }
 
-fn daemon_check(r: &mut Report) {
-    let Ok(state) = crate::state::State::open() else {
+fn daemon_check(env: &crate::env::Env, r: &mut Report) {
+    let Ok(state) = crate::state::State::open(env) else {
         return;
     };
     let owed = crate::pending::count(&state);
@@ -436,7 +436,7 @@ fn daemon_check(r: &mut Report) {
             ),
             None,
         ),
-        None if crate::daemon::client::disabled() => r.line(
+        None if crate::daemon::client::disabled(env) => r.line(
             Level::Ok,
             "daemon",
             "off (DOCKWARM_DAEMON=0): hooks start a background prebuild per change",

@@ -90,7 +90,7 @@ pub async fn collect(state: &State, plan: &WorkspacePlan) -> Report {
     }
     let engine = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        crate::engine::Engine::connect(),
+        crate::engine::Engine::connect(state.env()),
     )
     .await
     .ok()
