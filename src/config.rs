@@ -555,7 +555,10 @@ pub fn user_config_path(env: &Env) -> Option<PathBuf> {
             env.path("XDG_CONFIG_HOME")
                 .map(|d| d.join("dockwarm/config.toml"))
         })
-        .or_else(|| env.path("HOME").map(|h| h.join(".config/dockwarm/config.toml")))
+        .or_else(|| {
+            env.path("HOME")
+                .map(|h| h.join(".config/dockwarm/config.toml"))
+        })
 }
 
 /// The user's budgets (defaults where the file says nothing, or there is no file).
@@ -1410,18 +1413,26 @@ mod tests {
         assert_eq!(r.from, Origin::Toml("[registry] url".into()));
         let mut env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);
         env.insert("DOCKWARM_REGISTRY".into(), "ghcr.io/org/cache".into());
-        let r = resolve_env(&ws, &Env::from_vars(env.clone()), false).unwrap().registry.unwrap();
+        let r = resolve_env(&ws, &Env::from_vars(env.clone()), false)
+            .unwrap()
+            .registry
+            .unwrap();
         assert_eq!(
             (r.value.host.as_str(), r.from),
             ("ghcr.io", Origin::Env("DOCKWARM_REGISTRY".into()))
         );
         env.insert("DOCKWARM_REGISTRY".into(), "off".into());
-        assert!(resolve_env(&ws, &Env::from_vars(env.clone()), false).unwrap().registry.is_none());
+        assert!(resolve_env(&ws, &Env::from_vars(env.clone()), false)
+            .unwrap()
+            .registry
+            .is_none());
         env.insert(
             "DOCKWARM_REGISTRY".into(),
             "http://cache.example:5000/t".into(),
         );
-        let e = resolve_env(&ws, &Env::from_vars(env.clone()), false).unwrap_err().to_string();
+        let e = resolve_env(&ws, &Env::from_vars(env.clone()), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("DOCKWARM_REGISTRY: [registry] url"), "{e}");
     }
 

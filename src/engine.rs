@@ -150,7 +150,11 @@ impl EngineEnv {
     /// The ones in `env`. A value that is not UTF-8 counts as unset here; resolving the
     /// endpoint from `env` itself ([`resolve_endpoint`]) reports it.
     pub fn from_env(env: &Env) -> EngineEnv {
-        let text = |name: &str| env.non_empty(name).and_then(OsStr::to_str).map(String::from);
+        let text = |name: &str| {
+            env.non_empty(name)
+                .and_then(OsStr::to_str)
+                .map(String::from)
+        };
         EngineEnv {
             docker_host: text("DOCKER_HOST"),
             docker_context: text("DOCKER_CONTEXT"),

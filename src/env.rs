@@ -2,9 +2,10 @@
 //!
 //! `main.rs` takes an [`Env`] with [`Env::from_process`] and hands it to the commands, which
 //! hand it to the library's entry points ([`crate::state::State::open`] keeps it, so anything
-//! given the state directory has it too). The library itself never asks the process: a test
-//! sets a knob with [`Env::from_vars`] instead of `std::env::set_var`, which races with every
-//! other test of the process, and what a command reads is all named here, with why.
+//! given the state directory has it too). The library does not ask the process (three reads
+//! left say why where they are): a test sets a knob with [`Env::from_vars`] instead of
+//! `std::env::set_var`, which races with every other test of the process, and what a command
+//! reads is all named here, with why.
 //!
 //! Cheap on purpose: `dockwarm hook` runs on every checkout, so the snapshot reads only the
 //! variables dockwarm knows by name ([`KNOWN`]). The whole environment, which compose
@@ -179,13 +180,15 @@ impl Env {
     /// `CONDUCTOR_WORKSPACE_NAME`: the name Conductor gave the workspace it runs us in, shown
     /// instead of the directory's.
     pub fn conductor_workspace_name(&self) -> Option<&str> {
-        self.text("CONDUCTOR_WORKSPACE_NAME").filter(|n| !n.is_empty())
+        self.text("CONDUCTOR_WORKSPACE_NAME")
+            .filter(|n| !n.is_empty())
     }
 
     /// `CONDUCTOR_DEFAULT_BRANCH`: the branch Conductor's workspaces start from, which
     /// building ahead watches as the repository's default branch.
     pub fn conductor_default_branch(&self) -> Option<&str> {
-        self.text("CONDUCTOR_DEFAULT_BRANCH").filter(|b| !b.is_empty())
+        self.text("CONDUCTOR_DEFAULT_BRANCH")
+            .filter(|b| !b.is_empty())
     }
 
     /// `COMPOSE_FILE`: compose's own list of files (`:` or `;` separated), which planning a

@@ -442,6 +442,8 @@ const HASH_TIME_LIMIT_SECS: u64 = 30;
 impl Limits {
     /// `DOCKWARM_MAX_INPUT_BYTES` and `DOCKWARM_HASH_TIMEOUT_SECS` override the defaults.
     fn from_env() -> Limits {
+        // Not from `env::Env` yet: hashing is reached from every kind of plan, none of which
+        // carries it; fault-injection knobs (tests/faults.rs), read once per hashing pass.
         let num = |name: &str| {
             std::env::var(name)
                 .ok()

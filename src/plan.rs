@@ -366,10 +366,7 @@ impl Stamp {
     /// Whether every path and variable (in `env`, standing for the process's) is as it was.
     pub fn holds(&self, env: &Env) -> bool {
         !self.unreliable
-            && self
-                .env
-                .iter()
-                .all(|(k, v)| env.text(k) == v.as_deref())
+            && self.env.iter().all(|(k, v)| env.text(k) == v.as_deref())
             && self.files.iter().all(|(p, id)| FileId::of(p) == *id)
     }
 }

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::env::Env;
 use crate::ignore::Dialect;
 use crate::plan::{PlanError, WorkspacePlan};
-use crate::env::Env;
 use crate::state::{self, State, StateError};
 use crate::workspace::Workspace;
 
@@ -863,7 +863,11 @@ mod tests {
         );
         git(&clone, &["branch", "local-only"]);
         let env = Env::default();
-        let refs = watched_refs(&env, &[clone.clone(), wt.clone()], &["origin/release".into()]);
+        let refs = watched_refs(
+            &env,
+            &[clone.clone(), wt.clone()],
+            &["origin/release".into()],
+        );
         let names: Vec<&str> = refs.iter().map(|w| w.name.as_str()).collect();
         assert!(names.contains(&"refs/remotes/origin/feature"), "{refs:?}");
         assert!(names.contains(&"refs/remotes/origin/release"), "{refs:?}");

@@ -107,7 +107,7 @@ pub fn run(env: &crate::env::Env, dir: &Path) -> anyhow::Result<bool> {
                 rt.block_on(disk_check(env, engine, &c, &mut r));
                 on_engine = rt.block_on(engine_volumes(engine));
             }
-            rt.block_on(team_registry_check(&c, &mut r));
+            rt.block_on(team_registry_check(env, &c, &mut r));
             hooks_check(&c, &mut r);
             daemon_check(env, &mut r);
             compose_sharing(&c, on_engine.as_deref(), &mut r);
@@ -306,7 +306,7 @@ async fn disk_check(env: &crate::env::Env, engine: &Engine, c: &Config, r: &mut 
 /// The state directory: usable (a writable directory, or nothing yet), private, and every
 /// record in it readable.
 /// The team registry: a warning, never a failure, when it is down (builds go local then).
-async fn team_registry_check(c: &Config, r: &mut Report) {
+async fn team_registry_check(env: &crate::env::Env, c: &Config, r: &mut Report) {
     let Some(team) = &c.registry else {
         return;
     };
@@ -322,7 +322,7 @@ async fn team_registry_check(c: &Config, r: &mut Report) {
             Some(&format!("commit `[project] name = \"{}\"` in dockwarm.toml", c.project.value)),
         );
     }
-    let checked = match crate::remote::Team::new(registry) {
+    let checked = match crate::remote::Team::new(registry, env) {
         Ok(t) => t.check().await.map(|access| (access, t.identity())),
         Err(e) => Err(e),
     };

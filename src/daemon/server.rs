@@ -33,8 +33,8 @@ use super::queue::{Job, Key, Queue};
 use super::watcher::{self, DirWatcher, Targets};
 use super::DaemonError;
 use crate::changes::{self, Look, Observation};
-use crate::registry;
 use crate::env::Env;
+use crate::registry;
 use crate::state::{now_secs, LockGuard, State};
 use crate::workspace::Workspace;
 
@@ -1098,12 +1098,7 @@ async fn run_job(exe: &Path, state: &State, job: &Job) -> JobResult {
     }
 }
 
-async fn run_child(
-    exe: &Path,
-    state: &State,
-    workspace: &Path,
-    image: &str,
-) -> Result<(), String> {
+async fn run_child(exe: &Path, state: &State, workspace: &Path, image: &str) -> Result<(), String> {
     // A build an earlier daemon left running (killed mid-build) holds the workspace: wait for
     // it rather than start a second build beside it.
     if super::orphans::busy(state, workspace) {
@@ -1182,7 +1177,8 @@ async fn run_ahead_child(
         state,
         &target.anchor,
         &["prebuild", &rev, "--quiet", image],
-    ).await?;
+    )
+    .await?;
     if status.success() {
         Ok(())
     } else {
