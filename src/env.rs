@@ -2,8 +2,8 @@
 //!
 //! `main.rs` takes an [`Env`] with [`Env::from_process`] and hands it to the commands, which
 //! hand it to the library's entry points ([`crate::state::State::open`] keeps it, so anything
-//! given the state directory has it too). The library does not ask the process (three reads
-//! left say why where they are): a test sets a knob with [`Env::from_vars`] instead of
+//! given the state directory has it too). The library does not ask the process (two reads
+//! of `HOME` left say why where they are): a test sets a knob with [`Env::from_vars`] instead of
 //! `std::env::set_var`, which races with every other test of the process, and what a command
 //! reads is all named here, with why.
 //!

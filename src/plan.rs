@@ -74,10 +74,17 @@ pub struct ImagePlan {
     pub inputs_digest: Option<String>,
     dialect: Dialect,
     sources: OnceLock<Result<String, String>>,
+    /// The hashing limits' knobs, for [`ImagePlan::context_digest`].
+    env: Env,
 }
 
 impl ImagePlan {
-    fn new(name: String, deps: Result<Plan, FingerprintError>, dialect: Dialect) -> ImagePlan {
+    fn new(
+        name: String,
+        deps: Result<Plan, FingerprintError>,
+        dialect: Dialect,
+        env: &Env,
+    ) -> ImagePlan {
         let inputs_digest = deps.as_ref().ok().map(fingerprint::inputs_digest);
         ImagePlan {
             name,
@@ -85,6 +92,7 @@ impl ImagePlan {
             inputs_digest,
             dialect,
             sources: OnceLock::new(),
+            env: env.clone(),
         }
     }
 
@@ -104,8 +112,9 @@ impl ImagePlan {
                     &[".".to_string()],
                 )
                 .map_err(|e| e.to_string())?;
-                let hashed = fingerprint::hash_files(&plan.context_dir, Path::new(""), &files)
-                    .map_err(|e| e.to_string())?;
+                let hashed =
+                    fingerprint::hash_files(&plan.context_dir, Path::new(""), &files, &self.env)
+                        .map_err(|e| e.to_string())?;
                 use sha2::{Digest, Sha256};
                 let mut h = Sha256::new();
                 for f in &hashed {
@@ -144,7 +153,7 @@ impl WorkspacePlan {
                     images: s
                         .images
                         .into_iter()
-                        .map(|p| ImagePlan::new(p.image.name.clone(), Ok(p), dialect))
+                        .map(|p| ImagePlan::new(p.image.name.clone(), Ok(p), dialect, state.env()))
                         .collect(),
                     config: s.config,
                     dialect,
@@ -191,8 +200,9 @@ impl WorkspacePlan {
             .map(|image| {
                 ImagePlan::new(
                     image.name.clone(),
-                    fingerprint::plan(&config, image, dialect),
+                    fingerprint::plan(&config, image, dialect, env),
                     dialect,
+                    env,
                 )
             })
             .collect();

@@ -115,7 +115,7 @@ pub fn run(env: &crate::env::Env, dir: &Path) -> anyhow::Result<bool> {
                 Some(e) => e.ignore_dialect(),
                 None => crate::ignore::Dialect::Current,
             };
-            dockerfile_checks(&c, dialect, &mut r);
+            dockerfile_checks(env, &c, dialect, &mut r);
         }
     }
     Ok(!r.failed)
@@ -676,9 +676,14 @@ fn compose_sharing(c: &Config, on_engine: Option<&[EngineVolume]>, r: &mut Repor
     }
 }
 
-fn dockerfile_checks(c: &Config, dialect: crate::ignore::Dialect, r: &mut Report) {
+fn dockerfile_checks(
+    env: &crate::env::Env,
+    c: &Config,
+    dialect: crate::ignore::Dialect,
+    r: &mut Report,
+) {
     for image in &c.images {
-        match fingerprint::plan(c, image, dialect) {
+        match fingerprint::plan(c, image, dialect, env) {
             Ok(plan) => r.line(Level::Ok, "dependency stage", &format!("image `{}`: {}", image.name, plan.deps.description), None),
             Err(FingerprintError::Deps { path, source: DepsError::NoDependencyStage { .. } }) => r.line(
                 Level::Fail,
