@@ -1286,6 +1286,24 @@ fn resolve_images(
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_user_config_is_where_the_environment_says() {
+        let path = |vars: &[(&str, &str)]| user_config_path(&Env::from_vars(vars.iter().copied()));
+        assert_eq!(
+            path(&[("DOCKWARM_CONFIG", "/c.toml"), ("HOME", "/h")]),
+            Some(PathBuf::from("/c.toml"))
+        );
+        assert_eq!(
+            path(&[("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]),
+            Some(PathBuf::from("/x/dockwarm/config.toml"))
+        );
+        assert_eq!(
+            path(&[("DOCKWARM_CONFIG", ""), ("HOME", "/h")]),
+            Some(PathBuf::from("/h/.config/dockwarm/config.toml"))
+        );
+        assert_eq!(path(&[]), None);
+    }
+
     /// The own reader, without the process's environment: unit tests start no process.
     fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
         let env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);

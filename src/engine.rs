@@ -588,6 +588,24 @@ mod tests {
     }
 
     #[test]
+    fn the_endpoint_comes_from_the_environment_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Env::from_vars([("DOCKER_HOST", "tcp://10.0.0.1:2375")]);
+        let e = resolve_endpoint(&host).unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.origin.as_str()),
+            ("tcp://10.0.0.1:2375", "DOCKER_HOST")
+        );
+        // An empty DOCKER_HOST is unset: the (absent) config.json of DOCKER_CONFIG decides.
+        let config = dir.path().display().to_string();
+        let none = Env::from_vars([("DOCKER_HOST", ""), ("DOCKER_CONFIG", config.as_str())]);
+        assert_ne!(resolve_endpoint(&none).unwrap().origin, "DOCKER_HOST");
+        let engine = EngineEnv::from_env(&host);
+        assert_eq!(engine.docker_host.as_deref(), Some("tcp://10.0.0.1:2375"));
+        assert_eq!(engine.docker_context, None);
+    }
+
+    #[test]
     fn current_context_is_read_from_config_json() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");

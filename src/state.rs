@@ -113,18 +113,13 @@ impl State {
     }
 
     /// The state directory at `root`, as is: no environment lookup and no check, for tests
-    /// and for callers that already know the directory. It carries an empty environment
-    /// (every knob at its default); [`State::with_env`] gives it another.
+    /// and for callers that already know the directory. It carries an empty environment:
+    /// every knob at its default.
     pub fn at(root: impl Into<PathBuf>) -> State {
         State {
             root: root.into(),
             env: Env::default(),
         }
-    }
-
-    /// The same directory, carrying `env` instead.
-    pub fn with_env(self, env: Env) -> State {
-        State { env, ..self }
     }
 
     /// The environment the state was opened in: the knobs of whatever is handed the state.
@@ -518,6 +513,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_takes_the_directory_from_the_environment_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |vars: &[(&str, &str)]| {
+            State::open(&Env::from_vars(vars.iter().copied()))
+                .map(|s| s.root().to_path_buf())
+                .map_err(|e| e.to_string())
+        };
+        let d = dir.path().display().to_string();
+        assert_eq!(
+            at(&[("DOCKWARM_STATE_DIR", &d), ("HOME", "/nowhere")]),
+            Ok(dir.path().to_path_buf())
+        );
+        assert_eq!(
+            at(&[("DOCKWARM_STATE_DIR", ""), ("XDG_STATE_HOME", &d)]),
+            Ok(dir.path().join("dockwarm"))
+        );
+        assert!(at(&[]).is_err_and(|e| e.contains("DOCKWARM_STATE_DIR")));
+        let state = State::open(&Env::from_vars([
+            ("DOCKWARM_STATE_DIR", d.as_str()),
+            ("DOCKWARM_DAEMON", "0"),
+        ]))
+        .unwrap();
+        assert!(state.env().daemon_disabled());
+    }
 
     #[test]
     fn build_records_round_trip_atomically() {
