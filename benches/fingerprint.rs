@@ -26,10 +26,11 @@ fn main() {
     }
     let total = 20.0 * (1u64 << 20) as f64;
     let mut rates = Vec::new();
+    let env = dockwarm::env::Env::from_process();
     for _ in 0..30 {
         let started = Instant::now();
-        let hashed =
-            dockwarm::fingerprint::hash_files(dir.path(), Path::new(""), &files).expect("hash");
+        let hashed = dockwarm::fingerprint::hash_files(dir.path(), Path::new(""), &files, &env)
+            .expect("hash");
         let secs = started.elapsed().as_secs_f64();
         assert_eq!(hashed.len(), 20);
         rates.push(total / secs / 1e9);

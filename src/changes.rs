@@ -86,7 +86,7 @@ pub fn observe(
         .collect();
     let newly_registered = known.is_none();
     if newly_registered && look == Look::Hook {
-        registry::put(state, &new_record(ws, &plan.config))?;
+        registry::put(state, &new_record(state, ws, &plan.config))?;
     }
     // Only a hook writes, and only when something changed (its fast path writes nothing).
     let record = if changed.is_empty() || look == Look::Daemon {
@@ -94,7 +94,7 @@ pub fn observe(
     } else {
         registry::update(state, &ws.root, |w| {
             // The engine this user's builds go to (see `daemon::engine_env`).
-            w.engine = Some(crate::engine::EngineEnv::from_process());
+            w.engine = Some(crate::engine::EngineEnv::from_env(state.env()));
             for (image, digest) in &digests {
                 let seen = w.images.entry(image.clone()).or_default();
                 if seen.inputs_digest != *digest {
@@ -119,14 +119,14 @@ pub fn observe(
     })
 }
 
-fn new_record(ws: &Workspace, config: &Config) -> registry::Workspace {
+fn new_record(state: &State, ws: &Workspace, config: &Config) -> registry::Workspace {
     registry::Workspace {
-        name: registry::workspace_name(&ws.root),
+        name: registry::workspace_name(state.env(), &ws.root),
         path: ws.root.clone(),
         project: config.project.value.clone(),
         compose_project: config.compose_project.value.clone(),
         registered_at: now_secs(),
         images: Default::default(),
-        engine: Some(crate::engine::EngineEnv::from_process()),
+        engine: Some(crate::engine::EngineEnv::from_env(state.env())),
     }
 }

@@ -105,8 +105,9 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// Reads each registered workspace's record and, from its directory, its configuration.
-    pub fn of(registered: &[registry::Workspace]) -> Claims {
+    /// Reads each registered workspace's record and, from its directory, its configuration
+    /// (resolved in `env`).
+    pub fn of(env: &crate::env::Env, registered: &[registry::Workspace]) -> Claims {
         let mut c = Claims::default();
         for w in registered {
             c.paths.insert(w.path.clone());
@@ -117,7 +118,7 @@ impl Claims {
             );
             let resolved = crate::workspace::Workspace::discover(&w.path)
                 .map_err(crate::config::ConfigError::from)
-                .and_then(|ws| crate::config::resolve(&ws));
+                .and_then(|ws| crate::config::resolve(&ws, env));
             match resolved {
                 Ok(config) => c.exact.extend(
                     config
@@ -264,13 +265,14 @@ pub struct Report {
 /// The budget, `keep` and builder budget of a project: from a registered workspace of it that
 /// still resolves (its dockwarm.toml), else the user's config.
 fn project_settings(
+    env: &crate::env::Env,
     project: &str,
     registered: &[registry::Workspace],
 ) -> Result<Settings, crate::config::ConfigError> {
     for ws in registered.iter().filter(|w| w.project == project) {
         let resolved = crate::workspace::Workspace::discover(&ws.path)
             .map_err(crate::config::ConfigError::from)
-            .and_then(|w| crate::config::resolve(&w));
+            .and_then(|w| crate::config::resolve(&w, env));
         match resolved {
             Ok(c) => {
                 return Ok(Settings {
@@ -285,7 +287,7 @@ fn project_settings(
             Err(_) => continue,
         }
     }
-    let user = crate::config::user_prune()?;
+    let user = crate::config::user_prune(env)?;
     Ok(Settings {
         bytes: user.budget.value,
         from: user.budget.from.to_string(),
@@ -329,7 +331,7 @@ pub async fn maintain(
     let images = disk::images(engine).await?;
     report.orphans = orphans(
         &images,
-        &Claims::of(&registered),
+        &Claims::of(state.env(), &registered),
         &containers,
         scope,
         &|p: &Path| p.is_dir(),
@@ -386,7 +388,7 @@ pub async fn maintain(
 
     for project in &projects {
         // One project's malformed dockwarm.toml must not stop the others' upkeep.
-        let budget = match project_settings(project, &registered) {
+        let budget = match project_settings(state.env(), project, &registered) {
             Ok(b) => b,
             Err(e) => {
                 report
@@ -654,7 +656,7 @@ mod tests {
         // b is registered; its directory does not exist here, so its compose project's prefix
         // claims too ("b-app"), beside what it recorded.
         let registered = vec![ws("b", &["myapp:dev"])];
-        let claims = Claims::of(&registered);
+        let claims = Claims::of(&crate::env::Env::default(), &registered);
         let containers = HashMap::from([("i4".to_string(), "c".to_string())]);
         let gone = |p: &Path| p != Path::new("/w/b");
         let o = orphans(&images, &claims, &containers, None, &|p| !gone(p));

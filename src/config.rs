@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::compose::{self, clean, ComposeError, Model as ComposeModel};
+use crate::env::Env;
 use crate::state::State;
 use crate::workspace::{Workspace, WorkspaceError};
 
@@ -540,8 +541,8 @@ struct RawUserConfig {
 
 /// The user's own `[registry]` (a registry for one user, on every repository that names none),
 /// with the file it came from.
-fn user_registry() -> Result<Option<(RawRegistry, String)>, ConfigError> {
-    let Some(path) = user_config_path() else {
+fn user_registry(env: &Env) -> Result<Option<(RawRegistry, String)>, ConfigError> {
+    let Some(path) = user_config_path(env) else {
         return Ok(None);
     };
     let text = match std::fs::read_to_string(&path) {
@@ -568,20 +569,21 @@ pub struct UserPrune {
 }
 
 /// `DOCKWARM_CONFIG`, else `$XDG_CONFIG_HOME/dockwarm/config.toml`, else
-/// `~/.config/dockwarm/config.toml`.
-pub fn user_config_path() -> Option<PathBuf> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env("DOCKWARM_CONFIG")
-        .or_else(|| env("XDG_CONFIG_HOME").map(|d| d.join("dockwarm/config.toml")))
-        .or_else(|| env("HOME").map(|h| h.join(".config/dockwarm/config.toml")))
+/// `~/.config/dockwarm/config.toml`, as `env` sets them.
+pub fn user_config_path(env: &Env) -> Option<PathBuf> {
+    env.path("DOCKWARM_CONFIG")
+        .or_else(|| {
+            env.path("XDG_CONFIG_HOME")
+                .map(|d| d.join("dockwarm/config.toml"))
+        })
+        .or_else(|| {
+            env.path("HOME")
+                .map(|h| h.join(".config/dockwarm/config.toml"))
+        })
 }
 
 /// The user's budgets (defaults where the file says nothing, or there is no file).
-pub fn user_prune() -> Result<UserPrune, ConfigError> {
+pub fn user_prune(env: &Env) -> Result<UserPrune, ConfigError> {
     let mut out = UserPrune {
         budget: sourced(
             crate::disk::DEFAULT_BUDGET,
@@ -589,7 +591,7 @@ pub fn user_prune() -> Result<UserPrune, ConfigError> {
         ),
         builder_budget: sourced(None, Origin::DefaultNoted("never pruned".into())),
     };
-    let Some(path) = user_config_path() else {
+    let Some(path) = user_config_path(env) else {
         return Ok(out);
     };
     let text = match std::fs::read_to_string(&path) {
@@ -644,34 +646,27 @@ fn size(
     })
 }
 
-/// Loads the configuration of the checkout containing `dir`.
-pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+/// Loads the configuration of the checkout containing `dir`, in the environment `env`.
+pub fn load(dir: &Path, env: &Env) -> Result<Config, ConfigError> {
     let ws = Workspace::discover(dir)?;
-    resolve(&ws)
+    resolve(&ws, env)
 }
 
 /// Resolves the configuration, asking compose v2 for its model when its cached answer is
-/// out of date.
-pub fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
-    resolve_with(ws, true)
+/// out of date. `env` is the environment compose interpolates and the knobs come from.
+pub fn resolve(ws: &Workspace, env: &Env) -> Result<Config, ConfigError> {
+    resolve_env(ws, env, true)
 }
 
 /// Resolves the configuration without starting any process: compose v2's cached answer when
 /// it still matches what compose would read, else dockwarm's own reading (the git hooks).
-pub fn resolve_cached(ws: &Workspace) -> Result<Config, ConfigError> {
-    resolve_with(ws, false)
+pub fn resolve_cached(ws: &Workspace, env: &Env) -> Result<Config, ConfigError> {
+    resolve_env(ws, env, false)
 }
 
-fn resolve_with(ws: &Workspace, spawn: bool) -> Result<Config, ConfigError> {
-    resolve_env(ws, &compose::process_env(), spawn)
-}
-
-/// Resolves with `env` standing for the process environment.
-fn resolve_env(
-    ws: &Workspace,
-    env: &BTreeMap<String, String>,
-    spawn: bool,
-) -> Result<Config, ConfigError> {
+/// Resolves in the environment `vars`.
+fn resolve_env(ws: &Workspace, vars: &Env, spawn: bool) -> Result<Config, ConfigError> {
+    let env = &vars.compose_vars();
     let toml_path = ws.root.join(FILE_NAME);
     let (raw, file, text) = match std::fs::read_to_string(&toml_path) {
         Ok(text) => (
@@ -689,7 +684,7 @@ fn resolve_env(
             })
         }
     };
-    let state = State::open().ok();
+    let state = State::open(vars).ok();
     let compose = compose::load(
         &ws.root,
         &compose::Options {
@@ -784,7 +779,7 @@ fn resolve_env(
             read.files.push(ws.root.join(".env"));
         }
     }
-    read.files.extend(user_config_path());
+    read.files.extend(user_config_path(vars));
     let mut env_names: Vec<String> = vec![
         "COMPOSE_PROJECT_NAME".into(),
         "DOCKWARM_BACKEND".into(),
@@ -796,7 +791,7 @@ fn resolve_env(
         let value = env.get(&name).cloned();
         read.env.insert(name, value);
     }
-    let user = user_prune()?;
+    let user = user_prune(vars)?;
     let raw_prune = raw.prune.as_ref();
     let prune_budget = match raw_prune.and_then(|p| p.budget.as_ref()) {
         Some(b) => sourced(
@@ -827,7 +822,7 @@ fn resolve_env(
             ahead.full = sourced(full, Origin::Toml("[ahead] full".into()));
         }
     }
-    let registry = resolve_registry(raw.registry.as_ref(), env, &toml_path)?;
+    let registry = resolve_registry(raw.registry.as_ref(), env, vars, &toml_path)?;
     Ok(Config {
         ahead,
         registry,
@@ -866,9 +861,10 @@ fn resolve_env(
 fn resolve_registry(
     raw: Option<&RawRegistry>,
     env: &BTreeMap<String, String>,
+    vars: &Env,
     toml_path: &Path,
 ) -> Result<Option<Sourced<crate::remote::TeamRegistry>>, ConfigError> {
-    let user = user_registry()?;
+    let user = user_registry(vars)?;
     let mut insecure = raw.map(|r| r.insecure.clone()).unwrap_or_default();
     if let Some((u, _)) = &user {
         insecure.extend(u.insecure.iter().cloned());
@@ -1408,10 +1404,28 @@ fn root_dockerfile_image() -> ImageSpec {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_user_config_is_where_the_environment_says() {
+        let path = |vars: &[(&str, &str)]| user_config_path(&Env::from_vars(vars.iter().copied()));
+        assert_eq!(
+            path(&[("DOCKWARM_CONFIG", "/c.toml"), ("HOME", "/h")]),
+            Some(PathBuf::from("/c.toml"))
+        );
+        assert_eq!(
+            path(&[("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")]),
+            Some(PathBuf::from("/x/dockwarm/config.toml"))
+        );
+        assert_eq!(
+            path(&[("DOCKWARM_CONFIG", ""), ("HOME", "/h")]),
+            Some(PathBuf::from("/h/.config/dockwarm/config.toml"))
+        );
+        assert_eq!(path(&[]), None);
+    }
+
     /// The own reader, without the process's environment: unit tests start no process.
     fn resolve(ws: &Workspace) -> Result<Config, ConfigError> {
         let env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);
-        resolve_env(ws, &env, false)
+        resolve_env(ws, &Env::from_vars(env), false)
     }
 
     fn make_ws(files: &[(&str, &str)]) -> (tempfile::TempDir, Workspace) {
@@ -1535,18 +1549,26 @@ mod tests {
         assert_eq!(r.from, Origin::Toml("[registry] url".into()));
         let mut env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);
         env.insert("DOCKWARM_REGISTRY".into(), "ghcr.io/org/cache".into());
-        let r = resolve_env(&ws, &env, false).unwrap().registry.unwrap();
+        let r = resolve_env(&ws, &Env::from_vars(env.clone()), false)
+            .unwrap()
+            .registry
+            .unwrap();
         assert_eq!(
             (r.value.host.as_str(), r.from),
             ("ghcr.io", Origin::Env("DOCKWARM_REGISTRY".into()))
         );
         env.insert("DOCKWARM_REGISTRY".into(), "off".into());
-        assert!(resolve_env(&ws, &env, false).unwrap().registry.is_none());
+        assert!(resolve_env(&ws, &Env::from_vars(env.clone()), false)
+            .unwrap()
+            .registry
+            .is_none());
         env.insert(
             "DOCKWARM_REGISTRY".into(),
             "http://cache.example:5000/t".into(),
         );
-        let e = resolve_env(&ws, &env, false).unwrap_err().to_string();
+        let e = resolve_env(&ws, &Env::from_vars(env.clone()), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("DOCKWARM_REGISTRY: [registry] url"), "{e}");
     }
 
@@ -1608,7 +1630,7 @@ mod tests {
             ("dockwarm.toml", "[ahead]\nenabled = false\n"),
         ]);
         let env = BTreeMap::from([("DOCKWARM_COMPOSE".to_string(), "builtin".to_string())]);
-        let c = resolve_env(&ws, &env, false).unwrap();
+        let c = resolve_env(&ws, &Env::from_vars(env.clone()), false).unwrap();
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(
             json["ahead"]["enabled"]["from"],

@@ -633,7 +633,7 @@ pub struct View {
 /// [`View`] for the checkout containing `here`, if any.
 pub fn view(state: &State, here: Option<&std::path::Path>) -> View {
     let snap = snapshot(state).unwrap_or_default();
-    let config = here.and_then(|h| crate::config::load(h).ok());
+    let config = here.and_then(|h| crate::config::load(h, state.env()).ok());
     let mut v = View {
         projects: snap.projects.clone(),
         builder: snap.builder.clone(),
@@ -654,7 +654,7 @@ pub fn view(state: &State, here: Option<&std::path::Path>) -> View {
             v.project = Some(p);
         }
         None => {
-            if let Ok(u) = crate::config::user_prune() {
+            if let Ok(u) = crate::config::user_prune(state.env()) {
                 v.budget = Some(u.budget.value);
                 v.budget_from = Some(u.budget.from.to_string());
                 v.builder_budget = u.builder_budget.value;

@@ -5,12 +5,15 @@
 //! (`DOCKER_CONTEXT`, else `currentContext` in `~/.docker/config.json`), else the default socket
 //! paths of Linux, Docker Desktop, Colima and OrbStack.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
 use sha2::{Digest, Sha256};
+
+use crate::env::Env;
 
 /// Labels that mark what dockwarm created; nothing without `MANAGED` is ever removed.
 pub mod labels {
@@ -144,20 +147,18 @@ pub struct EngineEnv {
 }
 
 impl EngineEnv {
-    /// This process's. A value that is not UTF-8 counts as unset here; resolving the
-    /// endpoint from the process itself reports it.
-    pub fn from_process() -> EngineEnv {
+    /// The ones in `env`. A value that is not UTF-8 counts as unset here; resolving the
+    /// endpoint from `env` itself ([`resolve_endpoint`]) reports it.
+    pub fn from_env(env: &Env) -> EngineEnv {
         let text = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .and_then(|v| v.into_string().ok())
+            env.non_empty(name)
+                .and_then(OsStr::to_str)
+                .map(String::from)
         };
         EngineEnv {
             docker_host: text("DOCKER_HOST"),
             docker_context: text("DOCKER_CONTEXT"),
-            docker_config: std::env::var_os("DOCKER_CONFIG")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
+            docker_config: env.docker_config(),
         }
     }
 
@@ -175,23 +176,28 @@ impl EngineEnv {
     }
 }
 
-/// Resolves the endpoint without touching the network.
-pub fn resolve_endpoint() -> Result<Endpoint, EngineError> {
+/// Resolves the endpoint `env` names, without touching the network.
+pub fn resolve_endpoint(env: &Env) -> Result<Endpoint, EngineError> {
     resolve(
-        non_empty_env("DOCKER_HOST")?,
-        non_empty_env("DOCKER_CONTEXT")?,
-        docker_config_dir(),
+        non_empty_env(env, "DOCKER_HOST")?,
+        non_empty_env(env, "DOCKER_CONTEXT")?,
+        env.docker_config()
+            .unwrap_or_else(|| home(env).join(".docker")),
+        env,
     )
 }
 
-/// Resolves the endpoint another process's variables name (see [`EngineEnv`]).
-pub fn resolve_endpoint_in(env: &EngineEnv) -> Result<Endpoint, EngineError> {
+/// Resolves the endpoint another process's variables name (see [`EngineEnv`]); `HOME` is
+/// this one's (`env`), for the default `~/.docker`.
+pub fn resolve_endpoint_in(engine: &EngineEnv, env: &Env) -> Result<Endpoint, EngineError> {
     resolve(
-        env.docker_host.clone().filter(|h| !h.is_empty()),
-        env.docker_context.clone().filter(|c| !c.is_empty()),
-        env.docker_config
+        engine.docker_host.clone().filter(|h| !h.is_empty()),
+        engine.docker_context.clone().filter(|c| !c.is_empty()),
+        engine
+            .docker_config
             .clone()
-            .unwrap_or_else(|| home().join(".docker")),
+            .unwrap_or_else(|| home(env).join(".docker")),
+        env,
     )
 }
 
@@ -199,6 +205,7 @@ fn resolve(
     host: Option<String>,
     context: Option<String>,
     config_dir: PathBuf,
+    env: &Env,
 ) -> Result<Endpoint, EngineError> {
     if let Some(host) = host {
         return Ok(Endpoint {
@@ -216,32 +223,28 @@ fn resolve(
     if let Some(name) = context.filter(|n| n != "default") {
         return context_endpoint(&config_dir, &name, &origin);
     }
-    Ok(default_socket())
+    Ok(default_socket(env))
 }
 
 /// A variable that must be text (an address, a context name): one that is not is an error
 /// naming it, never silently another engine.
-fn non_empty_env(name: &str) -> Result<Option<String>, EngineError> {
-    match std::env::var_os(name).filter(|v| !v.is_empty()) {
+fn non_empty_env(env: &Env, name: &str) -> Result<Option<String>, EngineError> {
+    match env.non_empty(name) {
         None => Ok(None),
-        Some(v) => v.into_string().map(Some).map_err(|v| EngineError::NotUtf8 {
-            name: name.into(),
-            value: crate::workspace::escaped(&v),
-        }),
+        Some(v) => v
+            .to_str()
+            .map(|v| Some(v.to_string()))
+            .ok_or_else(|| EngineError::NotUtf8 {
+                name: name.into(),
+                value: crate::workspace::escaped(v),
+            }),
     }
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
+fn home(env: &Env) -> PathBuf {
+    env.home()
+        .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"))
-}
-
-fn docker_config_dir() -> PathBuf {
-    std::env::var_os("DOCKER_CONFIG")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home().join(".docker"))
 }
 
 fn current_context(config_json: &Path) -> Result<Option<String>, EngineError> {
@@ -297,8 +300,8 @@ fn context_endpoint(config_dir: &Path, name: &str, origin: &str) -> Result<Endpo
 }
 
 /// The first default socket that exists; Linux's path when none does, so the error names it.
-fn default_socket() -> Endpoint {
-    let home = home();
+fn default_socket(env: &Env) -> Endpoint {
+    let home = home(env);
     let candidates = [
         (PathBuf::from("/var/run/docker.sock"), "default socket"),
         (
@@ -348,8 +351,8 @@ pub struct Engine {
 impl Engine {
     /// Connects and negotiates the API version; fails fast with a one-line hint when the engine
     /// does not answer.
-    pub async fn connect() -> Result<Engine, EngineError> {
-        let endpoint = resolve_endpoint()?;
+    pub async fn connect(env: &Env) -> Result<Engine, EngineError> {
+        let endpoint = resolve_endpoint(env)?;
         Self::connect_to(endpoint).await
     }
 
@@ -582,6 +585,24 @@ mod tests {
         let e = context_endpoint(dir.path(), "colima", "test").unwrap();
         assert_eq!(e.host, "unix:///Users/me/.colima/default/docker.sock");
         assert!(context_endpoint(dir.path(), "nope", "test").is_err());
+    }
+
+    #[test]
+    fn the_endpoint_comes_from_the_environment_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Env::from_vars([("DOCKER_HOST", "tcp://10.0.0.1:2375")]);
+        let e = resolve_endpoint(&host).unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.origin.as_str()),
+            ("tcp://10.0.0.1:2375", "DOCKER_HOST")
+        );
+        // An empty DOCKER_HOST is unset: the (absent) config.json of DOCKER_CONFIG decides.
+        let config = dir.path().display().to_string();
+        let none = Env::from_vars([("DOCKER_HOST", ""), ("DOCKER_CONFIG", config.as_str())]);
+        assert_ne!(resolve_endpoint(&none).unwrap().origin, "DOCKER_HOST");
+        let engine = EngineEnv::from_env(&host);
+        assert_eq!(engine.docker_host.as_deref(), Some("tcp://10.0.0.1:2375"));
+        assert_eq!(engine.docker_context, None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, ImageSpec};
 use crate::context::{self, ContextError};
 use crate::dockerfile::{self, DepsError, DepsPlan, ParseError};
+use crate::env::Env;
 use crate::ignore::{Dialect, IgnoreError, IgnoreRules};
 
 /// Bump when the hashed layout changes, so old tags are never mistaken for new ones.
@@ -209,11 +210,13 @@ pub fn repository(project: &str, image: &str) -> String {
 }
 
 /// Parses the Dockerfile, finds the dependency stage and hashes its input files.
-/// `dialect`: the engine's `.dockerignore` rules, which decide the files a COPY brings in.
+/// `dialect`: the engine's `.dockerignore` rules, which decide the files a COPY brings in;
+/// `env`: the hashing limits' knobs.
 pub fn plan(
     config: &Config,
     image: &ImageSpec,
     dialect: Dialect,
+    env: &Env,
 ) -> Result<Plan, FingerprintError> {
     let context_dir = config.root.join(&image.context.value);
     let dockerfile_path = config.root.join(&image.dockerfile.value);
@@ -268,7 +271,7 @@ pub fn plan(
         }
     })?;
     let prefix = image.context.value.clone();
-    let mut inputs = hash_files(&context_dir, &prefix, &found.files)?;
+    let mut inputs = hash_files(&context_dir, &prefix, &found.files, env)?;
     let mut dirs_read: Vec<PathBuf> = found
         .dirs_read
         .iter()
@@ -293,7 +296,12 @@ pub fn plan(
                 source,
             }
         })?;
-        let mut named = hash_files(&dir, &image.additional_contexts[&name].value, &found.files)?;
+        let mut named = hash_files(
+            &dir,
+            &image.additional_contexts[&name].value,
+            &found.files,
+            env,
+        )?;
         // `context_path` stays relative to the build context (what the stored plan stats).
         for f in &mut named {
             let absolute = dir.join(&f.context_path);
@@ -366,11 +374,13 @@ fn relative_path(from: &Path, to: &Path) -> String {
 const PARALLEL_FROM_BYTES: u64 = 4 << 20;
 
 /// Hashes the files, on every core when there is enough to hash (lockfiles can be tens of
-/// megabytes; sha256 runs at about 2 GB/s per core with the SHA extensions).
+/// megabytes; sha256 runs at about 2 GB/s per core with the SHA extensions). `env`: the
+/// limits' knobs (see `Limits`).
 pub fn hash_files(
     context_dir: &Path,
     prefix: &Path,
     files: &[String],
+    env: &Env,
 ) -> Result<Vec<InputFile>, FingerprintError> {
     let total: u64 = files
         .iter()
@@ -385,7 +395,7 @@ pub fn hash_files(
     } else {
         cores.min(files.len()).max(1)
     };
-    let limits = Limits::from_env();
+    let limits = Limits::from_env(env);
     if workers == 1 {
         let mut buf = Vec::new();
         return files
@@ -441,14 +451,10 @@ const MAX_INPUT_BYTES: u64 = 1 << 30;
 const HASH_TIME_LIMIT_SECS: u64 = 30;
 
 impl Limits {
-    /// `DOCKWARM_MAX_INPUT_BYTES` and `DOCKWARM_HASH_TIMEOUT_SECS` override the defaults.
-    fn from_env() -> Limits {
-        let num = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|n| *n > 0)
-        };
+    /// `DOCKWARM_MAX_INPUT_BYTES` and `DOCKWARM_HASH_TIMEOUT_SECS` in `env` override the
+    /// defaults (tests/faults.rs turns them).
+    fn from_env(env: &Env) -> Limits {
+        let num = |name: &str| env.number::<u64>(name).filter(|n| *n > 0);
         let secs = num("DOCKWARM_HASH_TIMEOUT_SECS").unwrap_or(HASH_TIME_LIMIT_SECS);
         Limits {
             max_bytes: num("DOCKWARM_MAX_INPUT_BYTES").unwrap_or(MAX_INPUT_BYTES),

@@ -18,6 +18,7 @@ pub mod disk;
 pub mod dockerfile;
 pub mod doctor;
 pub mod engine;
+pub mod env;
 pub mod error;
 pub mod fingerprint;
 pub mod hooks;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dockwarm::commands;
+use dockwarm::env::Env;
 
 #[derive(Parser)]
 #[command(
@@ -122,11 +123,11 @@ fn hook_args() -> Option<(String, Vec<String>)> {
 }
 
 /// Whatever happens, the git command goes on: at most one line, exit 0.
-fn hook(dir: &std::path::Path, name: &str, args: &[String]) -> ExitCode {
-    commands::hook::arm_watchdog();
+fn hook(env: &Env, dir: &std::path::Path, name: &str, args: &[String]) -> ExitCode {
+    commands::hook::arm_watchdog(env);
     // A bug must not print a backtrace into the user's git output either.
     std::panic::set_hook(Box::new(|_| {}));
-    let line = std::panic::catch_unwind(|| commands::hook::run(dir, name, args)).unwrap_or_else(|_| {
+    let line = std::panic::catch_unwind(|| commands::hook::run(env, dir, name, args)).unwrap_or_else(|_| {
         Some("dockwarm: internal error in the hook (please report it); the git command is unaffected".into())
     });
     if let Some(line) = line {
@@ -144,12 +145,16 @@ fn main() -> ExitCode {
             .unwrap_or_default();
         eprintln!("dockwarm: internal error{at} (please report it)");
     }));
+    // The one read of the environment: the library is handed it (the names dockwarm knows,
+    // read now; the rest only if compose interpolation asks).
+    let env = Env::from_process();
     // The hooks run `dockwarm hook NAME ARGS...` on every checkout: answer them without
     // building clap's parser for the whole command line (a tenth of the hook's own work).
     if let Some((name, args)) = hook_args() {
         let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        return hook(&dir, &name, &args);
+        return hook(&env, &dir, &name, &args);
     }
+    commands::set_color(&env);
     let cli = Cli::parse();
     let dir = match cli
         .dir
@@ -164,30 +169,34 @@ fn main() -> ExitCode {
         }
     };
     // Ok(false): a check found something wrong and said so (exit 1).
+    let env = &env;
     let result = match cli.command {
-        Command::Config { json } => ran(commands::config::run(&dir, json)),
+        Command::Config { json } => ran(commands::config::run(env, &dir, json)),
         Command::Fingerprint { images, rev, json } => ran(commands::fingerprint::run(
+            env,
             &dir,
             &images,
             rev.as_deref(),
             json,
         )),
-        Command::Prebuild(args) => ran(commands::prebuild::run(&dir, args)),
-        Command::Registry { action } => commands::team_registry::run(&dir, action),
+        Command::Prebuild(args) => ran(commands::prebuild::run(env, &dir, args)),
+        Command::Registry { action } => commands::team_registry::run(env, &dir, action),
         Command::Init { print_conductor } => ran(match print_conductor {
             true => commands::init::print_conductor(&dir),
-            false => commands::init::run(&dir),
+            false => commands::init::run(env, &dir),
         }),
-        Command::Archive => ran(commands::archive::run(&dir)),
-        Command::Hooks { action } => commands::hooks::run(&dir, action),
-        Command::Hook { name, args } => return hook(&dir, &name, &args),
-        Command::Volumes { action } => ran(commands::volumes::run(&dir, action)),
-        Command::Daemon { action } => ran(commands::daemon::run(action)),
-        Command::Watch => ran(commands::daemon::watch()),
-        Command::Status { json, sizes } => ran(commands::status::run(&dir, json, sizes)),
-        Command::Logs { image, follow } => ran(commands::logs::run(&dir, image.as_deref(), follow)),
-        Command::Prune(args) => ran(commands::prune::run(&dir, args)),
-        Command::Doctor => commands::doctor::run(&dir),
+        Command::Archive => ran(commands::archive::run(env, &dir)),
+        Command::Hooks { action } => commands::hooks::run(env, &dir, action),
+        Command::Hook { name, args } => return hook(env, &dir, &name, &args),
+        Command::Volumes { action } => ran(commands::volumes::run(env, &dir, action)),
+        Command::Daemon { action } => ran(commands::daemon::run(env, action)),
+        Command::Watch => ran(commands::daemon::watch(env)),
+        Command::Status { json, sizes } => ran(commands::status::run(env, &dir, json, sizes)),
+        Command::Logs { image, follow } => {
+            ran(commands::logs::run(env, &dir, image.as_deref(), follow))
+        }
+        Command::Prune(args) => ran(commands::prune::run(env, &dir, args)),
+        Command::Doctor => commands::doctor::run(env, &dir),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -24,6 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, Config, ConfigError};
+use crate::env::Env;
 use crate::fingerprint::{self, FingerprintError, Plan};
 use crate::ignore::Dialect;
 use crate::state::{self, State};
@@ -58,6 +59,8 @@ pub struct WorkspacePlan {
     /// Taken from the state directory rather than computed by this process.
     pub reused: bool,
     stamp: Stamp,
+    /// The environment it was made in: the stamp's variables are checked against it.
+    env: Env,
 }
 
 /// One image's part of a plan.
@@ -71,10 +74,17 @@ pub struct ImagePlan {
     pub inputs_digest: Option<String>,
     dialect: Dialect,
     sources: OnceLock<Result<String, String>>,
+    /// The hashing limits' knobs, for [`ImagePlan::context_digest`].
+    env: Env,
 }
 
 impl ImagePlan {
-    fn new(name: String, deps: Result<Plan, FingerprintError>, dialect: Dialect) -> ImagePlan {
+    fn new(
+        name: String,
+        deps: Result<Plan, FingerprintError>,
+        dialect: Dialect,
+        env: &Env,
+    ) -> ImagePlan {
         let inputs_digest = deps.as_ref().ok().map(fingerprint::inputs_digest);
         ImagePlan {
             name,
@@ -82,6 +92,7 @@ impl ImagePlan {
             inputs_digest,
             dialect,
             sources: OnceLock::new(),
+            env: env.clone(),
         }
     }
 
@@ -101,8 +112,9 @@ impl ImagePlan {
                     &[".".to_string()],
                 )
                 .map_err(|e| e.to_string())?;
-                let hashed = fingerprint::hash_files(&plan.context_dir, Path::new(""), &files)
-                    .map_err(|e| e.to_string())?;
+                let hashed =
+                    fingerprint::hash_files(&plan.context_dir, Path::new(""), &files, &self.env)
+                        .map_err(|e| e.to_string())?;
                 use sha2::{Digest, Sha256};
                 let mut h = Sha256::new();
                 for f in &hashed {
@@ -135,25 +147,26 @@ impl WorkspacePlan {
                 if s.version == STORED_VERSION
                     && s.dialect == dialect
                     && s.config.root == ws.root
-                    && s.stamp.holds() =>
+                    && s.stamp.holds(state.env()) =>
             {
                 return Ok(WorkspacePlan {
                     images: s
                         .images
                         .into_iter()
-                        .map(|p| ImagePlan::new(p.image.name.clone(), Ok(p), dialect))
+                        .map(|p| ImagePlan::new(p.image.name.clone(), Ok(p), dialect, state.env()))
                         .collect(),
                     config: s.config,
                     dialect,
                     reused: true,
                     stamp: s.stamp,
+                    env: state.env().clone(),
                 });
             }
             other => other,
         };
         // Stat what the last plan read before reading anything (see the module's doc).
         let before = stored.map(|s| s.stamp.restat()).unwrap_or_default();
-        let plan = Self::compute(ws, dialect, before)?;
+        let plan = Self::compute(ws, state.env(), dialect, before)?;
         if let (Some(path), Some(stored)) = (path, plan.to_stored()) {
             // Only a cache: a failure to write it costs the next caller a recompute.
             let _ = state::write_json_atomic(&path, &stored);
@@ -162,28 +175,34 @@ impl WorkspacePlan {
     }
 
     /// The plan of files that are not a checkout's (a commit's, written out by
-    /// [`crate::ahead`]): computed now and never stored, since nothing would reuse it.
-    pub fn compute_unstored(ws: &Workspace, dialect: Dialect) -> Result<WorkspacePlan, PlanError> {
-        Self::compute(ws, dialect, BTreeMap::new())
+    /// [`crate::ahead`]): computed now in `env` and never stored, since nothing would reuse it.
+    pub fn compute_unstored(
+        ws: &Workspace,
+        env: &Env,
+        dialect: Dialect,
+    ) -> Result<WorkspacePlan, PlanError> {
+        Self::compute(ws, env, dialect, BTreeMap::new())
     }
 
     fn compute(
         ws: &Workspace,
+        env: &Env,
         dialect: Dialect,
         before: BTreeMap<PathBuf, Option<FileId>>,
     ) -> Result<WorkspacePlan, PlanError> {
         COMPUTED.fetch_add(1, Ordering::Relaxed);
-        trace(&ws.root);
+        trace(env, &ws.root);
         let started = now_ns();
-        let config = config::resolve(ws)?;
+        let config = config::resolve(ws, env)?;
         let images: Vec<ImagePlan> = config
             .images
             .iter()
             .map(|image| {
                 ImagePlan::new(
                     image.name.clone(),
-                    fingerprint::plan(&config, image, dialect),
+                    fingerprint::plan(&config, image, dialect, env),
                     dialect,
+                    env,
                 )
             })
             .collect();
@@ -198,13 +217,14 @@ impl WorkspacePlan {
             images,
             reused: false,
             stamp,
+            env: env.clone(),
         })
     }
 
     /// Whether nothing this plan read has changed since it was made (after a build: did the
     /// inputs hold still while it ran?).
     pub fn still_current(&self) -> bool {
-        self.stamp.holds()
+        self.stamp.holds(&self.env)
     }
 
     /// The image's plan by name.
@@ -353,10 +373,10 @@ impl Stamp {
             .collect()
     }
 
-    /// Whether every path and variable is as it was.
-    pub fn holds(&self) -> bool {
+    /// Whether every path and variable (in `env`, standing for the process's) is as it was.
+    pub fn holds(&self, env: &Env) -> bool {
         !self.unreliable
-            && self.env.iter().all(|(k, v)| std::env::var(k).ok() == *v)
+            && self.env.iter().all(|(k, v)| env.text(k) == v.as_deref())
             && self.files.iter().all(|(p, id)| FileId::of(p) == *id)
     }
 }
@@ -370,8 +390,8 @@ fn now_ns() -> i128 {
 
 /// `DOCKWARM_TRACE_PLANS=FILE` appends a line per computed plan (pid and workspace): how to
 /// see which process computes plans, and how often.
-fn trace(root: &Path) {
-    let Some(file) = std::env::var_os("DOCKWARM_TRACE_PLANS") else {
+fn trace(env: &Env, root: &Path) {
+    let Some(file) = env.trace_plans() else {
         return;
     };
     use std::io::Write;

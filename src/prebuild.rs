@@ -339,6 +339,7 @@ async fn share(
         (Push::Now, Status::Built | Status::AlreadyBuilt) => {
             let line = crate::remote::push_missing(
                 engine,
+                state.env(),
                 team,
                 &outcome.project,
                 &outcome.image,
@@ -362,6 +363,7 @@ async fn share(
 /// registry answered and only lacked the tag).
 async fn pull_from_team(
     engine: &Engine,
+    env: &crate::env::Env,
     team: &crate::remote::TeamRegistry,
     project: &str,
     image: &str,
@@ -370,7 +372,7 @@ async fn pull_from_team(
 ) -> Result<String, (bool, String)> {
     let short = &fp[..12.min(fp.len())];
     let failed = |e: crate::remote::RemoteError| (false, format!("{e}; building locally"));
-    let client = crate::remote::Team::new(team).map_err(failed)?;
+    let client = crate::remote::Team::new(team, env).map_err(failed)?;
     match client.has(project, image, fp).await {
         Ok(true) => {}
         Ok(false) => {
@@ -616,7 +618,17 @@ async fn prebuild_image(
     let mut registry_line = None;
     let mut push_owed = false;
     if let Some(team) = &config.registry {
-        match pull_from_team(engine, &team.value, project, &image.name, &fp.hex, &tag).await {
+        match pull_from_team(
+            engine,
+            state.env(),
+            &team.value,
+            project,
+            &image.name,
+            &fp.hex,
+            &tag,
+        )
+        .await
+        {
             Ok(line) => {
                 crate::remote::record_event(state, project, true, &line);
                 let mut pulled = outcome(Status::Pulled, None);

@@ -223,11 +223,10 @@ pub fn list(state: &State) -> Vec<Workspace> {
     out
 }
 
-/// The workspace's display name: Conductor's when it runs us, else the directory's.
-pub fn workspace_name(path: &Path) -> String {
-    std::env::var("CONDUCTOR_WORKSPACE_NAME")
-        .ok()
-        .filter(|n| !n.is_empty())
+/// The workspace's display name: Conductor's when it runs us (`env`), else the directory's.
+pub fn workspace_name(env: &crate::env::Env, path: &Path) -> String {
+    env.conductor_workspace_name()
+        .map(str::to_string)
         .unwrap_or_else(|| {
             path.file_name()
                 .map(|n| n.to_string_lossy().into_owned())

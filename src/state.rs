@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fs4::fs_std::FileExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::env::Env;
+
 /// Why the state directory (or a file in it) could not be used; each message says how to point
 /// dockwarm elsewhere (DOCKWARM_STATE_DIR).
 #[derive(Debug, thiserror::Error)]
@@ -48,18 +50,21 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 #[derive(Debug, Clone)]
 pub struct State {
     root: PathBuf,
+    /// The environment it was opened in, for whatever is handed the state directory.
+    env: Env,
 }
 
 impl State {
     /// `DOCKWARM_STATE_DIR`, else `$XDG_STATE_HOME/dockwarm`, else the platform's default
     /// (`~/.local/state/dockwarm`, `~/Library/Application Support/dockwarm` on macOS).
-    pub fn open() -> Result<State, StateError> {
-        let root = if let Some(dir) = env_path("DOCKWARM_STATE_DIR") {
+    /// It keeps `env` ([`State::env`]).
+    pub fn open(env: &Env) -> Result<State, StateError> {
+        let root = if let Some(dir) = env.path("DOCKWARM_STATE_DIR") {
             dir
-        } else if let Some(dir) = env_path("XDG_STATE_HOME") {
+        } else if let Some(dir) = env.path("XDG_STATE_HOME") {
             dir.join("dockwarm")
         } else {
-            let home = env_path("HOME").ok_or(StateError::NoHome)?;
+            let home = env.path("HOME").ok_or(StateError::NoHome)?;
             if cfg!(target_os = "macos") {
                 home.join("Library/Application Support/dockwarm")
             } else {
@@ -69,7 +74,10 @@ impl State {
         // Absolute: the daemon moves to the state directory and runs builds in workspaces, so
         // a relative DOCKWARM_STATE_DIR would name another directory in each of them.
         let root = std::path::absolute(&root).unwrap_or(root);
-        let state = State { root };
+        let state = State {
+            root,
+            env: env.clone(),
+        };
         state.check()?;
         Ok(state)
     }
@@ -105,9 +113,18 @@ impl State {
     }
 
     /// The state directory at `root`, as is: no environment lookup and no check, for tests
-    /// and for callers that already know the directory.
+    /// and for callers that already know the directory. It carries an empty environment:
+    /// every knob at its default.
     pub fn at(root: impl Into<PathBuf>) -> State {
-        State { root: root.into() }
+        State {
+            root: root.into(),
+            env: Env::default(),
+        }
+    }
+
+    /// The environment the state was opened in: the knobs of whatever is handed the state.
+    pub fn env(&self) -> &Env {
+        &self.env
     }
 
     /// The directory itself, absolute when it came from [`State::open`]; modules that keep
@@ -310,12 +327,6 @@ impl State {
 /// Build logs kept per image.
 pub const LOGS_KEPT: usize = 5;
 
-fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
 fn open_lock_file(path: &Path) -> Result<File, StateError> {
     use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
@@ -502,6 +513,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_takes_the_directory_from_the_environment_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |vars: &[(&str, &str)]| {
+            State::open(&Env::from_vars(vars.iter().copied()))
+                .map(|s| s.root().to_path_buf())
+                .map_err(|e| e.to_string())
+        };
+        let d = dir.path().display().to_string();
+        assert_eq!(
+            at(&[("DOCKWARM_STATE_DIR", &d), ("HOME", "/nowhere")]),
+            Ok(dir.path().to_path_buf())
+        );
+        assert_eq!(
+            at(&[("DOCKWARM_STATE_DIR", ""), ("XDG_STATE_HOME", &d)]),
+            Ok(dir.path().join("dockwarm"))
+        );
+        assert!(at(&[]).is_err_and(|e| e.contains("DOCKWARM_STATE_DIR")));
+        let state = State::open(&Env::from_vars([
+            ("DOCKWARM_STATE_DIR", d.as_str()),
+            ("DOCKWARM_DAEMON", "0"),
+        ]))
+        .unwrap();
+        assert!(state.env().daemon_disabled());
+    }
 
     #[test]
     fn build_records_round_trip_atomically() {

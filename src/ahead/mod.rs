@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::env::Env;
 use crate::ignore::Dialect;
 use crate::plan::{PlanError, WorkspacePlan};
 use crate::state::{self, State, StateError};
@@ -206,7 +207,7 @@ fn plan_tree_at(
     let mut seeds: Vec<String> = vec![crate::config::FILE_NAME.into(), ".env".into()];
     seeds.extend(crate::compose::FILE_NAMES.iter().map(|s| s.to_string()));
     seeds.extend(crate::compose::OVERRIDE_NAMES.iter().map(|s| s.to_string()));
-    if let Ok(list) = std::env::var("COMPOSE_FILE") {
+    if let Some(list) = state.env().compose_file() {
         seeds.extend(list.split([':', ';']).map(str::to_string));
     }
     for s in &seeds {
@@ -214,7 +215,7 @@ fn plan_tree_at(
     }
     let mut widened = false;
     for _ in 0..MAX_ROUNDS {
-        let plan = WorkspacePlan::compute_unstored(&at, dialect);
+        let plan = WorkspacePlan::compute_unstored(&at, state.env(), dialect);
         let more = match &plan {
             Ok(plan) => wanted(&mut sparse, plan)?,
             // A compose file named by an `include` or `COMPOSE_FILE` the seeds missed: write
@@ -239,7 +240,7 @@ fn plan_tree_at(
                             }
                         }
                     }
-                    WorkspacePlan::compute_unstored(&at, dialect)
+                    WorkspacePlan::compute_unstored(&at, state.env(), dialect)
                 }
                 other => other,
             };
@@ -361,7 +362,7 @@ pub struct Watched {
 /// The refs worth prebuilding for the repository of `workspaces` (registered checkouts of
 /// one repository): its default branch, each checked-out branch's upstream, and `extra`
 /// (`[ahead] refs`, short names like `origin/release` allowed).
-pub fn watched_refs(workspaces: &[PathBuf], extra: &[String]) -> Vec<Watched> {
+pub fn watched_refs(env: &Env, workspaces: &[PathBuf], extra: &[String]) -> Vec<Watched> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     let Some(first) = workspaces.first() else {
         return Vec::new();
@@ -369,12 +370,11 @@ pub fn watched_refs(workspaces: &[PathBuf], extra: &[String]) -> Vec<Watched> {
     let Ok(repo) = open(first) else {
         return Vec::new();
     };
-    let default = std::env::var("CONDUCTOR_DEFAULT_BRANCH")
-        .ok()
-        .filter(|b| !b.is_empty())
+    let default = env
+        .conductor_default_branch()
         .map(|b| {
             if b.starts_with("refs/") {
-                b
+                b.to_string()
             } else if b.contains('/') && repo.find_reference(&format!("refs/remotes/{b}")).is_ok() {
                 format!("refs/remotes/{b}")
             } else {
@@ -809,7 +809,7 @@ fn scan_repo(
     // The checkout's own configuration says whether and what to look at ahead (resolved
     // without starting compose, and without planning: the workspace's plan is its own
     // evaluation's business).
-    let Ok(config) = crate::config::resolve_cached(&anchor_ws) else {
+    let Ok(config) = crate::config::resolve_cached(&anchor_ws, state.env()) else {
         return;
     };
     if !config.ahead.enabled.value {
@@ -817,7 +817,7 @@ fn scan_repo(
         let _ = crate::hooks::write_watched_refs(anchor, &[]);
         return;
     }
-    let watched = watched_refs(workspaces, &config.ahead.refs.value);
+    let watched = watched_refs(state.env(), workspaces, &config.ahead.refs.value);
     let names: Vec<String> = watched.iter().map(|w| w.name.clone()).collect();
     // The hook then starts dockwarm only for these refs (a fetch moves each ref on its own).
     let _ = crate::hooks::write_watched_refs(anchor, &names);
@@ -993,17 +993,20 @@ mod tests {
             ],
         );
         git(&clone, &["branch", "local-only"]);
-        let refs = watched_refs(&[clone.clone(), wt.clone()], &["origin/release".into()]);
+        let env = Env::default();
+        let refs = watched_refs(
+            &env,
+            &[clone.clone(), wt.clone()],
+            &["origin/release".into()],
+        );
         let names: Vec<&str> = refs.iter().map(|w| w.name.as_str()).collect();
         assert!(names.contains(&"refs/remotes/origin/feature"), "{refs:?}");
         assert!(names.contains(&"refs/remotes/origin/release"), "{refs:?}");
-        if std::env::var_os("CONDUCTOR_DEFAULT_BRANCH").is_none() {
-            let main = refs
-                .iter()
-                .find(|w| w.name == "refs/remotes/origin/main")
-                .unwrap();
-            assert_eq!(main.why, "default branch");
-        }
+        let main = refs
+            .iter()
+            .find(|w| w.name == "refs/remotes/origin/main")
+            .unwrap();
+        assert_eq!(main.why, "default branch");
         assert!(refs
             .iter()
             .any(|w| w.why.starts_with("upstream of feature in ")));

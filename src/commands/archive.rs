@@ -16,9 +16,9 @@ use crate::workspace::Workspace;
 
 /// Runs `dockwarm archive` in the workspace holding `dir`: marks it archived first, removes its
 /// tags (or records them for later when the engine does not answer within 5 s) and unregisters it.
-pub fn run(dir: &Path) -> anyhow::Result<()> {
+pub fn run(env: &crate::env::Env, dir: &Path) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
-    let state = State::open()?;
+    let state = State::open(env)?;
     // First: a git command here meanwhile (the hooks are shared by all worktrees) must not
     // register it again, nor have the daemon tag what is being removed.
     registry::mark_archived(&state, &ws.root)?;
@@ -28,7 +28,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
         .map(|r| r.images.values().flat_map(|i| i.tags.clone()).collect())
         .unwrap_or_default();
     // The tags compose would use now, in case a build tagged them after the last record.
-    if let Ok(config) = crate::config::resolve(&ws) {
+    if let Ok(config) = crate::config::resolve(&ws, env) {
         tags.extend(config.images.iter().flat_map(|i| i.compose_tags.clone()));
     }
     tags.sort();

@@ -6,8 +6,8 @@ use crate::config::{self, Sourced};
 
 /// Prints the resolved configuration of the checkout containing `dir`, each value beside
 /// where it came from (or all of it as JSON), so "why is it building *that*?" has an answer.
-pub fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
-    let c = config::load(dir)?;
+pub fn run(env: &crate::env::Env, dir: &Path, json: bool) -> anyhow::Result<()> {
+    let c = config::load(dir, env)?;
     if json {
         return super::print_json(&c);
     }

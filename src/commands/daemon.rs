@@ -35,8 +35,8 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// Runs `dockwarm daemon ACTION` and prints the outcome; an error when a new daemon does not
 /// answer, or a stopped one still does, names its log.
-pub fn run(action: Action) -> anyhow::Result<()> {
-    let state = State::open()?;
+pub fn run(env: &crate::env::Env, action: Action) -> anyhow::Result<()> {
+    let state = State::open(env)?;
     match action {
         Action::Start => start(&state),
         Action::Stop => stop(&state),
@@ -45,9 +45,9 @@ pub fn run(action: Action) -> anyhow::Result<()> {
 }
 
 /// `dockwarm watch`: the daemon in the foreground, its log on stderr.
-pub fn watch() -> anyhow::Result<()> {
-    let state = State::open()?;
-    server::run(state, server::Options::from_env())?;
+pub fn watch(env: &crate::env::Env) -> anyhow::Result<()> {
+    let state = State::open(env)?;
+    server::run(state, server::Options::from_env(env))?;
     Ok(())
 }
 

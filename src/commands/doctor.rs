@@ -11,9 +11,10 @@ const SNIPPET_INDENT: &str = "       ";
 /// Checks the engine, BuildKit, the state directory and the checkout containing `dir` (its
 /// configuration, dependency stages, hooks, volumes, disk), one line each, printed as each is
 /// known; false (exit 1) when any failed, so scripts can gate on it.
-pub fn run(dir: &Path) -> anyhow::Result<bool> {
+pub fn run(env: &crate::env::Env, dir: &Path) -> anyhow::Result<bool> {
     let options = doctor::Options {
-        buildkit_disabled: std::env::var("DOCKER_BUILDKIT").as_deref() == Ok("0"),
+        buildkit_disabled: env.docker_buildkit_off(),
+        env: env.clone(),
     };
     let rt = super::runtime()?;
     let findings = rt.block_on(doctor::diagnose(dir, &options, &mut |f| {

@@ -30,9 +30,15 @@ struct Row {
 }
 
 /// `rev`: the fingerprints of that commit, read from git's objects instead of the checkout.
-pub fn run(dir: &Path, images: &[String], rev: Option<&str>, json: bool) -> anyhow::Result<()> {
+pub fn run(
+    env: &crate::env::Env,
+    dir: &Path,
+    images: &[String],
+    rev: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
-    let state = State::open()?;
+    let state = State::open(env)?;
     let rt = super::runtime()?;
     let rows = rt.block_on(async {
         let engine = super::connect(&state).await?;

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::changes::{self, Look, ObserveError};
 use crate::config::ConfigError;
+use crate::env::Env;
 use crate::plan;
 use crate::state::State;
 use crate::workspace::Workspace;
@@ -25,12 +26,8 @@ const DEFAULT_TIMEOUT_SECS: f64 = 3.0;
 /// Stops the process, with one line and exit 0, if the hook runs past its deadline: git waits
 /// for its hooks, and the shim starts no watchdog process of its own (each fork costs git time).
 /// A timer signal rather than a thread: nothing to start on the path every checkout takes.
-pub fn arm_watchdog() {
-    let secs = std::env::var("DOCKWARM_HOOK_TIMEOUT")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+pub fn arm_watchdog(env: &Env) {
+    let secs = env.hook_timeout().unwrap_or(DEFAULT_TIMEOUT_SECS);
     static LINE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     let _ = LINE.set(
         format!(
@@ -73,9 +70,9 @@ pub fn arm_watchdog() {
 }
 
 /// Runs the hook; returns at most one line for the user. Errors become that line.
-pub fn run(dir: &Path, name: &str, args: &[String]) -> Option<String> {
+pub fn run(env: &Env, dir: &Path, name: &str, args: &[String]) -> Option<String> {
     if name == crate::hooks::REFS_HOOK {
-        return match refs_moved(dir, args) {
+        return match refs_moved(env, dir, args) {
             Ok(()) => None,
             Err(e) => Some(format!(
                 "dockwarm: {} (the git command is unaffected)",
@@ -87,7 +84,7 @@ pub fn run(dir: &Path, name: &str, args: &[String]) -> Option<String> {
         // git writes the rewritten commits to stdin; drain it so git never blocks on the pipe.
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
     }
-    match handle(dir, name, args) {
+    match handle(env, dir, name, args) {
         Ok(message) => message,
         Err(e) => Some(format!(
             "dockwarm: {} (the git command is unaffected)",
@@ -96,7 +93,7 @@ pub fn run(dir: &Path, name: &str, args: &[String]) -> Option<String> {
     }
 }
 
-fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<String>> {
+fn handle(env: &Env, dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<String>> {
     let new_workspace = match name {
         "post-checkout" => {
             // Flag 0: a file checkout (`git checkout -- path`), not a branch switch.
@@ -111,7 +108,7 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
     // No compose process on the hook's path: compose's cached answer, else the own reader.
     crate::compose::forbid_processes();
     let ws = Workspace::discover(dir)?;
-    let state = State::open()?;
+    let state = State::open(env)?;
     if new_workspace {
         // A worktree made anew where an archived one was is not the archived one.
         crate::registry::unarchive(&state, &ws.root)?;
@@ -157,7 +154,7 @@ fn handle(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Option<Stri
 /// here — planning a commit reads git's objects, which is the daemon's work, off git's time.
 /// No daemon running: one is started only when this repository has a registered workspace
 /// (it looks at the refs when it starts).
-fn refs_moved(dir: &Path, args: &[String]) -> anyhow::Result<()> {
+fn refs_moved(env: &Env, dir: &Path, args: &[String]) -> anyhow::Result<()> {
     let mut input = String::new();
     let _ = std::io::stdin().read_to_string(&mut input);
     if args.first().map(String::as_str) != Some("committed") {
@@ -172,11 +169,11 @@ fn refs_moved(dir: &Path, args: &[String]) -> anyhow::Result<()> {
                 .then(|| name.to_string())
         })
         .collect();
-    if refs.is_empty() || crate::daemon::client::disabled() {
+    if refs.is_empty() || crate::daemon::client::disabled(env) {
         return Ok(());
     }
     let ws = Workspace::discover(dir)?;
-    let state = State::open()?;
+    let state = State::open(env)?;
     let request = crate::daemon::protocol::Request::RefsMoved {
         path: ws.root.clone(),
         refs,

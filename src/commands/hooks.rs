@@ -19,11 +19,11 @@ pub enum Action {
 
 /// Runs `dockwarm hooks ACTION` in the checkout holding `dir` and prints what it did. Returns
 /// false when `status` finds dockwarm's hooks missing, so main exits 1 for scripts to see.
-pub fn run(dir: &Path, action: Action) -> anyhow::Result<bool> {
+pub fn run(env: &crate::env::Env, dir: &Path, action: Action) -> anyhow::Result<bool> {
     let ws = Workspace::discover(dir)?;
     match action {
         Action::Install => {
-            let report = hooks::install(&ws.root, &std::env::current_exe()?, refs_hook(&ws))?;
+            let report = hooks::install(&ws.root, &std::env::current_exe()?, refs_hook(env, &ws))?;
             println!("hooks in {}", report.location);
             for (name, what) in &report.hooks {
                 println!("  {name}: {}", describe_install(what));
@@ -48,7 +48,7 @@ pub fn run(dir: &Path, action: Action) -> anyhow::Result<bool> {
             }
         }
         Action::Status => {
-            let status = hooks::status(&ws.root, refs_hook(&ws))?;
+            let status = hooks::status(&ws.root, refs_hook(env, &ws))?;
             println!("hooks in {}", status.location);
             for h in &status.hooks {
                 println!("  {}: {}", h.name, h.state);
@@ -87,6 +87,6 @@ pub fn describe_install(what: &InstallAction) -> String {
 
 /// `[ahead] hook`, or off when the configuration cannot be read (the other hooks are still
 /// installed: they report the broken configuration on the next checkout).
-fn refs_hook(ws: &Workspace) -> bool {
-    crate::config::resolve(ws).is_ok_and(|c| c.ahead.hook.value)
+fn refs_hook(env: &crate::env::Env, ws: &Workspace) -> bool {
+    crate::config::resolve(ws, env).is_ok_and(|c| c.ahead.hook.value)
 }

@@ -55,10 +55,10 @@ pub fn print_conductor(dir: &Path) -> anyhow::Result<()> {
 /// Runs `dockwarm init` in the workspace holding `dir`: installs the hooks, registers it (again
 /// after `archive`), ensures the shared volumes if the engine answers soon, and hands the first
 /// prebuild to the daemon; fails only when that hand-off does.
-pub fn run(dir: &Path) -> anyhow::Result<()> {
+pub fn run(env: &crate::env::Env, dir: &Path) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
-    let config = config::resolve(&ws)?;
-    let state = State::open()?;
+    let config = config::resolve(&ws, env)?;
+    let state = State::open(env)?;
 
     match crate::hooks::install(&ws.root, &std::env::current_exe()?, config.ahead.hook.value) {
         Ok(report) => println!("hooks: installed in {}", report.location.dir.display()),
@@ -69,7 +69,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     registry::unarchive(&state, &ws.root)?;
     let previous = registry::get(&state, &ws.root);
     let record = registry::Workspace {
-        name: registry::workspace_name(&ws.root),
+        name: registry::workspace_name(env, &ws.root),
         path: ws.root.clone(),
         project: config.project.value.clone(),
         compose_project: config.compose_project.value.clone(),
@@ -78,7 +78,7 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
             .map(|p| p.registered_at)
             .unwrap_or_else(now_secs),
         images: previous.map(|p| p.images).unwrap_or_default(),
-        engine: Some(crate::engine::EngineEnv::from_process()),
+        engine: Some(crate::engine::EngineEnv::from_env(env)),
     };
     registry::put(&state, &record)?;
     println!(

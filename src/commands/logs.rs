@@ -18,12 +18,17 @@ const ENGINE_BUDGET: Duration = Duration::from_millis(800);
 
 /// Prints the build logs of `image` (each selected image when `None`) at its current
 /// fingerprint, for the workspace holding `dir`; with `follow`, one image's, until interrupted.
-pub fn run(dir: &Path, image: Option<&str>, follow: bool) -> anyhow::Result<()> {
+pub fn run(
+    env: &crate::env::Env,
+    dir: &Path,
+    image: Option<&str>,
+    follow: bool,
+) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
-    let state = State::open()?;
+    let state = State::open(env)?;
     let rt = super::runtime()?;
     let engine = rt.block_on(async {
-        tokio::time::timeout(ENGINE_BUDGET, crate::engine::Engine::connect())
+        tokio::time::timeout(ENGINE_BUDGET, crate::engine::Engine::connect(env))
             .await
             .ok()
             .and_then(|e| e.ok())

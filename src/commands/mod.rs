@@ -16,15 +16,24 @@ pub mod team_registry;
 pub mod volumes;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Whether to colour output: only on a terminal, never with `NO_COLOR`.
-pub fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+/// Whether [`paint`] colours: set once by [`set_color`], off until then.
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// Decides once, at the edge, whether to colour output: only on a terminal, never with
+/// `NO_COLOR` in `env`. A process-wide setting rather than a parameter: every command prints
+/// through [`paint`], and nothing but presentation depends on it.
+pub fn set_color(env: &crate::env::Env) {
+    COLOR.store(
+        !env.no_color() && std::io::stdout().is_terminal(),
+        Ordering::Relaxed,
+    );
 }
 
-/// `text` in a colour (an ANSI SGR code) when colour is on.
+/// `text` in a colour (an ANSI SGR code) when colour is on ([`set_color`]).
 pub fn paint(text: &str, code: &str) -> String {
-    if color() {
+    if COLOR.load(Ordering::Relaxed) {
         format!("\x1b[{code}m{text}\x1b[0m")
     } else {
         text.to_string()
@@ -44,7 +53,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub async fn connect(
     state: &crate::state::State,
 ) -> Result<crate::engine::Engine, crate::engine::EngineError> {
-    let engine = crate::engine::Engine::connect().await?;
+    let engine = crate::engine::Engine::connect(state.env()).await?;
     // So that hooks, which never ask the engine, resolve inputs as its builds will.
     crate::plan::remember_dialect(state, engine.ignore_dialect());
     // A workspace deleted without `archive` is noticed by whichever dockwarm runs next.

@@ -60,9 +60,9 @@ fn report(e: PrebuildError) -> anyhow::Error {
 
 /// Prebuilds the images of the checkout containing `dir` (or of `--rev`), now or in the
 /// background, and prints one line per image (or JSON) of what it did.
-pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
+pub fn run(env: &crate::env::Env, dir: &Path, args: Args) -> anyhow::Result<()> {
     let ws = Workspace::discover(dir)?;
-    let state = State::open()?;
+    let state = State::open(env)?;
     if args.background {
         // Checked now, so a typo fails here rather than in the background.
         let config = WorkspacePlan::load(&state, &ws, plan::remembered_dialect(&state))?.config;

@@ -53,9 +53,9 @@ fn parse_age(s: &str) -> Result<Duration, String> {
 
 /// Runs `dockwarm prune`: the orphan cleanup first, then the disk budget (`--budget`) or the keep
 /// and age rules, printing what went, what stayed and why; an error when an image could not go.
-pub fn run(dir: &Path, args: Args) -> anyhow::Result<()> {
-    let state = State::open()?;
-    let here = match config::load(dir) {
+pub fn run(env: &crate::env::Env, dir: &Path, args: Args) -> anyhow::Result<()> {
+    let state = State::open(env)?;
+    let here = match config::load(dir, env) {
         Ok(c) => Some(c),
         // A malformed dockwarm.toml is said, even with --all-projects.
         Err(e @ config::ConfigError::Toml { .. }) => return Err(e.into()),

@@ -18,8 +18,8 @@ const ENGINE_BUDGET: Duration = Duration::from_millis(800);
 const SIZES_BUDGET: Duration = Duration::from_secs(10);
 
 /// Collects and prints the status.
-pub fn run(dir: &Path, json: bool, sizes: bool) -> anyhow::Result<()> {
-    let state = State::open()?;
+pub fn run(env: &crate::env::Env, dir: &Path, json: bool, sizes: bool) -> anyhow::Result<()> {
+    let state = State::open(env)?;
     let here = Workspace::discover(dir).ok().map(|w| w.root);
     let daemon = super::daemon::query(&state);
     let rt = super::runtime()?;

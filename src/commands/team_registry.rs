@@ -10,9 +10,9 @@ use crate::workspace::Workspace;
 
 /// `dockwarm registry status [--json]`: false (exit 1) when a configured registry is
 /// unreachable or refuses us.
-pub fn status(dir: &Path, json: bool) -> anyhow::Result<bool> {
+pub fn status(env: &crate::env::Env, dir: &Path, json: bool) -> anyhow::Result<bool> {
     let ws = Workspace::discover(dir)?;
-    let state = State::open()?;
+    let state = State::open(env)?;
     let plan = WorkspacePlan::load(&state, &ws, plan::remembered_dialect(&state))?;
     let report = super::runtime()?.block_on(remote::status::collect(&state, &plan));
     let ok = report.error.is_none();
@@ -76,10 +76,10 @@ pub enum Action {
 
 /// Runs `dockwarm registry ACTION` for the checkout holding `dir`; false (exit 1) when
 /// `status` finds the registry unreachable or refusing.
-pub fn run(dir: &Path, action: Action) -> anyhow::Result<bool> {
+pub fn run(env: &crate::env::Env, dir: &Path, action: Action) -> anyhow::Result<bool> {
     match action {
-        Action::Status { json } => status(dir, json),
-        Action::PushImage(args) => push_image(args).map(|()| true),
+        Action::Status { json } => status(env, dir, json),
+        Action::PushImage(args) => push_image(env, args).map(|()| true),
     }
 }
 
@@ -108,8 +108,8 @@ pub struct PushArgs {
 
 /// Pushes one fingerprint's dependency image unless the registry holds it; prints what
 /// happened (into the push log when run in the background).
-pub fn push_image(args: PushArgs) -> anyhow::Result<()> {
-    let state = State::open()?;
+pub fn push_image(env: &crate::env::Env, args: PushArgs) -> anyhow::Result<()> {
+    let state = State::open(env)?;
     let host = args.to.split('/').next().unwrap_or_default().to_string();
     let insecure = if args.plain_http {
         vec![host]
@@ -118,7 +118,7 @@ pub fn push_image(args: PushArgs) -> anyhow::Result<()> {
     };
     let registry = TeamRegistry::parse(&args.to, &insecure).map_err(anyhow::Error::msg)?;
     let line = super::runtime()?.block_on(async {
-        let engine = crate::engine::Engine::connect().await?;
+        let engine = crate::engine::Engine::connect(env).await?;
         let pushed = remote::push_recorded(
             &state,
             &engine,

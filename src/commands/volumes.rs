@@ -39,14 +39,14 @@ pub enum Action {
 
 /// Runs `dockwarm volumes ACTION` on the engine for the project holding `dir`, printing text or,
 /// with `--json`, what the library answered.
-pub fn run(dir: &Path, action: Action) -> anyhow::Result<()> {
+pub fn run(env: &crate::env::Env, dir: &Path, action: Action) -> anyhow::Result<()> {
     let json = match action {
         Action::Ensure { json } | Action::Ls { json } | Action::Rm { json, .. } => json,
     };
-    let config = config::load(dir)?;
+    let config = config::load(dir, env)?;
     let rt = super::runtime()?;
     rt.block_on(async {
-        let engine = super::connect(&crate::state::State::open()?).await?;
+        let engine = super::connect(&crate::state::State::open(env)?).await?;
         match action {
             Action::Ensure { .. } => {
                 let done = volumes::ensure(&engine, &config).await?;

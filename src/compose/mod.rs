@@ -296,7 +296,8 @@ pub fn ask_compose_in_background() {
 
 /// How to get the model.
 pub struct Options<'a> {
-    /// The environment compose would see (the process's, in production).
+    /// The environment compose would see (the process's, in production:
+    /// [`crate::env::Env::compose_vars`]).
     pub env: &'a BTreeMap<String, String>,
     /// May start `docker compose` when its cached answer does not match (false on the hooks'
     /// path: the own reader answers there).
@@ -390,17 +391,6 @@ fn rejected(message: String, builtin: &Result<Option<Model>, ComposeError>) -> C
         }
         _ => ComposeError::Rejected(message),
     }
-}
-
-/// The process environment, as compose sees it.
-///
-/// Read as `OsString`s: a variable whose name or value is not UTF-8 (`JUNK=$'caf\xe9'`, a
-/// non-UTF-8 `$PWD`) is left out rather than panicking, as `std::env::vars` would. A compose
-/// file cannot name such a variable, and one it names reads as unset, as in a shell without it.
-pub fn process_env() -> BTreeMap<String, String> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
 }
 
 /// Reads compose's canonical JSON (`docker compose config --format json`, whose literal `$`

@@ -987,6 +987,9 @@ fn local_or_remote(s: &str, dir: &Path) -> String {
         return s.to_string();
     }
     let expanded = match s.strip_prefix("~/") {
+        // The process's HOME, as compose expands `~` with its own (not the interpolation
+        // variables); not from `env::Env`, which the reader is not handed (left for the
+        // compose reader's rework).
         Some(rest) => std::env::var_os("HOME")
             .map(|h| PathBuf::from(h).join(rest))
             .unwrap_or_else(|| dir.join(s)),

@@ -17,26 +17,29 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use crate::engine::{self, Engine, EngineEnv};
+use crate::env::Env;
 
 /// Longest pause between two tries to reach an engine that went away.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long one image lookup may take before it counts as unanswered (tried again later).
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts following `env`'s engine. Send it the full set of references to look after (each
+/// Starts following `env`'s engine (`~/.docker` from `home`'s `HOME`). Send it the full set of references to look after (each
 /// time it changes); `changed` receives those whose image ID moved. The task ends when the
 /// returned sender is dropped.
 pub fn spawn(
     env: EngineEnv,
+    home: Env,
     changed: impl Fn(Vec<String>) + Send + Sync + 'static,
 ) -> mpsc::UnboundedSender<BTreeSet<String>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(follow(env, rx, changed));
+    tokio::spawn(follow(env, home, rx, changed));
     tx
 }
 
 async fn follow(
     env: EngineEnv,
+    home: Env,
     mut interest_rx: mpsc::UnboundedReceiver<BTreeSet<String>>,
     changed: impl Fn(Vec<String>) + Send + Sync + 'static,
 ) {
@@ -44,7 +47,7 @@ async fn follow(
     let mut known: HashMap<String, Option<String>> = HashMap::new();
     let mut backoff = Duration::from_secs(1);
     loop {
-        let connected = match engine::resolve_endpoint_in(&env) {
+        let connected = match engine::resolve_endpoint_in(&env, &home) {
             Ok(endpoint) => {
                 tokio::time::timeout(Duration::from_secs(6), Engine::connect_to(endpoint))
                     .await

@@ -171,10 +171,10 @@ pub enum Started {
     Silent(u32),
 }
 
-/// Whether the user turned the daemon off (`DOCKWARM_DAEMON=0`): hooks and `init` then start
-/// a background prebuild per change, as before the daemon existed.
-pub fn disabled() -> bool {
-    std::env::var("DOCKWARM_DAEMON").is_ok_and(|v| v == "0" || v == "off")
+/// Whether the user turned the daemon off (`DOCKWARM_DAEMON=0` in `env`): hooks and `init`
+/// then start a background prebuild per change, as before the daemon existed.
+pub fn disabled(env: &crate::env::Env) -> bool {
+    env.daemon_disabled()
 }
 
 /// Who took a change.
@@ -228,7 +228,7 @@ pub fn hand_off(
     workspace: &Path,
     images: &[String],
 ) -> Result<HandedTo, ClientError> {
-    if disabled() {
+    if disabled(state.env()) {
         let mut args = vec!["prebuild", "--full", "--quiet"];
         args.extend(images.iter().map(String::as_str));
         return Ok(HandedTo::Prebuild(crate::background::spawn(

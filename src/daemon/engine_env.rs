@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::engine::{self, Engine, EngineEnv};
+use crate::env::Env;
 use crate::state::State;
 
 /// The last engine check: where, and what went wrong (None: it answered).
@@ -28,7 +29,7 @@ static LAST: Mutex<Option<Seen>> = Mutex::new(None);
 pub fn for_workspace(state: &State, workspace: &Path) -> EngineEnv {
     crate::registry::get(state, workspace)
         .and_then(|w| w.engine)
-        .unwrap_or_else(EngineEnv::from_process)
+        .unwrap_or_else(|| EngineEnv::from_env(state.env()))
 }
 
 /// Sets (or removes) the engine variables on a child's command.
@@ -41,9 +42,10 @@ pub fn apply(env: &EngineEnv, cmd: &mut tokio::process::Command) {
     }
 }
 
-/// Whether the engine `env` names answers now; remembers where it looked and why it failed.
-pub async fn answers(env: &EngineEnv) -> bool {
-    let (endpoint, result) = match engine::resolve_endpoint_in(env) {
+/// Whether the engine `env` names answers now (`~/.docker` from `home`'s `HOME`); remembers
+/// where it looked and why it failed.
+pub async fn answers(env: &EngineEnv, home: &Env) -> bool {
+    let (endpoint, result) = match engine::resolve_endpoint_in(env, home) {
         Err(e) => (
             env.docker_host.clone().unwrap_or_default(),
             Err(e.to_string()),

@@ -31,11 +31,11 @@ pub struct Maintenance {
 
 impl Maintenance {
     /// The periodic run is hourly ([`crate::disk::ENFORCE_EVERY`]); `DOCKWARM_PRUNE_EVERY_S`
-    /// changes it (tests).
+    /// in the state's environment changes it (tests).
     pub fn new(exe: &Path, state: &State) -> Maintenance {
-        let every = std::env::var("DOCKWARM_PRUNE_EVERY_S")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
+        let every = state
+            .env()
+            .number::<u64>("DOCKWARM_PRUNE_EVERY_S")
             .map(|s| Duration::from_secs(s.max(1)))
             .unwrap_or(crate::disk::ENFORCE_EVERY);
         Maintenance {

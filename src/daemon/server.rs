@@ -33,6 +33,7 @@ use super::queue::{Job, Key, Queue};
 use super::watcher::{self, DirWatcher, Targets};
 use super::DaemonError;
 use crate::changes::{self, Look, Observation};
+use crate::env::Env;
 use crate::registry;
 use crate::state::{now_secs, LockGuard, State};
 use crate::workspace::Workspace;
@@ -50,14 +51,9 @@ pub struct Options {
 
 impl Options {
     /// `DOCKWARM_DAEMON_IDLE_EXIT` (seconds, default 600), `DOCKWARM_DAEMON_RESCAN_MS`
-    /// (default 10000), `DOCKWARM_DAEMON_JOBS` (default 1).
-    pub fn from_env() -> Options {
-        let num = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(default)
-        };
+    /// (default 10000), `DOCKWARM_DAEMON_JOBS` (default 1), as `env` sets them.
+    pub fn from_env(env: &Env) -> Options {
+        let num = |name: &str, default: u64| env.number::<u64>(name).unwrap_or(default);
         Options {
             idle_exit: Duration::from_secs(num("DOCKWARM_DAEMON_IDLE_EXIT", 600)),
             rescan: Duration::from_millis(num("DOCKWARM_DAEMON_RESCAN_MS", 10_000).max(100)),
@@ -92,7 +88,10 @@ pub fn run(state: State, options: Options) -> Result<(), DaemonError> {
         what: "find the dockwarm executable".into(),
         source,
     })?;
-    let runner = Arc::new(ChildRunner { exe: exe.clone() });
+    let runner = Arc::new(ChildRunner {
+        exe: exe.clone(),
+        state: state.clone(),
+    });
     let result = rt.block_on(serve(state, options, guard, exe, runner));
     // A plan still being computed (a huge input, a slow disk) must not hold the exit: the
     // next daemon computes it again.
@@ -140,12 +139,15 @@ trait Runner: Send + Sync + 'static {
 struct ChildRunner {
     /// This dockwarm executable.
     exe: PathBuf,
+    /// The daemon's state directory (and environment).
+    state: State,
 }
 
 impl Runner for ChildRunner {
     fn run(&self, job: Job) -> BoxFuture<'static, JobResult> {
         let exe = self.exe.clone();
-        Box::pin(async move { run_job(&exe, &job).await })
+        let state = self.state.clone();
+        Box::pin(async move { run_job(&exe, &state, &job).await })
     }
 }
 
@@ -474,7 +476,7 @@ impl Daemon {
         for (key, (env, references)) in per_engine {
             let sender = self.engines.entry(key).or_insert_with(|| {
                 let tx = self.tx.clone();
-                super::base_images::spawn(env, move |moved| {
+                super::base_images::spawn(env, self.state.env().clone(), move |moved| {
                     let _ = tx.send(Input::BaseImagesChanged(moved));
                 })
             });
@@ -1070,21 +1072,21 @@ impl Daemon {
 
 /// Builds one job: the dependency stage once (in the first workspace), then each workspace's
 /// own image, through child `dockwarm prebuild --full` processes.
-async fn run_job(exe: &Path, job: &Job) -> JobResult {
+async fn run_job(exe: &Path, state: &State, job: &Job) -> JobResult {
     if let (true, Some(target)) = (job.is_ahead_only(), &job.ahead) {
-        if !engine_answers(Some(&target.anchor)).await {
+        if !engine_answers(state, Some(&target.anchor)).await {
             return JobResult::EngineDown(Vec::new());
         }
-        return match run_ahead_child(exe, target, &job.key.image).await {
+        return match run_ahead_child(exe, state, target, &job.key.image).await {
             Ok(()) => JobResult::Ok,
-            Err(_) if !engine_answers(Some(&target.anchor)).await => {
+            Err(_) if !engine_answers(state, Some(&target.anchor)).await => {
                 JobResult::EngineDown(Vec::new())
             }
             Err(e) => JobResult::Failed(e),
         };
     }
     let first = job.workspaces.first().map(PathBuf::as_path);
-    if !engine_answers(first).await {
+    if !engine_answers(state, first).await {
         return JobResult::EngineDown(job.workspaces.clone());
     }
     let mut errors = Vec::new();
@@ -1092,10 +1094,10 @@ async fn run_job(exe: &Path, job: &Job) -> JobResult {
         if !workspace.is_dir() {
             continue;
         }
-        match run_child(exe, workspace, &job.key.image).await {
+        match run_child(exe, state, workspace, &job.key.image).await {
             Ok(()) => {}
             Err(e) => {
-                if !engine_answers(Some(workspace)).await {
+                if !engine_answers(state, Some(workspace)).await {
                     return JobResult::EngineDown(job.workspaces[i..].to_vec());
                 }
                 errors.push(format!("{}: {e}", workspace.display()));
@@ -1109,20 +1111,24 @@ async fn run_job(exe: &Path, job: &Job) -> JobResult {
     }
 }
 
-async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), String> {
+async fn run_child(exe: &Path, state: &State, workspace: &Path, image: &str) -> Result<(), String> {
     // A build an earlier daemon left running (killed mid-build) holds the workspace: wait for
     // it rather than start a second build beside it.
-    if let Ok(state) = State::open() {
-        if super::orphans::busy(&state, workspace) {
-            log(&format!(
-                "{} is being built by another process (an earlier daemon's build?); waiting for it",
-                workspace.display()
-            ));
-            super::orphans::wait_for(&state, workspace).await;
-        }
+    if super::orphans::busy(state, workspace) {
+        log(&format!(
+            "{} is being built by another process (an earlier daemon's build?); waiting for it",
+            workspace.display()
+        ));
+        super::orphans::wait_for(state, workspace).await;
     }
     log(&format!("prebuild {image} in {}", workspace.display()));
-    let status = run_prebuild(exe, workspace, &["prebuild", "--full", "--quiet", image]).await?;
+    let status = run_prebuild(
+        exe,
+        state,
+        workspace,
+        &["prebuild", "--full", "--quiet", image],
+    )
+    .await?;
     if status.success() {
         Ok(())
     } else {
@@ -1137,14 +1143,13 @@ async fn run_child(exe: &Path, workspace: &Path, image: &str) -> Result<(), Stri
 /// output in the daemon's own log, in a process group of its own.
 async fn run_prebuild(
     exe: &Path,
+    state: &State,
     dir: &Path,
     args: &[&str],
 ) -> Result<std::process::ExitStatus, String> {
     use std::process::Stdio;
     let mut cmd = tokio::process::Command::new(exe);
-    if let Ok(state) = State::open() {
-        super::engine_env::apply(&super::engine_env::for_workspace(&state, dir), &mut cmd);
-    }
+    super::engine_env::apply(&super::engine_env::for_workspace(state, dir), &mut cmd);
     cmd.args(args)
         .current_dir(dir)
         .env("DOCKWARM_BACKGROUND", "1")
@@ -1167,6 +1172,7 @@ async fn run_prebuild(
 /// in a registered checkout of the repository, on that checkout's engine.
 async fn run_ahead_child(
     exe: &Path,
+    state: &State,
     target: &super::queue::AheadTarget,
     image: &str,
 ) -> Result<(), String> {
@@ -1184,7 +1190,7 @@ async fn run_ahead_child(
         args.push("--full");
     }
     args.push(image);
-    let status = run_prebuild(exe, &target.anchor, &args).await?;
+    let status = run_prebuild(exe, state, &target.anchor, &args).await?;
     if status.success() {
         Ok(())
     } else {
@@ -1197,12 +1203,12 @@ async fn run_ahead_child(
 
 /// Whether the engine of `workspace`'s user answers now. Asked before each job and after each
 /// failure, so a stopped engine holds the queue instead of failing it.
-async fn engine_answers(workspace: Option<&Path>) -> bool {
-    let env = match (State::open(), workspace) {
-        (Ok(state), Some(w)) => super::engine_env::for_workspace(&state, w),
-        _ => crate::engine::EngineEnv::from_process(),
+async fn engine_answers(state: &State, workspace: Option<&Path>) -> bool {
+    let engine = match workspace {
+        Some(w) => super::engine_env::for_workspace(state, w),
+        None => crate::engine::EngineEnv::from_env(state.env()),
     };
-    super::engine_env::answers(&env).await
+    super::engine_env::answers(&engine, state.env()).await
 }
 
 fn now_ms() -> u64 {

@@ -187,6 +187,8 @@ pub fn any_failed(findings: &[Finding]) -> bool {
 pub struct Options {
     /// `DOCKER_BUILDKIT=0`: the user's own builds use the legacy builder.
     pub buildkit_disabled: bool,
+    /// The environment dockwarm was started with (engine, state directory, configuration).
+    pub env: crate::env::Env,
 }
 
 /// The findings, collected, each also handed to the caller's sink as it is made so a slow
@@ -194,6 +196,7 @@ pub struct Options {
 struct Findings<'a> {
     all: Vec<Finding>,
     sink: &'a mut dyn FnMut(&Finding),
+    env: &'a crate::env::Env,
 }
 
 impl Findings<'_> {
@@ -217,11 +220,13 @@ pub async fn diagnose(
     options: &Options,
     sink: &mut dyn FnMut(&Finding),
 ) -> Vec<Finding> {
+    let env = &options.env;
     let mut r = Findings {
         all: Vec::new(),
         sink,
+        env,
     };
-    let engine = match engine::resolve_endpoint() {
+    let engine = match engine::resolve_endpoint(env) {
         Err(e) => {
             r.push(Finding::fail(Check::EngineReachable, e.to_string()));
             None
@@ -240,8 +245,8 @@ pub async fn diagnose(
     if let Some(engine) = &engine {
         engine_checks(engine, options, &mut r).await;
     }
-    r.push(state_check());
-    match config::load(dir) {
+    r.push(state_check(env));
+    match config::load(dir, env) {
         Err(e) => r.push(Finding::fail(Check::Configuration, e.to_string())),
         Ok(c) => {
             let from = c
@@ -404,7 +409,7 @@ async fn volume_checks(engine: &Engine, c: &Config, r: &mut Findings<'_>) {
 /// dockwarm's images against the budget, measured now (and saved for `status`), and the
 /// BuildKit cache's size; nothing is removed.
 async fn disk_check(engine: &Engine, c: &Config, r: &mut Findings<'_>) {
-    let Ok(state) = crate::state::State::open() else {
+    let Ok(state) = crate::state::State::open(r.env) else {
         return;
     };
     let options = crate::cleanup::Options {
@@ -512,7 +517,7 @@ async fn team_registry_check(c: &Config, r: &mut Findings<'_>) {
     };
     let registry = &team.value;
     r.extend(registry_names_check(&c.project));
-    let checked = match crate::remote::Team::new(registry) {
+    let checked = match crate::remote::Team::new(registry, r.env) {
         Ok(t) => t.check().await.map(|access| (access, t.identity())),
         Err(e) => Err(e),
     };
@@ -543,8 +548,8 @@ async fn team_registry_check(c: &Config, r: &mut Findings<'_>) {
 
 /// The state directory: usable (a writable directory, or nothing yet), private, and every
 /// record in it readable.
-fn state_check() -> Finding {
-    let state = match crate::state::State::open() {
+fn state_check(env: &crate::env::Env) -> Finding {
+    let state = match crate::state::State::open(env) {
         Ok(s) => s,
         Err(e) => return Finding::fail(Check::StateDirectory, e.to_string()),
     };
@@ -585,7 +590,7 @@ fn state_check() -> Finding {
 
 /// Cleanups owed by earlier archives, and whether the daemon runs.
 fn daemon_check(r: &mut Findings<'_>) {
-    let Ok(state) = crate::state::State::open() else {
+    let Ok(state) = crate::state::State::open(r.env) else {
         return;
     };
     let owed = crate::pending::count(&state);
@@ -609,7 +614,7 @@ fn daemon_check(r: &mut Findings<'_>) {
                     .unwrap_or_else(|| "?".into())
             ),
         ),
-        None if crate::daemon::client::disabled() => Finding::ok(
+        None if crate::daemon::client::disabled(r.env) => Finding::ok(
             Check::Daemon,
             "off (DOCKWARM_DAEMON=0): hooks start a background prebuild per change",
         ),
@@ -657,7 +662,7 @@ const REORDER_LINES: &str = "COPY pyproject.toml uv.lock ./\nRUN --mount=type=ca
 /// Each image's dependency stage, and the Dockerfile's cache advice.
 fn dockerfile_checks(c: &Config, dialect: crate::ignore::Dialect, r: &mut Findings<'_>) {
     for image in &c.images {
-        r.push(match fingerprint::plan(c, image, dialect) {
+        r.push(match fingerprint::plan(c, image, dialect, r.env) {
             Ok(plan) => Finding::ok(
                 Check::DependencyStage,
                 format!("image `{}`: {}", image.name, plan.deps.description),
@@ -734,6 +739,7 @@ mod tests {
     fn docker_buildkit_0_is_one_more_warning() {
         let options = Options {
             buildkit_disabled: true,
+            ..Options::default()
         };
         let found = buildkit_checks("1.47", Some("v0.17.1"), &options);
         assert_eq!(found.len(), 2);

@@ -173,6 +173,8 @@ pub fn hooks_dir(worktree: &Path) -> Result<HooksLocation, HooksError> {
 pub(super) fn resolve_hooks_path(base: &Path, value: &OsStr) -> PathBuf {
     let bytes = value.as_bytes();
     if bytes == b"~" || bytes.starts_with(b"~/") {
+        // The process's HOME, as git expands `~` with its own: libgit2 found this value in the
+        // global config through the process's HOME too, so the two must agree.
         if let Some(home) = std::env::var_os("HOME") {
             let rest = OsStr::from_bytes(bytes.get(2..).unwrap_or_default());
             return PathBuf::from(home).join(rest);

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use crate::env::Env;
+
 /// A user name with a password or token, for one registry.
 #[derive(Clone)]
 pub struct Credentials {
@@ -87,11 +89,11 @@ pub enum CredentialError {
     },
 }
 
-/// docker's client configuration file.
-pub fn config_path() -> Option<PathBuf> {
-    match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
-        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json")),
+/// docker's client configuration file, where `env` puts it.
+pub fn config_path(env: &Env) -> Option<PathBuf> {
+    match env.docker_config() {
+        Some(dir) => Some(dir.join("config.json")),
+        None => env.home().map(|h| h.join(".docker/config.json")),
     }
 }
 
@@ -113,9 +115,10 @@ struct AuthEntry {
     identitytoken: Option<String>,
 }
 
-/// The credentials docker would use for `host` (as written in image names), if any.
-pub fn lookup(host: &str) -> Result<Option<Credentials>, CredentialError> {
-    let Some(path) = config_path() else {
+/// The credentials docker would use for `host` (as written in image names), if any, with
+/// docker's configuration where `env` puts it.
+pub fn lookup(env: &Env, host: &str) -> Result<Option<Credentials>, CredentialError> {
+    let Some(path) = config_path(env) else {
         return Ok(None);
     };
     let text = match std::fs::read_to_string(&path) {

@@ -20,6 +20,7 @@ pub mod status;
 use futures_util::StreamExt;
 
 use crate::engine::{labels, Engine};
+use crate::env::Env;
 use crate::state::State;
 pub use client::Access;
 pub use credentials::Credentials;
@@ -93,9 +94,10 @@ pub struct Team {
 }
 
 impl Team {
-    /// Reads docker's credentials for the registry's host (no network yet).
-    pub fn new(registry: &TeamRegistry) -> Result<Team, RemoteError> {
-        let credentials = credentials::lookup(&registry.host)?;
+    /// Reads docker's credentials for the registry's host (no network yet), from docker's
+    /// configuration where `env` puts it.
+    pub fn new(registry: &TeamRegistry, env: &Env) -> Result<Team, RemoteError> {
+        let credentials = credentials::lookup(env, &registry.host)?;
         let client = client::Client::new(registry, credentials.clone())?;
         Ok(Team {
             registry: registry.clone(),
@@ -274,13 +276,14 @@ impl Team {
 /// line.
 pub async fn push_missing(
     engine: &Engine,
+    env: &Env,
     registry: &TeamRegistry,
     project: &str,
     image: &str,
     fp: &str,
     local_tag: &str,
 ) -> Result<String, RemoteError> {
-    let team = Team::new(registry)?;
+    let team = Team::new(registry, env)?;
     let short = &fp[..12.min(fp.len())];
     if team.has(project, image, fp).await? {
         return Ok(format!(
@@ -312,7 +315,17 @@ pub async fn push_recorded(
         crate::fingerprint::repository(project, image),
         &fp[..12.min(fp.len())]
     );
-    match push_missing(engine, registry, project, image, fp, &local_tag).await {
+    match push_missing(
+        engine,
+        state.env(),
+        registry,
+        project,
+        image,
+        fp,
+        &local_tag,
+    )
+    .await
+    {
         Ok(line) => {
             record_event(state, project, true, &line);
             Ok(Some(line))

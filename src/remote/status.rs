@@ -68,7 +68,7 @@ pub async fn collect(state: &State, plan: &WorkspacePlan) -> Report {
     report.registry = Some(team.value.to_string());
     report.from = Some(team.from.to_string());
     report.plain_http = team.value.plain_http;
-    let client = match Team::new(&team.value) {
+    let client = match Team::new(&team.value, state.env()) {
         Ok(c) => c,
         Err(e) => {
             report.error = Some(e.to_string());
@@ -90,7 +90,7 @@ pub async fn collect(state: &State, plan: &WorkspacePlan) -> Report {
     }
     let engine = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        crate::engine::Engine::connect(),
+        crate::engine::Engine::connect(state.env()),
     )
     .await
     .ok()
