@@ -79,6 +79,7 @@ classified![
     crate::fingerprint::FingerprintError,
     crate::prebuild::PrebuildError,
     crate::ahead::AheadError,
+    crate::ahead::AheadPrebuildError,
 ];
 
 #[cfg(test)]

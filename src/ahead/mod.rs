@@ -719,6 +719,17 @@ pub enum AheadPrebuildError {
     Build(#[from] crate::prebuild::PrebuildError),
 }
 
+impl crate::error::Classify for AheadPrebuildError {
+    /// Transparent: it answers as the error it wraps (`prebuild --rev` of a revision that
+    /// does not resolve exits 2, as `fingerprint --rev` does).
+    fn is_usage(&self) -> bool {
+        match self {
+            AheadPrebuildError::Plan(e) => e.is_usage(),
+            AheadPrebuildError::Build(e) => e.is_usage(),
+        }
+    }
+}
+
 /// A dependency build a fetched commit wants.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wanted {
