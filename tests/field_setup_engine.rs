@@ -783,11 +783,14 @@ fn base_image_changes(outage: bool) {
     // The base changes under its tag; nothing else happens.
     if outage {
         proxy.stop();
-        // The daemon's watcher sees its stream end and starts waiting to reconnect.
+        // A window, not a wait: the daemon's watcher sees its stream end and starts waiting to
+        // reconnect, and its status does not show that.
         std::thread::sleep(Duration::from_secs(2));
     }
     common::import_busybox_with(&base, "v2");
     if outage {
+        // A window: the engine stays away past the change, across a reconnect attempt of the
+        // watcher's (which nothing the daemon exposes reports).
         std::thread::sleep(Duration::from_secs(1));
         proxy.start();
     }

@@ -166,3 +166,23 @@ impl Drop for Daemonized {
         }
     }
 }
+
+/// `dockwarm prebuild --full` processes whose working directory is `dir`: the builds a daemon
+/// (or one killed with `kill -9`) runs there now.
+pub fn full_prebuilds_in(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is = args.iter().any(|a| *a == b"prebuild") && args.iter().any(|a| *a == b"--full");
+        if is && std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c == dir) {
+            pids.push(pid);
+        }
+    }
+    pids
+}

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod daemonized;
-pub use daemonized::Daemonized;
+pub use daemonized::{full_prebuilds_in, Daemonized};
 
 pub const BUSYBOX: &str = "dockwarm-test/busybox:latest";
 
@@ -541,10 +541,27 @@ pub fn path_env() -> String {
 
 /// Waits for `done`, failing the test after `timeout`.
 #[track_caller]
-pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, timeout: Duration, done: impl FnMut() -> bool) {
+    wait_until(what, timeout, String::new, done);
+}
+
+/// Waits for `done`, checking every 100 ms; after `timeout` fails the test naming `what`, with
+/// `detail()` (a daemon's log, say). Tests wait on a condition, never for a fixed time: a
+/// generous `timeout` costs nothing when things go well.
+#[track_caller]
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    detail: impl Fn() -> String,
+    mut done: impl FnMut() -> bool,
+) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            detail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
