@@ -26,15 +26,12 @@ CMD ["cat", "/app/deps.lock"]
 /// A committed project of the seed's shape: lockfile, install with a cache mount, source.
 pub(crate) fn project() -> Project {
     busybox();
-    let p = Project::new(&[
-        ("Dockerfile", DOCKERFILE),
-        ("compose.yaml", "services:\n  app:\n    build: .\n"),
-        ("src/main.sh", "echo hi\n"),
-    ]);
-    p.write("deps.lock", &format!("requests==2.32.3\n# {}\n", p.name));
-    common::git(&p.root, &["add", "-A"]);
-    common::git(&p.root, &["commit", "-qm", "lock"]);
-    p
+    common::project()
+        .dockerfile(DOCKERFILE)
+        .compose("services:\n  app:\n    build: .\n")
+        .file("src/main.sh", "echo hi\n")
+        .file_naming("deps.lock", |name| format!("requests==2.32.3\n# {name}\n"))
+        .build()
 }
 
 fn inspect(reference: &str, format: &str) -> Option<String> {

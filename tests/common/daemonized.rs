@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{busybox, git, git_env, path_env, Project};
+use super::{busybox, git_env, path_env, project, Project};
 
 /// A committed project (the given Dockerfile and compose file, `src/main.sh`, and a
 /// `deps.lock` unique to it, so a CACHED step can only come from this test) and the
@@ -31,12 +31,12 @@ impl Daemonized {
     /// [`Daemonized::new`] with any files (a `dockwarm.toml`, say) beside `src/main.sh`.
     pub fn with_files(files: &[(&str, &str)]) -> Daemonized {
         busybox();
-        let mut all = files.to_vec();
-        all.push(("src/main.sh", "echo hi\n"));
-        let p = Project::new(&all);
-        p.write("deps.lock", &format!("base==1\n# {}\n", p.name));
-        git(&p.root, &["add", "-A"]);
-        git(&p.root, &["commit", "-qm", "lock"]);
+        let p = files
+            .iter()
+            .fold(project(), |b, (path, text)| b.file(path, text))
+            .file("src/main.sh", "echo hi\n")
+            .file_naming("deps.lock", |name| format!("base==1\n# {name}\n"))
+            .build();
         let mut d = Daemonized {
             p,
             envs: Vec::new(),

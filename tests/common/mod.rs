@@ -156,18 +156,55 @@ pub struct Project {
 /// Starts a test project: `project().dockerfile(..).file("deps.lock", "x").build()` gives a
 /// committed git repository with a unique project name and its own state dir.
 pub fn project() -> ProjectBuilder {
-    ProjectBuilder { files: Vec::new() }
+    ProjectBuilder { steps: Vec::new() }
 }
+
+/// One step of making a [`Project`]'s files, given the project (its root and unique name).
+type Step = Box<dyn FnOnce(&Project)>;
 
 /// The files of a [`Project`] before it is made; see [`project`].
 pub struct ProjectBuilder {
-    files: Vec<(String, String)>,
+    steps: Vec<Step>,
 }
 
 impl ProjectBuilder {
     /// A file at `path` (relative to the repository's root; directories are made).
-    pub fn file(mut self, path: &str, text: &str) -> Self {
-        self.files.push((path.to_string(), text.to_string()));
+    pub fn file(self, path: &str, text: &str) -> Self {
+        let text = text.to_string();
+        self.file_naming(path, move |_| text)
+    }
+
+    /// A file whose text `text` makes from the project's unique name: a lockfile no other
+    /// test has (so a CACHED step can only come from this test), a Dockerfile's cache id.
+    pub fn file_naming(mut self, path: &str, text: impl FnOnce(&str) -> String + 'static) -> Self {
+        let path = path.to_string();
+        self.steps
+            .push(Box::new(move |p: &Project| p.write(&path, &text(&p.name))));
+        self
+    }
+
+    /// An executable file (mode 755) at `path`: a script a `RUN` step calls.
+    pub fn executable(mut self, path: &str, text: &str) -> Self {
+        let (path, text) = (path.to_string(), text.to_string());
+        self.steps.push(Box::new(move |p: &Project| {
+            p.write(&path, &text);
+            std::fs::set_permissions(
+                p.root.join(&path),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }));
+        self
+    }
+
+    /// A symbolic link at `path` to `target` (as written, so relative to `path`'s directory).
+    pub fn symlink(mut self, path: &str, target: &str) -> Self {
+        let (path, target) = (path.to_string(), target.to_string());
+        self.steps.push(Box::new(move |p: &Project| {
+            let at = p.root.join(&path);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(&target, at).unwrap();
+        }));
         self
     }
 
@@ -199,8 +236,8 @@ impl ProjectBuilder {
             name,
             state,
         };
-        for (path, text) in &self.files {
-            p.write(path, text);
+        for step in self.steps {
+            step(&p);
         }
         git(&p.root, &["init", "-q", "-b", "main"]);
         git(&p.root, &["add", "-A"]);
