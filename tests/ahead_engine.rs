@@ -22,40 +22,29 @@ FROM deps AS runtime
 COPY . .
 "#;
 
-fn files() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("Dockerfile", DOCKERFILE),
-        ("compose.yaml", "services:\n  app:\n    build: .\n"),
-        // The hook is opt-in (it costs every checkout); the test covers it and, once it is
-        // removed, the daemon's watch on the refs.
-        // Only the dependency stages ahead here; the commit's whole image has its own test.
-        ("dockwarm.toml", "[ahead]\nhook = true\nfull = false\n"),
-        (".dockerignore", "reqs/ignored.txt\n"),
-        (
-            "install.sh",
-            "#!/bin/sh\ncat deps.lock reqs/* > /app/deps\n",
-        ),
-        ("reqs/base.txt", "base==1\n"),
-        ("locks/extra.lock", "extra==1\n"),
-        ("reqs/ignored.txt", "not an input\n"),
-        ("src/main.sh", "echo hi\n"),
-    ]
-}
-
+/// The committed project: unique per run (its lockfile names it), so a CACHED step can only
+/// come from this test's prebuild.
 fn project() -> Project {
     busybox();
-    let p = Project::new(&files());
-    std::os::unix::fs::symlink("locks/extra.lock", p.root.join("extra.lock")).unwrap();
-    std::fs::set_permissions(
-        p.root.join("install.sh"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    // Unique per run, so a CACHED step can only come from this test's prebuild.
-    p.write("deps.lock", &format!("requests==2.32.3\n# {}\n", p.name));
-    common::git(&p.root, &["add", "-A"]);
-    common::git(&p.root, &["commit", "-qm", "lock"]);
-    p
+    common::project()
+        .dockerfile(DOCKERFILE)
+        .compose("services:\n  app:\n    build: .\n")
+        // The hook is opt-in (it costs every checkout); the test covers it and, once it is
+        // removed, the daemon's watch on the refs. Only the dependency stages ahead here; the
+        // commit's whole image has its own test.
+        .config("[ahead]\nhook = true\nfull = false\n")
+        .file(".dockerignore", "reqs/ignored.txt\n")
+        .executable(
+            "install.sh",
+            "#!/bin/sh\ncat deps.lock reqs/* > /app/deps\n",
+        )
+        .file("reqs/base.txt", "base==1\n")
+        .file("locks/extra.lock", "extra==1\n")
+        .symlink("extra.lock", "locks/extra.lock")
+        .file("reqs/ignored.txt", "not an input\n")
+        .file("src/main.sh", "echo hi\n")
+        .file_naming("deps.lock", |name| format!("requests==2.32.3\n# {name}\n"))
+        .build()
 }
 
 fn fingerprints(p: &Project, dir: &Path, extra: &[&str]) -> Vec<(String, String)> {

@@ -7,9 +7,9 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{engine, Daemonized, Project};
+use crate::common::{engine, wait_until, Daemonized, Project};
 use crate::daemon_engine::Proxy;
 use serde_json::Value;
 
@@ -79,14 +79,6 @@ fn exists(reference: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn wait_for(what: &str, within: Duration, log: impl Fn() -> String, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}\n{}", log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// The compose names dockwarm tags for a workspace directory named `dir` (v2 and v1).
 fn compose_tags(dir: &str) -> [String; 2] {
     [format!("{dir}-app:latest"), format!("{dir}_app:latest")]
@@ -121,7 +113,7 @@ fn git_worktree_remove_takes_the_workspaces_tags_with_it() {
         &root,
         &["worktree", "remove", "--force", ws.to_str().unwrap()],
     );
-    wait_for(
+    wait_until(
         "the removed workspace's tags to go",
         Duration::from_secs(30),
         || s.log(),
@@ -167,7 +159,7 @@ fn a_worktree_removed_while_the_engine_is_down_loses_its_tags_when_it_returns() 
     );
     // The daemon unregisters it and owes the tags; they are still there (checked through the
     // real socket, not the stopped one).
-    wait_for(
+    wait_until(
         "the removal to be owed",
         Duration::from_secs(20),
         || s.log(),
@@ -176,17 +168,35 @@ fn a_worktree_removed_while_the_engine_is_down_loses_its_tags_when_it_returns() 
                 && dockwarm::registry::list(&dockwarm::state::State::at(&s.p.state)).len() == 1
         },
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // The upkeep child has tried to remove them with the engine away: twice since the daemon
+    // saw the workspace gone, so at least one try started after the tags were owed (one
+    // already running then is followed by another; a lone one, by its retry 5 s later).
+    let gone = format!("{name} is gone; unregistering it");
+    wait_until(
+        "two tries of the owed removal while the engine is down",
+        Duration::from_secs(60),
+        || s.log(),
+        || {
+            let log = s.log();
+            log.find(&gone).is_some_and(|at| {
+                log[at..]
+                    .lines()
+                    .filter(|l| l.starts_with("dockwarm: cannot reach the Docker engine"))
+                    .count()
+                    >= 2
+            })
+        },
+    );
     assert!(tags.iter().all(|t| exists(t)), "removed without an engine?");
 
     proxy.start();
-    wait_for(
+    wait_until(
         "the owed tags to go once the engine is back",
         Duration::from_secs(60),
         || s.log(),
         || tags.iter().all(|t| !exists(t)),
     );
-    wait_for(
+    wait_until(
         "nothing owed",
         Duration::from_secs(20),
         || s.log(),
@@ -239,7 +249,7 @@ fn the_daemon_holds_a_small_budget_but_keeps_current_and_container_images_and_fo
     }
     let (v2, v3) = (&tags[1], &tags[2]);
     // v2 went (neither current nor in a container: `keep` yields to the budget).
-    wait_for(
+    wait_until(
         "the budget to remove v2",
         Duration::from_secs(30),
         || s.log(),

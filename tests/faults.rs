@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{engine, git, git_env, Daemonized};
+use crate::common::{engine, full_prebuilds_in, git, git_env, wait_until, Daemonized};
 
 /// Lockfile, an install step (`sleep` long enough to be caught mid-build), then the source.
 fn dockerfile(sleep: u32) -> String {
@@ -674,25 +674,6 @@ fn hooks_uninstall_in_a_read_only_dir_names_uninstall() {
     assert!(!err.contains("hooks install"), "{err}");
 }
 
-/// `dockwarm prebuild --full` processes whose working directory is `dir`.
-fn full_prebuilds_in(dir: &Path) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is = args.iter().any(|a| *a == b"prebuild") && args.iter().any(|a| *a == b"--full");
-        if is && std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c == dir) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 /// Point 4: `kill -9` of the daemon mid-build, and a new daemon at once: never two builds of
 /// the workspace at the same time; the new daemon waits for the orphan, then finishes.
 #[test]
@@ -707,21 +688,23 @@ fn after_kill_9_a_new_daemon_never_builds_beside_the_orphan() {
     fx.ok(&root, &["daemon", "start"]);
     let first = fx.pid().unwrap();
     fx.ok(&root, &["init"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while full_prebuilds_in(&root).is_empty() {
-        assert!(Instant::now() < deadline, "no build started\n{}", fx.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        "a build to start",
+        Duration::from_secs(30),
+        || fx.log(),
+        || !full_prebuilds_in(&root).is_empty(),
+    );
     assert!(Command::new("kill")
         .args(["-9", &first.to_string()])
         .status()
         .unwrap()
         .success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{first}")).exists() {
-        assert!(Instant::now() < deadline, "the daemon survived kill -9");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        "the daemon to die of kill -9",
+        Duration::from_secs(10),
+        || fx.log(),
+        || !Path::new(&format!("/proc/{first}")).exists(),
+    );
     fx.ok(&root, &["daemon", "start"]);
     // Until the new daemon is idle, never more than one full build of the workspace.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -792,17 +775,18 @@ fn a_daemon_started_under_a_wrong_docker_host_builds_on_the_users_engine() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", show(&out));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let d = fx.daemon();
-        if d["daemon"]["engine"] == "down" {
-            let err = d["daemon"]["engine_error"].as_str().unwrap_or_default();
-            assert!(err.contains("no-engine.sock"), "{d:#}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{d:#}\n{}", fx.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut d = Value::Null;
+    wait_until(
+        "the daemon to find the engine down",
+        Duration::from_secs(30),
+        || fx.log(),
+        || {
+            d = fx.daemon();
+            d["daemon"]["engine"] == "down"
+        },
+    );
+    let err = d["daemon"]["engine_error"].as_str().unwrap_or_default();
+    assert!(err.contains("no-engine.sock"), "{d:#}");
     let said = fx.ok(&root, &["status"]);
     assert!(
         said.contains("cannot reach its engine") && said.contains("no-engine.sock"),

@@ -241,13 +241,11 @@ fn doctor_sees_a_bare_named_volume_compose_will_not_mount() {
 fn doctor_sees_a_cache_volume_copied_into_several_workspaces() {
     engine();
     let busybox = common::busybox();
-    let p = Project::new(&[("Dockerfile", DEPS_DOCKERFILE), ("uv.lock", "x\n")]);
-    p.write(
-        "compose.yaml",
-        &format!("services:\n  app:\n    build: .\n    volumes:\n      - uv_cache:/root/.cache/uv\n  cache:\n    image: {busybox}\n    command: [\"true\"]\n    volumes:\n      - uv_cache:/root/.cache/uv\nvolumes:\n  uv_cache: {{}}\n"),
-    );
-    common::git(&p.root, &["add", "-A"]);
-    common::git(&p.root, &["commit", "-qm", "compose"]);
+    let p = common::project()
+        .dockerfile(DEPS_DOCKERFILE)
+        .file("uv.lock", "x\n")
+        .compose(&format!("services:\n  app:\n    build: .\n    volumes:\n      - uv_cache:/root/.cache/uv\n  cache:\n    image: {busybox}\n    command: [\"true\"]\n    volumes:\n      - uv_cache:/root/.cache/uv\nvolumes:\n  uv_cache: {{}}\n"))
+        .build();
     let mut made = Vec::new();
     for w in ["w1", "w2"] {
         let dir = p.root.parent().unwrap().join(format!("{}-{w}", p.name));
@@ -617,24 +615,15 @@ fn a_cold_warm_up_runs_the_dependency_steps_once_bollard() {
 fn cold_warm_up(backend: &str) {
     engine();
     common::busybox();
-    let p = Project::new(&[
-        ("compose.yaml", "services:\n  app:\n    build: .\n"),
-        ("src/main.sh", "echo hi\n"),
-    ]);
-    p.write(
-        "Dockerfile",
-        &format!(
-            "FROM dockwarm-test/busybox:latest AS base\nWORKDIR /app\n\nFROM base AS deps\nCOPY deps.lock ./\nRUN --mount=type=cache,id={},target=/cache/count \\\n    sh -c 'echo run >> /cache/count/runs && cp /cache/count/runs /app/runs && cat deps.lock'\n\nFROM deps AS runtime\nCOPY . .\n",
-            p.name
-        ),
-    );
-    p.write("deps.lock", &format!("pkg==1 # {}\n", p.name));
-    p.write(
-        "dockwarm.toml",
-        &format!("[build]\nbackend = \"{backend}\"\n"),
-    );
-    common::git(&p.root, &["add", "-A"]);
-    common::git(&p.root, &["commit", "-qm", "deps"]);
+    let p = common::project()
+        .compose("services:\n  app:\n    build: .\n")
+        .file("src/main.sh", "echo hi\n")
+        .file_naming("Dockerfile", |name| format!(
+            "FROM dockwarm-test/busybox:latest AS base\nWORKDIR /app\n\nFROM base AS deps\nCOPY deps.lock ./\nRUN --mount=type=cache,id={name},target=/cache/count \\\n    sh -c 'echo run >> /cache/count/runs && cp /cache/count/runs /app/runs && cat deps.lock'\n\nFROM deps AS runtime\nCOPY . .\n",
+        ))
+        .file_naming("deps.lock", |name| format!("pkg==1 # {name}\n"))
+        .config(&format!("[build]\nbackend = \"{backend}\"\n"))
+        .build();
     p.ok(&["init"]);
     let tag = format!("{}-app", compose_project(&p.root));
     wait_for(
@@ -729,10 +718,12 @@ fn a_base_image_changed_while_the_engine_was_away_is_found_on_reconnect() {
 fn base_image_changes(outage: bool) {
     engine();
     common::busybox();
-    let p = Project::new(&[
-        ("compose.yaml", "services:\n  app:\n    build: .\n"),
-        ("src/main.sh", "echo hi\n"),
-    ]);
+    let p = common::project()
+        .compose("services:\n  app:\n    build: .\n")
+        .file("src/main.sh", "echo hi\n")
+        .file_naming("Dockerfile", |name| format!("FROM {name}-base:latest AS base\nWORKDIR /app\n\nFROM base AS deps\nCOPY deps.lock ./\nRUN cat deps.lock > /app/installed\n\nFROM deps AS runtime\nCOPY . .\n"))
+        .file_naming("deps.lock", |name| format!("pkg==1 # {name}\n"))
+        .build();
     let base = format!("{}-base:latest", p.name);
     common::import_busybox_with(&base, "v1");
     let first_base = image_id(&base).unwrap();
@@ -746,13 +737,6 @@ fn base_image_changes(outage: bool) {
         }
     }
     let _old_base = Gone(first_base.clone());
-    p.write(
-        "Dockerfile",
-        &format!("FROM {base} AS base\nWORKDIR /app\n\nFROM base AS deps\nCOPY deps.lock ./\nRUN cat deps.lock > /app/installed\n\nFROM deps AS runtime\nCOPY . .\n"),
-    );
-    p.write("deps.lock", &format!("pkg==1 # {}\n", p.name));
-    common::git(&p.root, &["add", "-A"]);
-    common::git(&p.root, &["commit", "-qm", "deps"]);
     // The daemon (started by `init`) reaches the engine through a proxy that can be stopped.
     let sock = p.tmp.path().join("engine.sock");
     let mut proxy = crate::daemon_engine::Proxy::new(sock.clone());
@@ -783,11 +767,14 @@ fn base_image_changes(outage: bool) {
     // The base changes under its tag; nothing else happens.
     if outage {
         proxy.stop();
-        // The daemon's watcher sees its stream end and starts waiting to reconnect.
+        // A window, not a wait: the daemon's watcher sees its stream end and starts waiting to
+        // reconnect, and its status does not show that.
         std::thread::sleep(Duration::from_secs(2));
     }
     common::import_busybox_with(&base, "v2");
     if outage {
+        // A window: the engine stays away past the change, across a reconnect attempt of the
+        // watcher's (which nothing the daemon exposes reports).
         std::thread::sleep(Duration::from_secs(1));
         proxy.start();
     }

@@ -38,14 +38,13 @@ const COMPOSE: &str =
 
 fn project(dockerfile: &str) -> Project {
     busybox();
-    let p = Project::new(&[
-        ("Dockerfile", dockerfile),
-        ("compose.yaml", COMPOSE),
-        ("src/main.sh", "echo hi\n"),
-    ]);
-    // Unique per test run, so a CACHED step can only come from this test's prebuild.
-    p.write("deps.lock", &format!("requests==2.32.3\n# {}\n", p.name));
-    p
+    common::project()
+        .dockerfile(dockerfile)
+        .compose(COMPOSE)
+        .file("src/main.sh", "echo hi\n")
+        // Unique per test run, so a CACHED step can only come from this test's prebuild.
+        .file_naming("deps.lock", |name| format!("requests==2.32.3\n# {name}\n"))
+        .build()
 }
 
 fn fingerprint(p: &Project, dir: &std::path::Path) -> String {
@@ -67,8 +66,6 @@ fn fingerprint(p: &Project, dir: &std::path::Path) -> String {
 fn fingerprint_is_the_same_across_worktrees_and_changes_with_each_input() {
     engine();
     let p = project(SINGLE);
-    common::git(&p.root, &["add", "-A"]);
-    common::git(&p.root, &["commit", "-qm", "lock"]);
     let base = fingerprint(&p, &p.root);
     assert_eq!(base.len(), 64);
 

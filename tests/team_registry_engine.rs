@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::common::second_engine::SecondEngine;
 use crate::common::team::{self, PackageIndex, TestRegistry};
-use crate::common::{busybox, engine, git, path_env, sh, steps, wait_for, Project};
+use crate::common::{self, busybox, engine, path_env, sh, steps, wait_for, Project};
 
 fn dockerfile(index_port: u16) -> String {
     format!(
@@ -27,26 +27,17 @@ CMD [\"cat\", \"/app/installed\"]
 /// A repository whose dependency step fetches from `index`, sharing through `registry`.
 fn team_project(registry_url: &str, index: &PackageIndex) -> Project {
     busybox();
-    let p = Project::new(&[
-        ("Dockerfile", &dockerfile(index.port)),
-        (
-            "compose.yaml",
-            "services:\n  app:\n    build:\n      context: .\n      network: host\n",
-        ),
-        ("src/main.sh", "echo hi\n"),
-    ]);
-    // The project name is committed: clones in other directories share the registry's names.
-    p.write(
-        "dockwarm.toml",
-        &format!(
-            "[project]\nname = \"{}\"\n\n[registry]\nurl = \"{registry_url}\"\n",
-            p.name
-        ),
-    );
-    p.write("deps.lock", &format!("package==1.0\n# {}\n", p.name));
-    git(&p.root, &["add", "-A"]);
-    git(&p.root, &["commit", "-qm", "team registry"]);
-    p
+    let registry_url = registry_url.to_string();
+    common::project()
+        .dockerfile(&dockerfile(index.port))
+        .compose("services:\n  app:\n    build:\n      context: .\n      network: host\n")
+        .file("src/main.sh", "echo hi\n")
+        // The project name is committed: clones in other directories share the registry's names.
+        .file_naming("dockwarm.toml", move |name| {
+            format!("[project]\nname = \"{name}\"\n\n[registry]\nurl = \"{registry_url}\"\n")
+        })
+        .file_naming("deps.lock", |name| format!("package==1.0\n# {name}\n"))
+        .build()
 }
 
 fn text(out: &Output) -> String {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{busybox, git, git_env, path_env, Project};
+use super::{busybox, git_env, path_env, project, Project};
 
 /// A committed project (the given Dockerfile and compose file, `src/main.sh`, and a
 /// `deps.lock` unique to it, so a CACHED step can only come from this test) and the
@@ -31,12 +31,12 @@ impl Daemonized {
     /// [`Daemonized::new`] with any files (a `dockwarm.toml`, say) beside `src/main.sh`.
     pub fn with_files(files: &[(&str, &str)]) -> Daemonized {
         busybox();
-        let mut all = files.to_vec();
-        all.push(("src/main.sh", "echo hi\n"));
-        let p = Project::new(&all);
-        p.write("deps.lock", &format!("base==1\n# {}\n", p.name));
-        git(&p.root, &["add", "-A"]);
-        git(&p.root, &["commit", "-qm", "lock"]);
+        let p = files
+            .iter()
+            .fold(project(), |b, (path, text)| b.file(path, text))
+            .file("src/main.sh", "echo hi\n")
+            .file_naming("deps.lock", |name| format!("base==1\n# {name}\n"))
+            .build();
         let mut d = Daemonized {
             p,
             envs: Vec::new(),
@@ -165,4 +165,24 @@ impl Drop for Daemonized {
             }
         }
     }
+}
+
+/// `dockwarm prebuild --full` processes whose working directory is `dir`: the builds a daemon
+/// (or one killed with `kill -9`) runs there now.
+pub fn full_prebuilds_in(dir: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is = args.iter().any(|a| *a == b"prebuild") && args.iter().any(|a| *a == b"--full");
+        if is && std::fs::read_link(e.path().join("cwd")).is_ok_and(|c| c == dir) {
+            pids.push(pid);
+        }
+    }
+    pids
 }

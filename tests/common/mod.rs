@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod daemonized;
-pub use daemonized::Daemonized;
+pub use daemonized::{full_prebuilds_in, Daemonized};
 
 pub const BUSYBOX: &str = "dockwarm-test/busybox:latest";
 
@@ -156,18 +156,55 @@ pub struct Project {
 /// Starts a test project: `project().dockerfile(..).file("deps.lock", "x").build()` gives a
 /// committed git repository with a unique project name and its own state dir.
 pub fn project() -> ProjectBuilder {
-    ProjectBuilder { files: Vec::new() }
+    ProjectBuilder { steps: Vec::new() }
 }
+
+/// One step of making a [`Project`]'s files, given the project (its root and unique name).
+type Step = Box<dyn FnOnce(&Project)>;
 
 /// The files of a [`Project`] before it is made; see [`project`].
 pub struct ProjectBuilder {
-    files: Vec<(String, String)>,
+    steps: Vec<Step>,
 }
 
 impl ProjectBuilder {
     /// A file at `path` (relative to the repository's root; directories are made).
-    pub fn file(mut self, path: &str, text: &str) -> Self {
-        self.files.push((path.to_string(), text.to_string()));
+    pub fn file(self, path: &str, text: &str) -> Self {
+        let text = text.to_string();
+        self.file_naming(path, move |_| text)
+    }
+
+    /// A file whose text `text` makes from the project's unique name: a lockfile no other
+    /// test has (so a CACHED step can only come from this test), a Dockerfile's cache id.
+    pub fn file_naming(mut self, path: &str, text: impl FnOnce(&str) -> String + 'static) -> Self {
+        let path = path.to_string();
+        self.steps
+            .push(Box::new(move |p: &Project| p.write(&path, &text(&p.name))));
+        self
+    }
+
+    /// An executable file (mode 755) at `path`: a script a `RUN` step calls.
+    pub fn executable(mut self, path: &str, text: &str) -> Self {
+        let (path, text) = (path.to_string(), text.to_string());
+        self.steps.push(Box::new(move |p: &Project| {
+            p.write(&path, &text);
+            std::fs::set_permissions(
+                p.root.join(&path),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }));
+        self
+    }
+
+    /// A symbolic link at `path` to `target` (as written, so relative to `path`'s directory).
+    pub fn symlink(mut self, path: &str, target: &str) -> Self {
+        let (path, target) = (path.to_string(), target.to_string());
+        self.steps.push(Box::new(move |p: &Project| {
+            let at = p.root.join(&path);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(&target, at).unwrap();
+        }));
         self
     }
 
@@ -199,8 +236,8 @@ impl ProjectBuilder {
             name,
             state,
         };
-        for (path, text) in &self.files {
-            p.write(path, text);
+        for step in self.steps {
+            step(&p);
         }
         git(&p.root, &["init", "-q", "-b", "main"]);
         git(&p.root, &["add", "-A"]);
@@ -541,10 +578,27 @@ pub fn path_env() -> String {
 
 /// Waits for `done`, failing the test after `timeout`.
 #[track_caller]
-pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, timeout: Duration, done: impl FnMut() -> bool) {
+    wait_until(what, timeout, String::new, done);
+}
+
+/// Waits for `done`, checking every 100 ms; after `timeout` fails the test naming `what`, with
+/// `detail()` (a daemon's log, say). Tests wait on a condition, never for a fixed time: a
+/// generous `timeout` costs nothing when things go well.
+#[track_caller]
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    detail: impl Fn() -> String,
+    mut done: impl FnMut() -> bool,
+) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            detail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
