@@ -14,7 +14,7 @@
 #   s3a  a lockfile change adding one package (bench/app-variant.sh add-package), committed on a
 #        branch in one workspace, until that workspace can up
 #   s3b  two other workspaces `git checkout` that change: time until each can up (mean of the two)
-#   s5   a new workspace on a new commit of main (a source change: sources unlike any image's)
+#   s5   a new workspace on the newest main after a fetch (a source change: sources unlike any image's)
 #        until it can up
 #   s6   a teammate's lockfile change arrives with `git fetch` (a bare "origin" and a teammate's
 #        clone of it; the teammate re-locks: uv.lock's bytes change, its packages do not, so the
@@ -222,6 +222,10 @@ s6_setup() {  # MAIN BASE
     git -C "$1" branch -q --set-upstream-to "origin/$br"
     git_q clone -q "$2/origin.git" "$2/teammate"
 }
+s5_teammate_push() {  # BASE RUN: the teammate changes a source file and pushes; prints the commit
+    (cd "$1/teammate" && echo "# s5 $2" >>app/main.py \
+        && git_q commit -qam "teammate: a source change" && git_q push -q origin HEAD && git rev-parse HEAD)
+}
 s6_teammate_push() {  # BASE: the teammate re-locks and pushes; prints the pushed commit
     (cd "$1/teammate" && echo "# relocked by a teammate" >>uv.lock \
         && git_q commit -qam "teammate: relock" && git_q push -q origin HEAD && git rev-parse HEAD)
@@ -312,17 +316,18 @@ seed_run() {
     verify v1 "$M" "${P}_api" slugify || true
     verify v1 "$W3" "${P}-ws3_api" slugify || true
 
-    say "run $r seed s5: a new workspace on a new commit of main (sources unlike any image's)"
-    (cd "$M" && echo "# s5 $r" >> app/main.py && git_q commit -qam "s5: a source change")
+    say "run $r seed s5: a new workspace on the newest main, fetched (sources unlike any image's)"
+    s6_setup "$M" "$base"
+    s5_teammate_push "$base" "$r" >/dev/null
+    git_q -C "$M" fetch -q origin
     n=$(wheels); t=$(now)
-    git -C "$M" worktree add -q -b ws5 "$W5" HEAD
+    git_q -C "$M" worktree add -q -b ws5 "$W5" "@{upstream}"
     seed_build "$W5" "seed-r$r-s5" || { tail -20 "$work/seed-r$r-s5.log"; return 1; }
     record "$r" seed s5 "$(since "$t")" "$(( $(wheels) - n ))" ""
     note_image "${P}-ws5_api"; verify v1 "$W5" "${P}-ws5_api" || true
 
     say "run $r seed s6: a teammate's lockfile change fetched, then a new workspace on it"
     local W6="$base/$P-ws6"
-    s6_setup "$M" "$base"
     s6_teammate_push "$base" >/dev/null
     git_q -C "$M" fetch -q origin
     n=$(wheels); t=$(now)
@@ -452,27 +457,27 @@ dockwarm_run() {
     verify v2 "$M" "$P-api" slugify || true
     verify v2 "$W3" "$P-ws3-api" slugify || true
 
-    say "run $r dockwarm s5: a new workspace on a new commit of main (sources unlike any image's)"
-    local t5 ahead5 head5
+    say "run $r dockwarm s5: a new workspace on the newest main, fetched (sources unlike any image's)"
+    local t5 ahead5 pushed5 upstream
+    s6_setup "$M" "$base"
+    upstream=$(git -C "$M" rev-parse --symbolic-full-name "@{upstream}")
+    pushed5=$(s5_teammate_push "$base" "$r")
     t5=$(now)
-    (cd "$M" && echo "# s5 $r" >> app/main.py && git_q commit -qam "s5: a source change")
-    # The commit lands on main; the daemon builds its whole image ahead (untimed: a workspace
-    # starts from main later). Noted, like scenario 6's fetch.
-    head5=$(git -C "$M" rev-parse HEAD)
-    ahead5=$(dw_wait_ahead "$M" "refs/heads/$(git -C "$M" symbolic-ref --short HEAD)" "$head5" "$t5") \
-        || { dw_fail "the new commit was not built ahead ($ahead5)"; return 1; }
+    git_q -C "$M" fetch -q origin
+    # The daemon builds the fetched commit's whole image ahead (untimed: a workspace starts
+    # from main later), noted like scenario 6's.
+    ahead5=$(dw_wait_ahead "$M" "$upstream" "$pushed5" "$t5") \
+        || { dw_fail "the fetched commit was not built ahead ($ahead5)"; return 1; }
     n=$(wheels); t=$(now)
-    git -C "$M" worktree add -q -b ws5 "$W5" HEAD
+    git_q -C "$M" worktree add -q -b ws5 "$W5" "$upstream"
     dw_init "$W5" "dw-r$r-s5-init"
     out=$(dw_wait "$P-ws5-api" "" "$t" "$W5") || { dw_fail "$out"; return 1; }
-    record "$r" dockwarm s5 "$out" "$(( $(wheels) - n ))" "ahead (${ahead5#* }) done ${ahead5%% *}s after the commit"
+    record "$r" dockwarm s5 "$out" "$(( $(wheels) - n ))" "ahead (${ahead5#* }) done ${ahead5%% *}s after the fetch"
     verify v2 "$W5" "$P-ws5-api" || true
 
     say "run $r dockwarm s6: a teammate's lockfile change fetched, then a new workspace on it"
-    local W6="$base/$P-ws6" pushed tf ahead_s upstream
-    s6_setup "$M" "$base"
+    local W6="$base/$P-ws6" pushed tf ahead_s
     pushed=$(s6_teammate_push "$base")
-    upstream=$(git -C "$M" rev-parse --symbolic-full-name "@{upstream}")
     n=$(wheels); tf=$(now)
     git_q -C "$M" fetch -q origin
     # The fetch's prebuild runs ahead of any checkout; wait for it (untimed), noting how long.

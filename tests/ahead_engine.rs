@@ -329,40 +329,58 @@ fn image_id(reference: &str) -> Option<String> {
     dockwarm_no_engine,
     ignore = "needs a Docker engine (none answered when this was built)"
 )]
-fn a_new_commit_on_main_is_built_whole_and_a_new_workspace_on_it_only_tags_it() {
+fn a_fetched_commit_of_main_is_built_whole_and_a_new_workspace_on_it_only_tags_it() {
     engine();
     let p = project();
-    // No remote: the default branch is the main worktree's. `.git` stays out of the context
-    // (each worktree's differs), as real projects do.
+    // `.git` stays out of the context (each worktree's differs), as real projects do.
     p.write("dockwarm.toml", "");
     p.write(".dockerignore", "reqs/ignored.txt\n.git\n");
     common::git(&p.root, &["commit", "-qam", "defaults"]);
-    let out = p.dockwarm_in(&p.root, &["init"]);
+    let origin = p.tmp.path().join("origin.git");
+    let o = origin.to_str().unwrap();
+    p.user_git(
+        p.tmp.path(),
+        &["clone", "-q", "--bare", p.root.to_str().unwrap(), o],
+    );
+    let theirs = p.tmp.path().join("teammate");
+    p.user_git(p.tmp.path(), &["clone", "-q", o, theirs.to_str().unwrap()]);
+    let ours_parent = p.tmp.path().join("mine");
+    std::fs::create_dir_all(&ours_parent).unwrap();
+    let ours = ours_parent.join(&p.name);
+    p.user_git(p.tmp.path(), &["clone", "-q", o, ours.to_str().unwrap()]);
+    let out = p.dockwarm_in(&ours, &["init"]);
     assert!(out.status.success(), "init: {out:?}");
+    let main = "refs/remotes/origin/main";
     wait_for("the first build", Duration::from_secs(180), || {
-        let s = status(&p, &p.root);
-        idle(&s) && ahead_of(&s, "refs/heads/main").is_some()
+        let s = status(&p, &ours);
+        idle(&s) && ahead_of(&s, main).is_some()
     });
 
-    // A source change lands on main (the user's hooks are dockwarm's): the daemon builds the
-    // commit's whole image from git's objects, under its own tag.
-    p.write("src/main.sh", "echo changed on main\n");
-    p.user_git(&p.root, &["commit", "-qam", "a source change"]);
-    let head = String::from_utf8(p.user_git(&p.root, &["rev-parse", "HEAD"]).stdout).unwrap();
-    let head = head.trim().to_string();
-    wait_for("the commit's whole image", Duration::from_secs(180), || {
-        let s = status(&p, &p.root);
-        ahead_of(&s, "refs/heads/main")
-            .is_some_and(|a| a["commit"] == head.as_str() && a["images"][0]["workspace"] == "built")
-    });
-    let ahead_tag = format!("dockwarm/{}-app-ahead:heads-main", p.name);
+    // A source change lands on origin's main and is fetched: the daemon builds the commit's
+    // whole image from git's objects, under its own tag.
+    let push = |text: &str| {
+        common::write_file(&theirs, "src/main.sh", text);
+        p.user_git(&theirs, &["commit", "-qam", "a source change"]);
+        p.user_git(&theirs, &["push", "-q", "origin", "main"]);
+        p.user_git(&ours, &["fetch", "-q", "origin"]);
+        let head = String::from_utf8(p.user_git(&theirs, &["rev-parse", "HEAD"]).stdout).unwrap();
+        let head = head.trim().to_string();
+        wait_for("the commit's whole image", Duration::from_secs(180), || {
+            let s = status(&p, &ours);
+            ahead_of(&s, main).is_some_and(|a| {
+                a["commit"] == head.as_str() && a["images"][0]["workspace"] == "built"
+            })
+        });
+    };
+    push("echo changed on main\n");
+    let ahead_tag = format!("dockwarm/{}-app-ahead:remotes-origin-main", p.name);
     let ahead_id = image_id(&ahead_tag).expect("the ahead image");
 
     // A new workspace on that commit: its compose name is that very image (tagged, not built).
     let wt = p.tmp.path().join(format!("{}-new", p.name));
     let _down = ComposeDown(vec![wt.clone()]);
     p.user_git(
-        &p.root,
+        &ours,
         &[
             "worktree",
             "add",
@@ -370,7 +388,7 @@ fn a_new_commit_on_main_is_built_whole_and_a_new_workspace_on_it_only_tags_it() 
             "-b",
             "agent",
             wt.to_str().unwrap(),
-            "main",
+            "origin/main",
         ],
     );
     let out = p.dockwarm_in(&wt, &["init"]);
@@ -397,30 +415,16 @@ fn a_new_commit_on_main_is_built_whole_and_a_new_workspace_on_it_only_tags_it() 
         labels(&compose_name)
     );
 
-    // The next commit on main replaces the tag; the workspace's names keep the old image.
-    p.write("src/main.sh", "echo changed again\n");
-    p.user_git(&p.root, &["commit", "-qam", "another change"]);
-    let head2 = String::from_utf8(p.user_git(&p.root, &["rev-parse", "HEAD"]).stdout).unwrap();
-    wait_for("the next commit's image", Duration::from_secs(180), || {
-        let s = status(&p, &p.root);
-        ahead_of(&s, "refs/heads/main")
-            .is_some_and(|a| a["commit"] == head2.trim() && a["images"][0]["workspace"] == "built")
-    });
+    // The next commit replaces the tag; the workspace's names keep the old image.
+    push("echo changed again\n");
     let next_id = image_id(&ahead_tag).expect("the next ahead image");
     assert_ne!(next_id, ahead_id);
     assert_eq!(image_id(&compose_name), Some(ahead_id));
 
     // A third commit: the second image, which nothing else names, is removed.
-    p.write("src/main.sh", "echo third\n");
-    p.user_git(&p.root, &["commit", "-qam", "a third change"]);
-    let head3 = String::from_utf8(p.user_git(&p.root, &["rev-parse", "HEAD"]).stdout).unwrap();
-    wait_for("the third commit's image", Duration::from_secs(180), || {
-        let s = status(&p, &p.root);
-        ahead_of(&s, "refs/heads/main")
-            .is_some_and(|a| a["commit"] == head3.trim() && a["images"][0]["workspace"] == "built")
-    });
+    push("echo third\n");
     assert_eq!(image_id(&next_id), None, "the replaced ahead image stayed");
-    let _ = p.dockwarm_in(&p.root, &["daemon", "stop"]);
+    let _ = p.dockwarm_in(&ours, &["daemon", "stop"]);
 }
 
 /// `cmd` run by `sh` under `umask 002` (group-writable files, as on distributions with user

@@ -190,8 +190,13 @@ fn plan_tree_at(
     // compose files at the same path serves every round and the next commit; named like the
     // main worktree, so compose's default project name is a checkout's.
     let (slot, lock) = scratch_slot(state)?;
-    let scratch = state.dir("ahead")?.join("trees").join(slot.to_string());
-    let _ = std::fs::remove_dir_all(&scratch);
+    // Private, like the rest of the state directory, whatever the umask: it holds the
+    // commit's files.
+    state.dir("ahead")?;
+    state.dir("ahead/trees")?;
+    let slot_dir = format!("ahead/trees/{slot}");
+    let _ = std::fs::remove_dir_all(state.root().join(&slot_dir));
+    let scratch = state.dir(&slot_dir)?;
     let root = scratch.join(
         ws.main_root
             .file_name()
@@ -385,10 +390,7 @@ pub fn watched_refs(env: &Env, workspaces: &[PathBuf], extra: &[String]) -> Vec<
             repo.find_reference("refs/remotes/origin/HEAD")
                 .ok()
                 .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_string))
-        })
-        // No remote says which: the branch of the main worktree (where `main` lives when
-        // workspaces are worktrees beside it).
-        .or_else(|| main_branch(&repo));
+        });
     if let Some(d) = default {
         out.insert(d, "default branch".into());
     }
@@ -426,17 +428,6 @@ pub fn watched_refs(env: &Env, workspaces: &[PathBuf], extra: &[String]) -> Vec<
     out.into_iter()
         .map(|(name, why)| Watched { name, why })
         .collect()
-}
-
-/// The branch checked out in the main worktree of `repo`'s repository, as a full ref name.
-fn main_branch(repo: &git2::Repository) -> Option<String> {
-    let main = repo.commondir().parent()?;
-    let main = git2::Repository::open(main).ok()?;
-    let head = main.head().ok()?;
-    if !head.is_branch() {
-        return None;
-    }
-    head.name().ok().map(str::to_string)
 }
 
 /// The commit each ref points at now (refs that do not resolve are left out).
