@@ -740,6 +740,8 @@ pub struct Wanted {
     pub digest: String,
     /// The commit's whole image is wanted too (the default branch, `[ahead] full`).
     pub full: bool,
+    /// Its dependency stage is built already: only the whole image is owed.
+    pub built: bool,
 }
 
 /// Where a watched ref is written: a directory and the entry names in it.
@@ -890,6 +892,7 @@ fn scan_repo(
                             image: image.clone(),
                             digest: digest.clone(),
                             full,
+                            built,
                         });
                     }
                     record.images.insert(

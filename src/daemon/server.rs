@@ -498,7 +498,6 @@ impl Daemon {
                     return Response::error(format!("{} is not registered", path.display()));
                 }
                 self.evaluate(&path, &BTreeSet::from([String::new()]));
-                self.look_ahead(Some(path));
                 Response::ok()
             }
             Request::Changed { path, images } => {
@@ -917,9 +916,10 @@ impl Daemon {
         self.targets_mut().set_ahead(&all);
         self.sync_watches();
         for w in scan.wanted {
-            // A commit's whole image is its own job: its dependency stage may be built, and
-            // its sources are the commit's alone.
-            let digest = if w.full {
+            // A dependency stage owed is one job whoever wants it (a workspace of the same
+            // inputs joins it, and the commit's whole image follows it); a commit's whole image
+            // alone is a job of its own: its sources are the commit's.
+            let digest = if w.full && w.built {
                 format!("{}+{}", w.digest, &w.commit[..12.min(w.commit.len())])
             } else {
                 w.digest.clone()
@@ -956,7 +956,15 @@ impl Daemon {
         if self.stopping || self.retry_at.is_some() {
             return;
         }
-        while let Some(job) = self.queue.start_next(now_ms()) {
+        loop {
+            // Workspaces being planned may owe jobs that go before any commit's (a workspace's
+            // own job reports what it pulled or built): a job wanted only ahead waits for them.
+            if !self.evaluating.is_empty() && self.queue.queued().all(|j| j.is_ahead_only()) {
+                break;
+            }
+            let Some(job) = self.queue.start_next(now_ms()) else {
+                break;
+            };
             self.jobs_started += 1;
             log(&format!(
                 "build {} {} ({}) for {} workspace(s)",
@@ -1101,6 +1109,15 @@ async fn run_job(exe: &Path, state: &State, job: &Job) -> JobResult {
                     return JobResult::EngineDown(job.workspaces[i..].to_vec());
                 }
                 errors.push(format!("{}: {e}", workspace.display()));
+            }
+        }
+    }
+    // A workspace joined a commit's job: its whole image still follows, from the dependency
+    // stage just built.
+    if let (true, Some(target)) = (errors.is_empty(), &job.ahead) {
+        if target.full {
+            if let Err(e) = run_ahead_child(exe, state, target, &job.key.image).await {
+                errors.push(e);
             }
         }
     }
