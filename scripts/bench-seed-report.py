@@ -123,7 +123,7 @@ def markdown(rows, facts, out):
             xs = [x for x in xs if x]
             return max(set(xs), key=xs.count) if xs else "none"
         L.append(f"| 3. all of scenario 3 (the change + both switches): wheels fetched | | | | "
-                 f"{fs if fs is not None else '—':g} / {fd if fd is not None else '—':g} "
+                 f"{'—' if fs is None else format(fs, 'g')} / {'—' if fd is None else format(fd, 'g')} "
                  f"(seed: {common(names['seed'])}; dockwarm: {common(names['dockwarm'])}) |")
     L.append("")
     for who in CONTENDERS:

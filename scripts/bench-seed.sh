@@ -14,8 +14,9 @@
 #   s3a  a lockfile change adding one package (bench/app-variant.sh add-package), committed on a
 #        branch in one workspace, until that workspace can up
 #   s3b  two other workspaces `git checkout` that change: time until each can up (mean of the two)
-#   s5   a new workspace on the newest main after a fetch (a source change: sources unlike any image's)
-#        until it can up
+#   s5   a teammate's source change (no lockfile change) arrives with `git fetch` on main; then a
+#        new workspace on it (sources unlike any image's) until it can up. As in s6, for dockwarm
+#        the clock starts after the fetch's ahead prebuild (the commit's whole image) finished.
 #   s6   a teammate's lockfile change arrives with `git fetch` (a bare "origin" and a teammate's
 #        clone of it; the teammate re-locks: uv.lock's bytes change, its packages do not, so the
 #        install step runs again from a warm uv cache), then a new workspace on the fetched
@@ -481,18 +482,10 @@ dockwarm_run() {
     n=$(wheels); tf=$(now)
     git_q -C "$M" fetch -q origin
     # The fetch's prebuild runs ahead of any checkout; wait for it (untimed), noting how long.
-    ahead_s=""
-    while awk -v a="$(since "$tf")" -v b="$WAIT_LIMIT" 'BEGIN { exit !(a < b) }'; do
-        st=$(cd "$M" && "$DOCKWARM" status --json 2>/dev/null | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-for a in s.get("ahead", []):
-    if a["ref"] == sys.argv[1] and a["commit"] == sys.argv[2]:
-        print(",".join(i["state"] for i in a["images"]) or "none")
-' "$upstream" "$pushed" 2>/dev/null || true)
-        case "$st" in *queued*|*building*|"") sleep 0.2 ;; *) ahead_s=$(since "$tf"); break ;; esac
-    done
-    [ -n "$ahead_s" ] || { dw_fail "the fetched commit was not prebuilt ahead ($st)"; return 1; }
+    local ahead6 st
+    ahead6=$(dw_wait_ahead "$M" "$upstream" "$pushed" "$tf") \
+        || { dw_fail "the fetched commit was not prebuilt ahead ($ahead6)"; return 1; }
+    ahead_s=${ahead6%% *}; st=${ahead6#* }
     t=$(now)
     git_q -C "$M" worktree add -q -b ws6 "$W6" "$upstream"
     dw_init "$W6" "dw-r$r-s6-init"
