@@ -23,7 +23,7 @@ SCENARIOS = [
     ("s2", "2. second workspace (`git worktree add`) until it can up"),
     ("s3a", "3a. add a package, commit on a branch: that workspace can up"),
     ("s3b", "3b. `git checkout` of that branch in 2 other workspaces: each can up (mean)"),
-    ("s5", "5. a new workspace on a new commit (sources unlike any image's) until it can up"),
+    ("s5", "5. a teammate's source change fetched, then a new workspace on it (sources unlike any image's) until it can up"),
     ("s6", "6. a teammate's lockfile change fetched, then a new workspace on it until it can up"),
     ("s4", "4. `docker builder prune -af`, then a new workspace"),
 ]
