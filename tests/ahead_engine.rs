@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{self, busybox, compose_build, engine, steps, wait_for, ComposeDown, Project};
+use crate::common::{
+    self, busybox, compose_build, engine, image_id, steps, wait_for, ComposeDown, Project,
+};
 
 /// A dependency stage that reads a lockfile, a wildcard under a directory, an executable
 /// script, a symlink to a file in another directory, and skips what `.dockerignore` excludes.
@@ -161,20 +163,7 @@ fn idle(s: &serde_json::Value) -> bool {
 fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
     engine();
     let p = project();
-    let origin = p.tmp.path().join("origin.git");
-    let o = origin.to_str().unwrap();
-    p.user_git(
-        p.tmp.path(),
-        &["clone", "-q", "--bare", p.root.to_str().unwrap(), o],
-    );
-    // The teammate's clone, and ours (named like the project, so the test's cleanup finds
-    // every image by name).
-    let theirs = p.tmp.path().join("teammate");
-    p.user_git(p.tmp.path(), &["clone", "-q", o, theirs.to_str().unwrap()]);
-    let ours_parent = p.tmp.path().join("mine");
-    std::fs::create_dir_all(&ours_parent).unwrap();
-    let ours = ours_parent.join(&p.name);
-    p.user_git(p.tmp.path(), &["clone", "-q", o, ours.to_str().unwrap()]);
+    let (theirs, ours) = origin_and_clones(&p);
     let out = p.dockwarm_in(&ours, &["init"]);
     assert!(out.status.success(), "init: {out:?}");
     wait_for("the first build", Duration::from_secs(180), || {
@@ -314,14 +303,22 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
     let _ = p.dockwarm_in(&ours, &["daemon", "stop"]);
 }
 
-fn image_id(reference: &str) -> Option<String> {
-    let out = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", reference])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+/// A bare "origin" cloned from the project, a teammate's clone of it, and ours (named like
+/// the project, so the test's cleanup finds every image by name): (theirs, ours).
+fn origin_and_clones(p: &Project) -> (std::path::PathBuf, std::path::PathBuf) {
+    let origin = p.tmp.path().join("origin.git");
+    let o = origin.to_str().unwrap();
+    p.user_git(
+        p.tmp.path(),
+        &["clone", "-q", "--bare", p.root.to_str().unwrap(), o],
+    );
+    let theirs = p.tmp.path().join("teammate");
+    p.user_git(p.tmp.path(), &["clone", "-q", o, theirs.to_str().unwrap()]);
+    let ours_parent = p.tmp.path().join("mine");
+    std::fs::create_dir_all(&ours_parent).unwrap();
+    let ours = ours_parent.join(&p.name);
+    p.user_git(p.tmp.path(), &["clone", "-q", o, ours.to_str().unwrap()]);
+    (theirs, ours)
 }
 
 #[test]
@@ -336,18 +333,7 @@ fn a_fetched_commit_of_main_is_built_whole_and_a_new_workspace_on_it_only_tags_i
     p.write("dockwarm.toml", "");
     p.write(".dockerignore", "reqs/ignored.txt\n.git\n");
     common::git(&p.root, &["commit", "-qam", "defaults"]);
-    let origin = p.tmp.path().join("origin.git");
-    let o = origin.to_str().unwrap();
-    p.user_git(
-        p.tmp.path(),
-        &["clone", "-q", "--bare", p.root.to_str().unwrap(), o],
-    );
-    let theirs = p.tmp.path().join("teammate");
-    p.user_git(p.tmp.path(), &["clone", "-q", o, theirs.to_str().unwrap()]);
-    let ours_parent = p.tmp.path().join("mine");
-    std::fs::create_dir_all(&ours_parent).unwrap();
-    let ours = ours_parent.join(&p.name);
-    p.user_git(p.tmp.path(), &["clone", "-q", o, ours.to_str().unwrap()]);
+    let (theirs, ours) = origin_and_clones(&p);
     let out = p.dockwarm_in(&ours, &["init"]);
     assert!(out.status.success(), "init: {out:?}");
     let main = "refs/remotes/origin/main";

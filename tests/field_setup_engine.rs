@@ -6,18 +6,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{self, engine, path_env, wait_for, Project};
+use crate::common::{self, engine, image_id, path_env, wait_for, Project};
 use crate::workspaces_engine::project;
-
-fn image_id(reference: &str) -> Option<String> {
-    let out = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", reference])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 fn registered(p: &Project) -> usize {
     std::fs::read_dir(p.state.join("workspaces"))

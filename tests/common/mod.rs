@@ -602,3 +602,14 @@ pub fn wait_until(
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The engine's ID of the image `reference` names, if it has one.
+pub fn image_id(reference: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
