@@ -17,13 +17,36 @@ pub enum V2Error {
 }
 
 /// Runs compose in `root` with exactly `env`, as the user's `docker compose build` would.
+///
+/// `docker compose` is the docker CLI starting its compose plugin: about 40 ms of the CLI's
+/// own start-up before compose's 20 ms (measured here), on the path of every new workspace's
+/// first plan. Compose run standalone gives the same answer (byte for byte, errors and exit
+/// codes included, on the 39 projects of the compose corpus), so the plugin is run directly
+/// when it is where the CLI looks for it; otherwise, and with `DOCKWARM_DOCKER` (a docker
+/// CLI named explicitly), through the CLI.
 pub fn config(root: &Path, env: &BTreeMap<String, String>) -> Result<String, V2Error> {
     let docker = env
         .get("DOCKWARM_DOCKER")
         .cloned()
         .unwrap_or_else(|| "docker".into());
-    let out = Command::new(&docker)
-        .args(["compose", "config", "--format", "json"])
+    let plugin = if env.contains_key("DOCKWARM_DOCKER") {
+        None
+    } else {
+        compose_plugin(env)
+    };
+    let mut command = match &plugin {
+        Some(plugin) => {
+            let mut c = Command::new(plugin);
+            c.args(["config", "--format", "json"]);
+            c
+        }
+        None => {
+            let mut c = Command::new(&docker);
+            c.args(["compose", "config", "--format", "json"]);
+            c
+        }
+    };
+    let out = command
         .current_dir(root)
         .env_clear()
         .envs(env)
@@ -43,6 +66,30 @@ pub fn config(root: &Path, env: &BTreeMap<String, String>) -> Result<String, V2E
         return Err(V2Error::Absent(stderr));
     }
     Err(V2Error::Rejected(stderr))
+}
+
+/// The compose CLI plugin the docker CLI would run: the first `docker-compose` in the user's
+/// `cli-plugins` (under `DOCKER_CONFIG`, else `~/.docker`), then the system plugin directories,
+/// in the CLI's order.
+fn compose_plugin(env: &BTreeMap<String, String>) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let user = env
+        .get("DOCKER_CONFIG")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| env.get("HOME").map(|h| Path::new(h).join(".docker")));
+    let dirs = user.map(|d| d.join("cli-plugins")).into_iter().chain(
+        [
+            "/usr/local/lib/docker/cli-plugins",
+            "/usr/local/libexec/docker/cli-plugins",
+            "/usr/lib/docker/cli-plugins",
+            "/usr/libexec/docker/cli-plugins",
+        ]
+        .map(std::path::PathBuf::from),
+    );
+    dirs.map(|d| d.join("docker-compose")).find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }
 
 fn path(state: &State, key: &str) -> Option<std::path::PathBuf> {
