@@ -142,21 +142,7 @@ fn main_root_of_linked(dotgit: &Path) -> Result<Option<PathBuf>, WorkspaceError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
-
-    fn git(dir: &Path, args: &[&str]) {
-        let ok = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        assert!(ok.status.success(), "{ok:?}");
-    }
+    use crate::test_support::git;
 
     #[test]
     fn a_linked_worktree_knows_its_main_checkout() {

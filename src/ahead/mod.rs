@@ -956,21 +956,7 @@ pub fn mark_digest(state: &State, image: &str, digest: &str, status: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
-
-    fn git(dir: &Path, args: &[&str]) {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-    }
+    use crate::test_support::git;
 
     /// The default branch from `origin/HEAD`, each checked-out branch's upstream (a linked
     /// worktree's own HEAD), `[ahead] refs` in short form; a branch without upstream adds none.

@@ -15,12 +15,12 @@ pub async fn find() -> Option<PathBuf> {
     version().await.map(|_| PathBuf::from("docker"))
 }
 
-/// `docker buildx version`'s version field, e.g. "0.13.1+ds1".
-pub async fn version() -> Option<String> {
+/// The output of `DOCKER buildx ARG`, when it answers within 10 s and succeeds.
+async fn buildx_output(docker: &Path, arg: &str) -> Option<String> {
     let out = tokio::time::timeout(
         Duration::from_secs(10),
-        Command::new("docker")
-            .args(["buildx", "version"])
+        Command::new(docker)
+            .args(["buildx", arg])
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .output(),
@@ -28,10 +28,14 @@ pub async fn version() -> Option<String> {
     .await
     .ok()?
     .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `docker buildx version`'s version field, e.g. "0.13.1+ds1".
+pub async fn version() -> Option<String> {
+    let text = buildx_output(Path::new("docker"), "version").await?;
     Some(
         text.split_whitespace()
             .nth(1)
@@ -43,21 +47,8 @@ pub async fn version() -> Option<String> {
 /// The selected builder's driver (`docker`, `docker-container`, `kubernetes`, `remote`), as
 /// `docker buildx inspect` says.
 pub async fn driver(docker: &Path) -> Option<String> {
-    let out = tokio::time::timeout(
-        Duration::from_secs(10),
-        Command::new(docker)
-            .args(["buildx", "inspect"])
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    String::from_utf8_lossy(&out.stdout)
+    buildx_output(docker, "inspect")
+        .await?
         .lines()
         .find_map(|l| l.strip_prefix("Driver:"))
         .map(|d| d.trim().to_string())
