@@ -139,6 +139,23 @@ fn a_commits_fingerprint_from_git_objects_equals_its_checkouts() {
 }
 
 /// The daemon's own view: jobs started, and the ref records of `status --json`.
+/// The user's own `docker compose build` in `wt` finds the three dependency steps CACHED.
+#[track_caller]
+fn assert_dependency_steps_cached(wt: &Path) {
+    let log = compose_build(wt);
+    let deps: Vec<(String, bool)> = steps(&log)
+        .into_iter()
+        .filter(|(name, _)| {
+            name.contains("COPY deps.lock") || name.contains("reqs/*.txt") || name.contains("RUN")
+        })
+        .collect();
+    assert_eq!(deps.len(), 3, "the dependency steps in:\n{log}");
+    assert!(
+        deps.iter().all(|(_, cached)| *cached),
+        "not all CACHED: {deps:?}\n{log}"
+    );
+}
+
 fn status(p: &Project, dir: &Path) -> serde_json::Value {
     let out = p.dockwarm_in(dir, &["status", "--json"]);
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
@@ -233,18 +250,7 @@ fn a_fetched_lockfile_change_is_prebuilt_before_any_checkout() {
             "origin/main",
         ],
     );
-    let log = compose_build(&wt);
-    let deps: Vec<(String, bool)> = steps(&log)
-        .into_iter()
-        .filter(|(name, _)| {
-            name.contains("COPY deps.lock") || name.contains("reqs/*.txt") || name.contains("RUN")
-        })
-        .collect();
-    assert_eq!(deps.len(), 3, "the dependency steps in:\n{log}");
-    assert!(
-        deps.iter().all(|(_, cached)| *cached),
-        "not all CACHED: {deps:?}\n{log}"
-    );
+    assert_dependency_steps_cached(&wt);
 
     // A fetch that changes no input builds nothing.
     let jobs_before = status(&p, &ours)["daemon"]["jobs_started"].as_u64();
@@ -482,16 +488,5 @@ fn a_commit_prebuilt_through_bollard_under_umask_002_is_cached_for_its_checkout(
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o664, "the checkout follows the umask");
-    let log = compose_build(&wt);
-    let deps: Vec<(String, bool)> = steps(&log)
-        .into_iter()
-        .filter(|(name, _)| {
-            name.contains("COPY deps.lock") || name.contains("reqs/*.txt") || name.contains("RUN")
-        })
-        .collect();
-    assert_eq!(deps.len(), 3, "the dependency steps in:\n{log}");
-    assert!(
-        deps.iter().all(|(_, cached)| *cached),
-        "not all CACHED: {deps:?}\n{log}"
-    );
+    assert_dependency_steps_cached(&wt);
 }

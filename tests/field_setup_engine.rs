@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{self, engine, image_id, path_env, wait_for, Project};
-use crate::workspaces_engine::project;
+use crate::workspaces_engine::{compose_project, daemon_idle_after, project};
 
 fn registered(p: &Project) -> usize {
     std::fs::read_dir(p.state.join("workspaces"))
@@ -18,18 +18,6 @@ fn registered(p: &Project) -> usize {
 fn daemon_status(p: &Project) -> serde_json::Value {
     let out = p.dockwarm(&["daemon", "status", "--json"]);
     serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
-
-/// The daemon has nothing running or queued and has finished at least `jobs` jobs.
-fn daemon_idle_after(p: &Project, jobs: usize) -> bool {
-    let d = &daemon_status(p)["daemon"];
-    d["running"].as_array().is_some_and(|a| a.is_empty())
-        && d["queued"].as_array().is_some_and(|a| a.is_empty())
-        && d["history"].as_array().map_or(0, |a| a.len()) >= jobs
-}
-
-fn compose_project(dir: &Path) -> String {
-    dockwarm::compose::normalize_project_name(&dir.file_name().unwrap().to_string_lossy())
 }
 
 /// Point 6: the hooks are shared by all worktrees; an archived one's next git command must

@@ -8,28 +8,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, engine, path_env, wait_for, Project};
+use crate::common::{engine, wait_for, Project};
 use crate::workspaces_engine::{project, DOCKERFILE};
 
 /// `git ARGS` as a user runs it, hooks and all, with extra environment variables.
+#[track_caller]
 fn git(p: &Project, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(&p.root)
-        .envs(common::git_env())
-        .env("DOCKWARM_STATE_DIR", &p.state)
-        .env("PATH", path_env())
-        .env("NO_COLOR", "1")
-        .env("DOCKWARM_DAEMON_IDLE_EXIT", "20")
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    let idle_exit = [("DOCKWARM_DAEMON_IDLE_EXIT", "20")];
+    p.user_git_with(&p.root, args, idle_exit.iter().chain(envs).copied())
 }
 
 fn stop_daemon(p: &Project) {

@@ -63,7 +63,7 @@ fn built_records(state: &Path) -> Vec<serde_json::Value> {
 }
 
 /// The daemon has nothing running or queued and has finished `jobs` jobs.
-fn daemon_idle_after(p: &Project, jobs: usize) -> bool {
+pub(crate) fn daemon_idle_after(p: &Project, jobs: usize) -> bool {
     let out = p.dockwarm(&["daemon", "status", "--json"]);
     let Ok(s) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
         return false;
@@ -74,7 +74,8 @@ fn daemon_idle_after(p: &Project, jobs: usize) -> bool {
         && d["history"].as_array().map_or(0, |a| a.len()) >= jobs
 }
 
-fn compose_project(dir: &Path) -> String {
+/// The compose project name of the checkout `dir`: its directory's name, normalized.
+pub(crate) fn compose_project(dir: &Path) -> String {
     dockwarm::compose::normalize_project_name(&dir.file_name().unwrap().to_string_lossy())
 }
 

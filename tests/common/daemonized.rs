@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{busybox, git_env, path_env, project, Project};
+use super::{busybox, project, Project};
 
 /// A committed project (the given Dockerfile and compose file, `src/main.sh`, and a
 /// `deps.lock` unique to it, so a CACHED step can only come from this test) and the
@@ -90,22 +90,8 @@ impl Daemonized {
     /// directory and environment.
     #[track_caller]
     pub fn git(&self, dir: &Path, args: &[&str]) -> Output {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .envs(git_env())
-            .env("DOCKWARM_STATE_DIR", &self.p.state)
-            .env("PATH", path_env())
-            .env("NO_COLOR", "1")
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        self.p
+            .user_git_with(dir, args, self.envs.iter().map(|(k, v)| (k, v)))
     }
 
     /// `daemon status --json`, bounded: a daemon that does not answer fails the test.

@@ -261,6 +261,21 @@ impl Project {
     /// unless git succeeds.
     #[track_caller]
     pub fn user_git(&self, dir: &Path, args: &[&str]) -> Output {
+        self.user_git_with(dir, args, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// [`Project::user_git`] with more environment variables for git and the hooks it fires.
+    #[track_caller]
+    pub fn user_git_with<K, V>(
+        &self,
+        dir: &Path,
+        args: &[&str],
+        envs: impl IntoIterator<Item = (K, V)>,
+    ) -> Output
+    where
+        K: AsRef<std::ffi::OsStr>,
+        V: AsRef<std::ffi::OsStr>,
+    {
         let out = Command::new("git")
             .args(args)
             .current_dir(dir)
@@ -269,6 +284,7 @@ impl Project {
             .env("PATH", path_env())
             .env("NO_COLOR", "1")
             .env_remove("CONDUCTOR_DEFAULT_BRANCH")
+            .envs(envs)
             .output()
             .unwrap();
         assert!(
